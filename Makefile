@@ -1,0 +1,41 @@
+# advsr: `make demo` and `make test` set everything up in .venv by themselves.
+#
+# TORCH picks the torch build (default: the CPU wheel torch==2.13.0). GPU users, e.g.:
+#   make test TORCH="torch==2.13.0" TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+TORCH_INDEX_URL ?=
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.advsr-installed
+TORCH_ARGS := $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL),)
+
+.PHONY: venv demo test lint typecheck bench clean
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first, so that no dependency can pull another (CUDA) build
+	$(BIN)/python -m pip install --quiet "$(TORCH)" $(TORCH_ARGS)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/advsr demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/resize_metrics.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache advsr-results.sqlite*

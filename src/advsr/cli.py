@@ -1,0 +1,305 @@
+"""The ``advsr`` command line (Typer + rich). Thin: parse, call the library, print.
+
+Every command prints a human table by default and one JSON document on stdout with
+``--json``. A user error prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from advsr.errors import AdvsrError, InputError
+
+app = typer.Typer(
+    name="advsr",
+    help="Adversarial robustness of image super-resolution and of the classifiers it defends.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False, soft_wrap=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option("--store", help="Result store (SQLite); default $ADVSR_STORE or ./advsr-results.sqlite."),
+]
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_clean(x) for x in v]
+    return v
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(_clean(doc), indent=2, allow_nan=False) + "\n")
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _open_store(path: Path | None) -> Any:
+    from advsr.experiments.store import ResultStore, default_store_path
+
+    return ResultStore(path or default_store_path())
+
+
+@app.command()
+def datasets(json_: JsonOpt = False) -> None:
+    """List the named datasets (any folder or image path works too)."""
+    from advsr.data import DATASETS
+
+    rows = [
+        {"name": n, "images": DATASETS.get(n).size, "description": DATASETS.get(n).description}
+        for n in DATASETS.names()
+    ]
+    doc = {
+        "datasets": rows,
+        "paths": "any folder: HR images, SelfExSR *_HR/*_LR pairs, or BasicSR HR/ + LR_bicubic/X{s}/",
+    }
+    if json_:
+        _print_json(doc)
+        return
+    t = RichTable(title="named datasets")
+    for c in ("name", "images", "description"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(r["name"], str(r["images"]), r["description"])
+    out.print(t)
+    out.print(f"Paths: {doc['paths']}")
+
+
+@app.command()
+def models(json_: JsonOpt = False) -> None:
+    """List the SR models of the zoo with their scales and parameter counts."""
+    from advsr.models.sr import list_sr_models
+
+    rows = list_sr_models()
+    if json_:
+        _print_json({"sr_models": rows})
+        return
+    t = RichTable(title="SR models")
+    for c in ("name", "scales", "params", "description"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(str(r["name"]), ",".join(map(str, r["scales"])), f"{r['params']:,}", str(r["description"]))
+    out.print(t)
+
+
+def _eval_doc(res: Any, cfg: Any) -> dict[str, Any]:
+    keep = ("image", "psnr", "ssim", "height", "width", "seconds")
+    return {
+        "experiment": "eval-sr",
+        "cell_id": res.cell_id,
+        "config": cfg.model_dump(),
+        "metric": {
+            "channel": "y" if cfg.y_channel else "rgb",
+            "crop_border": cfg.scale if cfg.crop_border is None else cfg.crop_border,
+            "quantized_8bit": cfg.quantize,
+        },
+        "rows": [{k: r[k] for k in keep} for r in res.rows],
+        "mean": res.mean,
+        "computed": res.computed,
+        "from_store": res.skipped,
+    }
+
+
+def _eval_table(doc: dict[str, Any], title: str) -> RichTable:
+    t = RichTable(title=title)
+    for c in ("image", "size", "PSNR (dB)", "SSIM"):
+        t.add_column(c, justify="left" if c == "image" else "right")
+    for r in doc["rows"]:
+        t.add_row(r["image"], f"{r['height']}x{r['width']}", _fmt(r["psnr"], 2), _fmt(r["ssim"], 4))
+    m = doc["mean"]
+    t.add_section()
+    t.add_row("mean", "", _fmt(m.get("psnr"), 2), _fmt(m.get("ssim"), 4))
+    return t
+
+
+@app.command("eval-sr")
+def eval_sr_cmd(
+    model: Annotated[str, typer.Option(help="SR model name (see `advsr models`).")] = "bicubic",
+    data: Annotated[str, typer.Option(help="Dataset name or path (see `advsr datasets`).")] = "samples",
+    scale: Annotated[int, typer.Option(help="SR factor.")] = 2,
+    weights: Annotated[Path | None, typer.Option(help="Weight file for models with parameters.")] = None,
+    hr_crop: Annotated[int | None, typer.Option(help="Centre-crop HR images to N pixels a side.")] = None,
+    rgb: Annotated[bool, typer.Option("--rgb", help="Measure on RGB instead of the Y channel.")] = False,
+    float_output: Annotated[
+        bool, typer.Option("--float", help="Measure the float SR output (default: rounded to 8 bits).")
+    ] = False,
+    crop_border: Annotated[int | None, typer.Option(help="Border crop in pixels (default: scale).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Fidelity (PSNR/SSIM) of an SR model on a dataset; resumes from the result store."""
+    from advsr.experiments.eval_sr import EvalSRConfig, eval_sr
+    from advsr.experiments.spec import validate
+
+    if scale < 1:
+        raise InputError(f"--scale must be a positive integer, got {scale}")
+    cfg = validate(
+        EvalSRConfig,
+        {
+            "model": model,
+            "weights": str(weights) if weights else None,
+            "data": data,
+            "scale": scale,
+            "hr_crop": hr_crop,
+            "quantize": not float_output,
+            "y_channel": not rgb,
+            "crop_border": crop_border,
+            "device": device,
+        },
+    )
+    with _open_store(store) as st:
+        res = eval_sr(cfg, st)
+    doc = _eval_doc(res, cfg)
+    if json_:
+        _print_json(doc)
+        return
+    chan = "Y" if cfg.y_channel else "RGB"
+    out.print(_eval_table(doc, f"{model} x{scale} on {data} ({chan}, border {doc['metric']['crop_border']})"))
+    if res.skipped:
+        out.print(f"{res.skipped} image(s) read back from the store, {res.computed} computed.")
+
+
+@app.command()
+def results(
+    experiment: Annotated[str | None, typer.Option(help="Keep one experiment (e.g. eval-sr).")] = None,
+    rows: Annotated[str | None, typer.Option(help="Parameter on the rows (e.g. model, image).")] = None,
+    cols: Annotated[str | None, typer.Option(help="Parameter on the columns (e.g. scale).")] = None,
+    value: Annotated[str, typer.Option(help="Metric to average (e.g. psnr, ssim).")] = "psnr",
+    where: Annotated[
+        list[str] | None, typer.Option(help="Filter KEY=VALUE (repeatable; VALUE parsed as JSON).")
+    ] = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Query the result store: the list of cells, or a pivot table of means over images."""
+    from advsr.experiments.store import default_store_path
+
+    path = store or default_store_path()
+    if not Path(path).exists():
+        raise InputError(f"no result store at {path} (run a command first or pass --store)")
+    filt: dict[str, Any] = {}
+    for w in where or []:
+        if "=" not in w:
+            raise InputError(f"--where expects KEY=VALUE, got {w!r}")
+        k, v = w.split("=", 1)
+        try:
+            filt[k] = json.loads(v)
+        except json.JSONDecodeError:
+            filt[k] = v
+    with _open_store(path) as st:
+        if rows is None:
+            _results_cells(st, experiment, filt, json_)
+            return
+        table = st.table(rows=rows, cols=cols, value=value, experiment=experiment, where=filt)
+    if json_:
+        _print_json({"table": table.to_dict()})
+        return
+    t = RichTable(title=f"mean {value} by {rows}" + (f" x {cols}" if cols else ""))
+    t.add_column(rows)
+    for ck in table.col_keys:
+        t.add_column(str(ck), justify="right")
+    for rk, vals, cnts in zip(table.row_keys, table.values, table.counts, strict=True):
+        t.add_row(str(rk), *(f"{_fmt(v)} (n={n})" if v is not None else "-" for v, n in zip(vals, cnts, strict=True)))
+    out.print(t)
+
+
+def _results_cells(st: Any, experiment: str | None, filt: dict[str, Any], json_: bool) -> None:
+    cells = []
+    for c in st.cells(experiment):
+        rows = st.rows(cell_id=c["cell_id"], where=filt or None)
+        if filt and not rows:
+            continue
+        means = {}
+        for m in ("psnr", "ssim"):
+            vals = [r[m] for r in rows if isinstance(r.get(m), int | float)]
+            if vals:
+                means[m] = sum(vals) / len(vals)
+        cells.append({**c, "mean": means})
+    if json_:
+        _print_json({"cells": cells})
+        return
+    t = RichTable(title="result store cells")
+    for col in ("cell", "experiment", "model", "dataset", "scale", "images", "done", "PSNR", "SSIM"):
+        t.add_column(col)
+    for c in cells:
+        cfg = c["config"]
+        ds = cfg.get("dataset", {})
+        t.add_row(
+            c["cell_id"][:10],
+            c["experiment"],
+            str(cfg.get("model", "-")),
+            str(ds.get("name", "-") if isinstance(ds, dict) else ds),
+            str(cfg.get("scale", "-")),
+            f"{c['n_rows']}/{c['n_expected']}",
+            "yes" if c["finished"] else "no",
+            _fmt(c["mean"].get("psnr"), 2),
+            _fmt(c["mean"].get("ssim"), 4),
+        )
+    out.print(t)
+
+
+@app.command()
+def demo(
+    quick: Annotated[bool, typer.Option("--quick", help="Small crops: seconds, for smoke tests.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """The main job on the embedded data: bicubic x2 and x4 on `samples` (PSNR/SSIM, Y)."""
+    from advsr.experiments.eval_sr import EvalSRConfig, eval_sr
+
+    docs = []
+    with _open_store(store) as st:
+        for scale in (2, 4):
+            cfg = EvalSRConfig(
+                model="bicubic", data="samples", scale=scale, hr_crop=96 if quick else None, device=device
+            )
+            docs.append(_eval_doc(eval_sr(cfg, st), cfg))
+    if json_:
+        _print_json({"demo": "bicubic on samples", "quick": quick, "runs": docs})
+        return
+    for d in docs:
+        cfg = d["config"]
+        out.print(_eval_table(d, f"bicubic x{cfg['scale']} on samples (Y, border {cfg['scale']})"))
+    out.print("Stored in the result store; `advsr results --rows model --cols scale` summarises it.")
+
+
+def main() -> None:
+    """Entry point: run the app; user errors become one line on stderr and exit status 2."""
+    try:
+        app(prog_name="advsr")
+    except AdvsrError as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        sys.stderr.write(f"advsr: error: {msg}\n")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.stderr.write("advsr: interrupted (rows already computed are in the store)\n")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,94 @@
+"""The SR dataset contract: a sequence of named (LR, HR) pairs, loaded lazily."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image as PILImage
+
+from advsr.errors import ImageReadError
+
+__all__ = ["SRDataset", "SRPair", "image_size"]
+
+
+@dataclass(frozen=True)
+class SRPair:
+    """One SR test item.
+
+    Attributes:
+        name: the image's name (file stem), unique within the dataset.
+        lr: low-resolution image, ``(1, 3, h, w)``.
+        hr: high-resolution image, mod-cropped to the scale, ``(1, 3, s*h, s*w)``.
+    """
+
+    name: str
+    lr: torch.Tensor
+    hr: torch.Tensor
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """``(height, width)`` from an image header, without decoding the pixels."""
+    if not path.is_file():
+        raise ImageReadError(f"no such image file: {path}")
+    try:
+        with PILImage.open(path) as img:
+            w, h = img.size
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"not a readable image {path}: {exc}") from None
+    return h, w
+
+
+class SRDataset:
+    """Base class of SR datasets: named pairs, validated eagerly, decoded lazily.
+
+    Subclasses fill ``self._names`` and implement :meth:`_load`. Construction checks
+    everything that can be checked from file headers (existence, sizes against the scale),
+    so a wrong folder or scale fails before any work starts.
+
+    Attributes:
+        name: how the dataset is called (registered name or path).
+        scale: the SR factor.
+        kind: ``"samples"``, ``"hr-folder"``, ``"paired-selfexsr"`` or ``"paired-basicsr"``.
+    """
+
+    kind = "base"
+
+    def __init__(self, name: str, scale: int) -> None:
+        self.name = name
+        self.scale = scale
+        self._names: list[str] = []
+
+    def names(self) -> list[str]:
+        """Image names in dataset order."""
+        return list(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __getitem__(self, index: int) -> SRPair:
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self._load(index % len(self))
+
+    def _load(self, index: int) -> SRPair:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _fingerprint_parts(self) -> list[object]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def identity(self) -> dict[str, object]:
+        """What identifies this dataset's content for the result store.
+
+        The fingerprint hashes the image names and file sizes (and the options that change
+        the pixels), so a store cell is invalidated when the files change.
+        """
+        blob = json.dumps([self.kind, self.scale, *self._fingerprint_parts()], sort_keys=True)
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "fingerprint": hashlib.sha256(blob.encode()).hexdigest()[:16],
+        }

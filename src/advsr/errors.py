@@ -1,0 +1,55 @@
+"""Exception hierarchy of advsr.
+
+Every error a user can cause (a bad path, a corrupt image, an unknown name, a value out of
+range) is an :class:`AdvsrError` subclass whose message is one self-contained line. The CLI
+prints that line to stderr and exits with status 2; library users catch the class they need.
+Programming errors inside advsr are not wrapped: they keep their traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AdvsrError",
+    "DatasetError",
+    "ImageReadError",
+    "InputError",
+    "ModelLoadError",
+    "ShapeError",
+    "StoreError",
+    "UnknownNameError",
+]
+
+
+class AdvsrError(Exception):
+    """Base class of all user-facing advsr errors (one-line message, CLI exit status 2)."""
+
+
+class InputError(AdvsrError, ValueError):
+    """An argument has a wrong value (negative epsilon, scale 0, unknown option...)."""
+
+
+class ShapeError(InputError):
+    """A tensor does not follow the image contract (dtype, rank, channels, range, size)."""
+
+
+class UnknownNameError(InputError, KeyError):
+    """A name (model, dataset, attack, defense...) is not in its registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ImageReadError(InputError):
+    """An image file is missing, not an image, truncated or in an unsupported mode."""
+
+
+class DatasetError(InputError):
+    """A dataset folder is missing, empty or inconsistent (e.g. LR/HR sizes vs scale)."""
+
+
+class ModelLoadError(AdvsrError):
+    """A weight file cannot be loaded safely or does not match the architecture."""
+
+
+class StoreError(AdvsrError):
+    """The result store cannot be opened or holds inconsistent data."""

@@ -1,0 +1,288 @@
+"""Reading and writing images: the only place where tensors meet numpy arrays and PIL.
+
+Every image read here follows the image contract of DESIGN.md: ``float32`` tensor of shape
+``(1, 3, H, W)``, RGB, values in ``[0, 1]``. Grayscale is repeated to 3 channels, alpha is
+dropped, 16-bit data is divided by 65535 (not 255). Writing is lossless PNG (8 or 16 bit).
+
+Example:
+    >>> import torch, tempfile, pathlib
+    >>> x = torch.rand(1, 3, 8, 8)
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.png"
+    >>> write_image(p, x)
+    >>> y = read_image(p)
+    >>> bool((y - x).abs().max() <= 0.5 / 255 + 1e-6)
+    True
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+
+from advsr.checks import check_image
+from advsr.errors import ImageReadError, InputError, ShapeError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "array_to_image",
+    "image_to_array",
+    "list_images",
+    "read_image",
+    "stack_images",
+    "write_image",
+]
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+
+StackPolicy = Literal["error", "center-crop", "pad"]
+
+
+def array_to_image(arr: np.ndarray) -> torch.Tensor:
+    """Convert an ``(H, W)``, ``(H, W, 1|2|3|4)`` integer or float array to the image contract.
+
+    Integer arrays are scaled by the maximum of their dtype (255 for uint8, 65535 for
+    uint16); float arrays are taken as already in ``[0, 1]`` and clipped. Grayscale is
+    repeated to RGB, a 2nd (gray+alpha) or 4th (RGBA) channel is dropped.
+
+    Shape:
+        ``(H, W[, C])`` -> ``(1, 3, H, W)``.
+    """
+    a = np.asarray(arr)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+        raise ShapeError(f"cannot interpret an array of shape {a.shape} as an image")
+    if a.shape[2] in (2, 4):  # drop alpha
+        a = a[:, :, : a.shape[2] - 1]
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    if a.dtype == np.bool_:
+        f = a.astype(np.float32)
+    elif np.issubdtype(a.dtype, np.integer):
+        info = np.iinfo(a.dtype)
+        if info.min < 0:
+            raise ShapeError(f"signed integer images ({a.dtype}) are not supported")
+        f = a.astype(np.float64) / float(info.max)
+    elif np.issubdtype(a.dtype, np.floating):
+        f = np.clip(a.astype(np.float64), 0.0, 1.0)
+    else:
+        raise ShapeError(f"unsupported image dtype {a.dtype}")
+    t = torch.from_numpy(np.ascontiguousarray(f.transpose(2, 0, 1), dtype=np.float32))
+    return t.unsqueeze(0)
+
+
+def image_to_array(x: torch.Tensor, bits: int = 8) -> np.ndarray:
+    """Quantise one image to an ``(H, W, 3)`` uint8 (``bits=8``) or uint16 array.
+
+    Shape:
+        ``(1, 3, H, W)`` or ``(3, H, W)`` -> ``(H, W, 3)``.
+    """
+    if x.ndim == 3:
+        x = x.unsqueeze(0)
+    check_image(x, "image")
+    if x.shape[0] != 1:
+        raise ShapeError(f"expected a single image (batch of 1), got a batch of {x.shape[0]}")
+    if bits not in (8, 16):
+        raise InputError(f"bits must be 8 or 16, got {bits}")
+    peak = 255.0 if bits == 8 else 65535.0
+    dtype = np.uint8 if bits == 8 else np.uint16
+    q = (x[0].detach().to("cpu", torch.float64).clamp(0, 1) * peak).round()
+    return q.permute(1, 2, 0).numpy().astype(dtype)
+
+
+def _pil_to_array(img: PILImage.Image) -> np.ndarray:
+    """Decode a PIL image to a numpy array with its true bit depth."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(img, dtype=np.uint16)
+    if mode == "I":
+        arr = np.asarray(img)
+        # PNG 16-bit grayscale is decoded as mode "I" by some Pillow versions.
+        if arr.min() >= 0 and arr.max() <= 65535:
+            return arr.astype(np.uint16)
+        raise ImageReadError("32-bit integer images are not supported")
+    if mode == "F":
+        return np.asarray(img, dtype=np.float32)
+    if mode in ("RGB", "RGBA", "L", "LA"):
+        return np.asarray(img)
+    if mode == "1":
+        return np.asarray(img.convert("L"))
+    # palette, CMYK, YCbCr, ...: let PIL convert (keeping transparency out of the picture)
+    return np.asarray(img.convert("RGBA" if "A" in mode or "transparency" in img.info else "RGB"))
+
+
+def _read_tiff16(path: Path) -> np.ndarray | None:
+    """Multi-channel 16-bit TIFF through tifffile (Pillow cannot hold 16-bit RGB)."""
+    try:
+        import tifffile
+    except ImportError:  # pragma: no cover - tifffile comes with scikit-image
+        return None
+    try:
+        arr = tifffile.imread(str(path))
+    except Exception as exc:  # tifffile raises many kinds of errors on corrupt data
+        raise ImageReadError(f"cannot decode TIFF {path}: {exc}") from None
+    return np.asarray(arr)
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    """Multi-channel 16-bit PNG through pypng (Pillow would reduce it to 8 bits)."""
+    import png
+
+    try:
+        width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+        arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows])
+    except Exception as exc:  # pypng raises its own error classes on corrupt data
+        raise ImageReadError(f"corrupt or truncated PNG {path}: {exc}") from None
+    return arr.reshape(height, width, info["planes"])
+
+
+def read_image(path: str | os.PathLike[str]) -> torch.Tensor:
+    """Read a PNG/JPEG/BMP/TIFF file into the image contract.
+
+    Args:
+        path: the image file.
+
+    Returns:
+        float32 tensor in ``[0, 1]``.
+
+    Raises:
+        ImageReadError: missing file, a directory, not an image, truncated or corrupt data.
+
+    Shape:
+        ``(1, 3, H, W)``.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ImageReadError(f"no such image file: {p}")
+    if p.is_dir():
+        raise ImageReadError(f"expected an image file, got a directory: {p}")
+    try:
+        with PILImage.open(p) as img:
+            fmt = img.format
+            bits16_rgb = _is_16bit_colour(img)
+            img.load()
+            arr = _pil_to_array(img)
+    except UnidentifiedImageError:
+        raise ImageReadError(f"not a readable image (PNG/JPEG/BMP/TIFF): {p}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"corrupt or truncated image {p}: {exc}") from None
+    if bits16_rgb:
+        hi = _read_tiff16(p) if fmt == "TIFF" else _read_png16(p)
+        if hi is not None:
+            arr = hi
+    if arr.ndim == 3 and arr.shape[2] > 4:
+        raise ImageReadError(f"{p} has {arr.shape[2]} channels; expected 1-4")
+    return array_to_image(arr)
+
+
+def _is_16bit_colour(img: PILImage.Image) -> bool:
+    """True for 16-bit multi-channel files, which Pillow silently reduces to 8 bits."""
+    if img.format == "PNG":
+        # PNG IHDR: Pillow keeps the raw bit depth in the tile's raw mode ("RGB;16B", ...)
+        return any(";16" in str(t[3] if len(t) > 3 else "") for t in img.tile) and img.mode in (
+            "RGB",
+            "RGBA",
+            "LA",
+        )
+    if img.format == "TIFF":
+        bps = img.tag_v2.get(258) if hasattr(img, "tag_v2") else None
+        if isinstance(bps, tuple):
+            return any(b == 16 for b in bps) and len(bps) > 1
+        return False
+    return False
+
+
+def write_image(
+    path: str | os.PathLike[str], x: torch.Tensor, *, bits: int = 8, overwrite: bool = True
+) -> None:
+    """Write one image as lossless PNG (8 or 16 bit per channel).
+
+    Args:
+        path: target file; its suffix must be ``.png``; parent folders are created.
+        x: one image.
+        bits: 8 or 16.
+        overwrite: refuse to replace an existing file when False.
+
+    Shape:
+        ``(1, 3, H, W)`` or ``(3, H, W)``.
+    """
+    p = Path(path)
+    if p.suffix.lower() != ".png":
+        raise InputError(f"images are written as lossless PNG; use a .png name, not {p.name!r}")
+    if p.exists() and not overwrite:
+        raise InputError(f"refusing to overwrite existing file {p}")
+    arr = image_to_array(x, bits=bits)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if bits == 8:
+        PILImage.fromarray(arr, mode="RGB").save(p, format="PNG", optimize=False)
+    else:
+        import png
+
+        h, w, _ = arr.shape
+        with p.open("wb") as fh:
+            png.Writer(w, h, greyscale=False, bitdepth=16).write(fh, arr.reshape(h, w * 3))
+
+
+def list_images(folder: str | os.PathLike[str]) -> list[Path]:
+    """Image files (by extension) directly inside ``folder``, sorted by name."""
+    d = Path(folder)
+    if not d.exists():
+        raise ImageReadError(f"no such folder: {d}")
+    if not d.is_dir():
+        raise ImageReadError(f"expected a folder, got a file: {d}")
+    return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def stack_images(images: Sequence[torch.Tensor], policy: StackPolicy = "error") -> torch.Tensor:
+    """Stack single images (or batches) of possibly different sizes into one batch.
+
+    Args:
+        images: tensors ``(n_i, 3, H_i, W_i)``.
+        policy: what to do when sizes differ: ``"error"`` raises, ``"center-crop"`` crops
+            every image to the smallest height and width, ``"pad"`` zero-pads each image at
+            the bottom and right to the largest height and width.
+
+    Returns:
+        the batch.
+
+    Shape:
+        list of ``(n_i, 3, H_i, W_i)`` -> ``(sum n_i, 3, H, W)``.
+    """
+    if len(images) == 0:
+        raise InputError("cannot stack an empty list of images")
+    for i, im in enumerate(images):
+        check_image(im, f"images[{i}]")
+    sizes = {tuple(im.shape[-2:]) for im in images}
+    if len(sizes) == 1:
+        return torch.cat(list(images), dim=0)
+    if policy == "error":
+        listed = ", ".join(f"{h}x{w}" for h, w in sorted(sizes))
+        raise ShapeError(
+            f"images have different sizes ({listed}); pass policy='center-crop' or 'pad', "
+            "or keep them as a list"
+        )
+    if policy == "center-crop":
+        h = min(s[0] for s in sizes)
+        w = min(s[1] for s in sizes)
+        out = []
+        for im in images:
+            top = (im.shape[-2] - h) // 2
+            left = (im.shape[-1] - w) // 2
+            out.append(im[..., top : top + h, left : left + w])
+        return torch.cat(out, dim=0)
+    if policy == "pad":
+        h = max(s[0] for s in sizes)
+        w = max(s[1] for s in sizes)
+        out = [
+            torch.nn.functional.pad(im, (0, w - im.shape[-1], 0, h - im.shape[-2]))
+            for im in images
+        ]
+        return torch.cat(out, dim=0)
+    raise InputError(f"unknown stack policy {policy!r}; use 'error', 'center-crop' or 'pad'")

@@ -1,0 +1,1 @@
+"""Models: SR architectures and their zoo (``advsr.models.sr``)."""
