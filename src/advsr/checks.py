@@ -8,7 +8,7 @@ import torch
 
 from advsr.errors import InputError, ShapeError
 
-__all__ = ["check_image", "check_positive_int", "check_scale", "check_non_negative"]
+__all__ = ["check_image", "check_non_negative", "check_positive_int", "check_scale"]
 
 
 def check_image(x: object, name: str = "image", *, check_range: bool = False) -> torch.Tensor:

@@ -31,7 +31,9 @@ out = Console(highlight=False, soft_wrap=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 StoreOpt = Annotated[
     Path | None,
-    typer.Option("--store", help="Result store (SQLite); default $ADVSR_STORE or ./advsr-results.sqlite."),
+    typer.Option(
+        "--store", help="Result store (SQLite); default $ADVSR_STORE or ./advsr-results.sqlite."
+    ),
 ]
 
 
@@ -74,7 +76,8 @@ def datasets(json_: JsonOpt = False) -> None:
     ]
     doc = {
         "datasets": rows,
-        "paths": "any folder: HR images, SelfExSR *_HR/*_LR pairs, or BasicSR HR/ + LR_bicubic/X{s}/",
+        "paths": "any folder: HR images, SelfExSR *_HR/*_LR pairs, "
+        "or BasicSR HR/ + LR_bicubic/X{s}/",
     }
     if json_:
         _print_json(doc)
@@ -83,7 +86,7 @@ def datasets(json_: JsonOpt = False) -> None:
     for c in ("name", "images", "description"):
         t.add_column(c)
     for r in rows:
-        t.add_row(r["name"], str(r["images"]), r["description"])
+        t.add_row(str(r["name"]), str(r["images"]), str(r["description"]))
     out.print(t)
     out.print(f"Paths: {doc['paths']}")
 
@@ -101,7 +104,12 @@ def models(json_: JsonOpt = False) -> None:
     for c in ("name", "scales", "params", "description"):
         t.add_column(c)
     for r in rows:
-        t.add_row(str(r["name"]), ",".join(map(str, r["scales"])), f"{r['params']:,}", str(r["description"]))
+        t.add_row(
+            r["name"],
+            ",".join(map(str, r["scales"])),
+            f"{r['params']:,}",
+            str(r["description"]),
+        )
     out.print(t)
 
 
@@ -138,15 +146,26 @@ def _eval_table(doc: dict[str, Any], title: str) -> RichTable:
 @app.command("eval-sr")
 def eval_sr_cmd(
     model: Annotated[str, typer.Option(help="SR model name (see `advsr models`).")] = "bicubic",
-    data: Annotated[str, typer.Option(help="Dataset name or path (see `advsr datasets`).")] = "samples",
+    data: Annotated[
+        str, typer.Option(help="Dataset name or path (see `advsr datasets`).")
+    ] = "samples",
     scale: Annotated[int, typer.Option(help="SR factor.")] = 2,
-    weights: Annotated[Path | None, typer.Option(help="Weight file for models with parameters.")] = None,
-    hr_crop: Annotated[int | None, typer.Option(help="Centre-crop HR images to N pixels a side.")] = None,
-    rgb: Annotated[bool, typer.Option("--rgb", help="Measure on RGB instead of the Y channel.")] = False,
-    float_output: Annotated[
-        bool, typer.Option("--float", help="Measure the float SR output (default: rounded to 8 bits).")
+    weights: Annotated[
+        Path | None, typer.Option(help="Weight file for models with parameters.")
+    ] = None,
+    hr_crop: Annotated[
+        int | None, typer.Option(help="Centre-crop HR images to N pixels a side.")
+    ] = None,
+    rgb: Annotated[
+        bool, typer.Option("--rgb", help="Measure on RGB instead of the Y channel.")
     ] = False,
-    crop_border: Annotated[int | None, typer.Option(help="Border crop in pixels (default: scale).")] = None,
+    float_output: Annotated[
+        bool,
+        typer.Option("--float", help="Measure the float SR output (default: rounded to 8 bits)."),
+    ] = False,
+    crop_border: Annotated[
+        int | None, typer.Option(help="Border crop in pixels (default: scale).")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     store: StoreOpt = None,
     json_: JsonOpt = False,
@@ -178,15 +197,23 @@ def eval_sr_cmd(
         _print_json(doc)
         return
     chan = "Y" if cfg.y_channel else "RGB"
-    out.print(_eval_table(doc, f"{model} x{scale} on {data} ({chan}, border {doc['metric']['crop_border']})"))
+    out.print(
+        _eval_table(
+            doc, f"{model} x{scale} on {data} ({chan}, border {doc['metric']['crop_border']})"
+        )
+    )
     if res.skipped:
         out.print(f"{res.skipped} image(s) read back from the store, {res.computed} computed.")
 
 
 @app.command()
 def results(
-    experiment: Annotated[str | None, typer.Option(help="Keep one experiment (e.g. eval-sr).")] = None,
-    rows: Annotated[str | None, typer.Option(help="Parameter on the rows (e.g. model, image).")] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="Keep one experiment (e.g. eval-sr).")
+    ] = None,
+    rows: Annotated[
+        str | None, typer.Option(help="Parameter on the rows (e.g. model, image).")
+    ] = None,
     cols: Annotated[str | None, typer.Option(help="Parameter on the columns (e.g. scale).")] = None,
     value: Annotated[str, typer.Option(help="Metric to average (e.g. psnr, ssim).")] = "psnr",
     where: Annotated[
@@ -223,7 +250,13 @@ def results(
     for ck in table.col_keys:
         t.add_column(str(ck), justify="right")
     for rk, vals, cnts in zip(table.row_keys, table.values, table.counts, strict=True):
-        t.add_row(str(rk), *(f"{_fmt(v)} (n={n})" if v is not None else "-" for v, n in zip(vals, cnts, strict=True)))
+        t.add_row(
+            str(rk),
+            *(
+                f"{_fmt(v)} (n={n})" if v is not None else "-"
+                for v, n in zip(vals, cnts, strict=True)
+            ),
+        )
     out.print(t)
 
 
@@ -243,8 +276,18 @@ def _results_cells(st: Any, experiment: str | None, filt: dict[str, Any], json_:
         _print_json({"cells": cells})
         return
     t = RichTable(title="result store cells")
-    for col in ("cell", "experiment", "model", "dataset", "scale", "images", "done", "PSNR", "SSIM"):
-        t.add_column(col)
+    for col in (
+        "cell",
+        "experiment",
+        "model",
+        "dataset",
+        "scale",
+        "images",
+        "done",
+        "PSNR",
+        "SSIM",
+    ):
+        t.add_column(col, overflow="fold")
     for c in cells:
         cfg = c["config"]
         ds = cfg.get("dataset", {})
@@ -264,7 +307,9 @@ def _results_cells(st: Any, experiment: str | None, filt: dict[str, Any], json_:
 
 @app.command()
 def demo(
-    quick: Annotated[bool, typer.Option("--quick", help="Small crops: seconds, for smoke tests.")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small crops: seconds, for smoke tests.")
+    ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     store: StoreOpt = None,
     json_: JsonOpt = False,
@@ -276,7 +321,11 @@ def demo(
     with _open_store(store) as st:
         for scale in (2, 4):
             cfg = EvalSRConfig(
-                model="bicubic", data="samples", scale=scale, hr_crop=96 if quick else None, device=device
+                model="bicubic",
+                data="samples",
+                scale=scale,
+                hr_crop=96 if quick else None,
+                device=device,
             )
             docs.append(_eval_doc(eval_sr(cfg, st), cfg))
     if json_:
@@ -285,20 +334,43 @@ def demo(
     for d in docs:
         cfg = d["config"]
         out.print(_eval_table(d, f"bicubic x{cfg['scale']} on samples (Y, border {cfg['scale']})"))
-    out.print("Stored in the result store; `advsr results --rows model --cols scale` summarises it.")
+    out.print(
+        "Stored in the result store; `advsr results --rows model --cols scale` summarises it."
+    )
 
 
-def main() -> None:
-    """Entry point: run the app; user errors become one line on stderr and exit status 2."""
+def _click_exceptions() -> Any:
+    """click's exception module: vendored as ``typer._click`` by recent Typer releases."""
     try:
-        app(prog_name="advsr")
+        from typer._click import exceptions
+    except ImportError:  # older Typer depends on click itself
+        from click import exceptions  # type: ignore[no-redef]
+    return exceptions
+
+
+def _fail(message: str, code: int = 2) -> None:
+    first = message.strip().splitlines()[0] if message.strip() else "invalid input"
+    sys.stderr.write(f"advsr: error: {first}\n")
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app; user errors become one line on stderr and exit status 2."""
+    ce = _click_exceptions()
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        rv = app(args=args or ["--help"], prog_name="advsr", standalone_mode=False)
+    except ce.UsageError as exc:
+        cmd = exc.ctx.command_path if exc.ctx is not None else "advsr"
+        _fail(f"{exc.format_message()} (see `{cmd} --help`)", exc.exit_code)
+    except ce.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
     except AdvsrError as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        sys.stderr.write(f"advsr: error: {msg}\n")
-        sys.exit(2)
-    except KeyboardInterrupt:
+        _fail(str(exc) or type(exc).__name__)
+    except (KeyboardInterrupt, ce.Abort, typer.Abort):
         sys.stderr.write("advsr: interrupted (rows already computed are in the store)\n")
         sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

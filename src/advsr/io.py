@@ -63,8 +63,9 @@ def array_to_image(arr: np.ndarray) -> torch.Tensor:
         a = a[:, :, : a.shape[2] - 1]
     if a.shape[2] == 1:
         a = np.repeat(a, 3, axis=2)
+    f: np.ndarray
     if a.dtype == np.bool_:
-        f = a.astype(np.float32)
+        f = a.astype(np.float64)
     elif np.issubdtype(a.dtype, np.integer):
         info = np.iinfo(a.dtype)
         if info.min < 0:
@@ -186,7 +187,8 @@ def _is_16bit_colour(img: PILImage.Image) -> bool:
     """True for 16-bit multi-channel files, which Pillow silently reduces to 8 bits."""
     if img.format == "PNG":
         # PNG IHDR: Pillow keeps the raw bit depth in the tile's raw mode ("RGB;16B", ...)
-        return any(";16" in str(t[3] if len(t) > 3 else "") for t in img.tile) and img.mode in (
+        tiles = getattr(img, "tile", None) or []
+        return any(";16" in str(t[3] if len(t) > 3 else "") for t in tiles) and img.mode in (
             "RGB",
             "RGBA",
             "LA",
@@ -281,8 +283,7 @@ def stack_images(images: Sequence[torch.Tensor], policy: StackPolicy = "error") 
         h = max(s[0] for s in sizes)
         w = max(s[1] for s in sizes)
         out = [
-            torch.nn.functional.pad(im, (0, w - im.shape[-1], 0, h - im.shape[-2]))
-            for im in images
+            torch.nn.functional.pad(im, (0, w - im.shape[-1], 0, h - im.shape[-2])) for im in images
         ]
         return torch.cat(out, dim=0)
     raise InputError(f"unknown stack policy {policy!r}; use 'error', 'center-crop' or 'pad'")

@@ -52,7 +52,9 @@ def progress_enabled() -> bool:
 
 
 @contextmanager
-def progress_bar(total: int | None, description: str, enabled: bool | None = None) -> Iterator[Progress]:
+def progress_bar(
+    total: int | None, description: str, enabled: bool | None = None
+) -> Iterator[Progress]:
     """A progress bar context; yields an object with ``advance`` and ``note``.
 
     Args:

@@ -55,7 +55,7 @@ def _resize_axis0(a: np.ndarray, out_len: int, scale: float, antialias: bool) ->
     if sym_e > 0:
         parts.append(np.flip(a[in_len - sym_e :], axis=0))
     padded = np.concatenate(parts, axis=0)
-    out = np.zeros((out_len,) + a.shape[1:], dtype=np.float64)
+    out = np.zeros((out_len, *a.shape[1:]), dtype=np.float64)
     for i in range(out_len):
         taps = padded[ind[i]]  # (P, ...)
         out[i] = np.tensordot(w[i], taps, axes=(0, 0))

@@ -161,7 +161,9 @@ def eval_sr(
         description=f"{cfg.model} x{cfg.scale}",
         progress=progress,
     )
-    mean = {
-        k: sum(float(r[k]) for r in res.rows) / len(res.rows) for k in ("psnr", "ssim")
-    } if res.rows else {}
+    mean = (
+        {k: sum(float(r[k]) for r in res.rows) / len(res.rows) for k in ("psnr", "ssim")}
+        if res.rows
+        else {}
+    )
     return EvalSRResult(res.cell_id, res.rows, mean, res.computed, res.skipped)

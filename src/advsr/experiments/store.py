@@ -186,8 +186,10 @@ class ResultStore:
     ) -> bool:
         """Write one image's metrics and commit at once. Returns False if already there."""
         payload = json.dumps(
-            {k: (v if not isinstance(v, float) or math.isfinite(v) else str(v))
-             for k, v in metrics.items()},
+            {
+                k: (v if not isinstance(v, float) or math.isfinite(v) else str(v))
+                for k, v in metrics.items()
+            },
             sort_keys=True,
         )
         with self._db:

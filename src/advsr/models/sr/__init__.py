@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from torch import nn
 
@@ -78,9 +79,18 @@ def create_sr_model(name: str, scale: int, weights: str | Path | None = None) ->
     return model.eval()
 
 
-def list_sr_models() -> list[dict[str, object]]:
+class SRModelInfo(TypedDict):
+    """One row of :func:`list_sr_models`."""
+
+    name: str
+    scales: list[int]
+    params: int
+    description: str
+
+
+def list_sr_models() -> list[SRModelInfo]:
     """Name, scales, parameter count (at the first scale) and description of every model."""
-    rows = []
+    rows: list[SRModelInfo] = []
     for name in SR_MODELS.names():
         e = SR_MODELS.get(name)
         m = e.factory(e.scales[0])

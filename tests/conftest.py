@@ -1,0 +1,48 @@
+"""Shared fixtures: the ../shared validation data (skipped when absent) and a CLI runner."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+SET5 = SHARED / "sr" / "Set5"
+
+needs_shared = pytest.mark.skipif(
+    not SET5.is_dir(), reason="../shared/data (validation data) is not beside the checkout"
+)
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch, tmp_path):
+    """Run ``advsr ARGS`` in-process through the real entry point (error handling included).
+
+    A private result store in tmp_path is used unless the args give ``--store``.
+    """
+    from advsr.cli import main
+
+    monkeypatch.setenv("ADVSR_STORE", str(tmp_path / "store.sqlite"))
+    monkeypatch.setenv("ADVSR_PROGRESS", "0")
+
+    def run(*args: str) -> CliResult:
+        monkeypatch.setattr(sys, "argv", ["advsr", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

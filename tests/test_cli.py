@@ -1,0 +1,195 @@
+"""The command line: JSON output, tables, one-line errors with exit 2, demo smoke, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tests.conftest import REPO, SET5, needs_shared
+
+
+def _one_line_error(res) -> None:
+    assert res.code == 2, (res.code, res.out, res.err)
+    lines = [ln for ln in res.err.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.err
+    assert lines[0].startswith("advsr: error: ") or lines[0].startswith("Error"), res.err
+    assert "Traceback" not in res.err + res.out
+
+
+def test_demo_quick_json(cli) -> None:
+    res = cli("demo", "--quick", "--json")
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    assert [r["config"]["scale"] for r in doc["runs"]] == [2, 4]
+    for run in doc["runs"]:
+        assert len(run["rows"]) == 8
+        assert 20 < run["mean"]["psnr"] < 40 and 0.5 < run["mean"]["ssim"] < 1
+    # x2 is easier than x4 on the same images
+    assert doc["runs"][0]["mean"]["psnr"] > doc["runs"][1]["mean"]["psnr"]
+    again = json.loads(cli("demo", "--quick", "--json").out)
+    assert again["runs"][0]["from_store"] == 8 and again["runs"][0]["computed"] == 0
+    assert again["runs"][0]["rows"] == doc["runs"][0]["rows"]
+
+
+def test_tables_and_listings(cli) -> None:
+    res = cli("eval-sr", "--data", "samples", "--scale", "4", "--hr-crop", "48")
+    assert res.code == 0 and "astronaut" in res.out and "mean" in res.out
+    assert "bicubic" in cli("results").out
+    piv = json.loads(cli("results", "--rows", "image", "--value", "ssim", "--json").out)["table"]
+    assert len(piv["row_keys"]) == 8
+    assert "samples" in cli("datasets").out
+    assert json.loads(cli("datasets", "--json").out)["datasets"][0]["name"] == "samples"
+    assert json.loads(cli("models", "--json").out)["sr_models"][0]["name"] == "bicubic"
+
+
+def test_rgb_and_float_options_change_the_numbers(cli) -> None:
+    base = json.loads(cli("eval-sr", "--hr-crop", "48", "--json").out)["mean"]["psnr"]
+    rgb = json.loads(cli("eval-sr", "--hr-crop", "48", "--rgb", "--json").out)
+    flt = json.loads(cli("eval-sr", "--hr-crop", "48", "--float", "--json").out)
+    assert rgb["metric"]["channel"] == "rgb" and rgb["mean"]["psnr"] != base
+    assert flt["metric"]["quantized_8bit"] is False and flt["mean"]["psnr"] != base
+
+
+def test_bad_input_one_line_exit_2(cli, tmp_path: Path) -> None:
+    (tmp_path / "notimg.png").write_text("hello")
+    good = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(good).save(tmp_path / "full.png")
+    data = (tmp_path / "full.png").read_bytes()
+    trunc = tmp_path / "trunc"
+    trunc.mkdir()
+    (trunc / "t.png").write_bytes(data[: len(data) // 2])
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    Image.fromarray(good[:3, :3]).save(tiny / "t.png")
+    cases = [
+        ["eval-sr", "--data", str(tmp_path / "missing")],
+        ["eval-sr", "--data", str(tmp_path / "notimg.png")],
+        ["eval-sr", "--data", str(trunc)],
+        ["eval-sr", "--data", "sampels"],
+        ["eval-sr", "--scale", "0"],
+        ["eval-sr", "--scale", "-2"],
+        ["eval-sr", "--data", str(tiny), "--scale", "4"],
+        ["eval-sr", "--model", "edsrr"],
+        ["eval-sr", "--hr-crop", "0"],
+        ["eval-sr", "--device", "quantum"],
+        ["results", "--store", str(tmp_path / "none.sqlite")],
+        ["eval-sr", "--scale", "two"],
+        ["frobnicate"],
+    ]
+    for args in cases:
+        _one_line_error(cli(*args))
+    cli("eval-sr", "--hr-crop", "32")
+    _one_line_error(cli("results", "--rows", "nosuchparam"))
+    _one_line_error(cli("results", "--where", "noequals"))
+
+
+@needs_shared
+def test_scale_mismatch_on_paired_folder(cli) -> None:
+    res = cli("eval-sr", "--data", str(SET5 / "image_SRF_4"), "--scale", "7")
+    _one_line_error(res)
+    assert "fit scale 4" in res.err
+
+
+@needs_shared
+def test_set5_json_matches_published(cli) -> None:
+    doc = json.loads(cli("eval-sr", "--data", str(SET5), "--scale", "4", "--json").out)
+    assert len(doc["rows"]) == 5
+    assert abs(doc["mean"]["psnr"] - 28.42) <= 0.02
+
+
+def _big_folder(path: Path, n: int, size: int) -> None:
+    path.mkdir()
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
+    for i in range(n):
+        img = Image.fromarray(np.roll(base, i, axis=0)).resize((size, size), Image.BICUBIC)
+        img.save(path / f"img{i:02d}.png")
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
+    """Kill eval-sr half way with SIGKILL, re-run: each image once, same table as a clean run."""
+    data = tmp_path / "data"
+    _big_folder(data, n=8, size=768)
+    env = {**os.environ, "ADVSR_PROGRESS": "0", "PYTHONPATH": str(REPO / "src")}
+    store = tmp_path / "killed.sqlite"
+    args = [
+        sys.executable,
+        "-m",
+        "advsr",
+        "eval-sr",
+        "--data",
+        str(data),
+        "--scale",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+    ]
+    proc = subprocess.Popen(
+        [*args, "--store", str(store)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    n_rows = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if store.exists():
+            try:
+                con = sqlite3.connect(store, timeout=1)
+                n_rows = con.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
+                con.close()
+            except sqlite3.OperationalError:
+                n_rows = 0
+            if n_rows >= 2:
+                break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    con = sqlite3.connect(store)
+    partial = con.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
+    con.close()
+    assert 2 <= partial < 8, partial
+
+    resumed = subprocess.run(
+        [*args, "--store", str(store)], env=env, capture_output=True, text=True, check=True
+    )
+    clean = subprocess.run(
+        [*args, "--store", str(tmp_path / "clean.sqlite")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    r, c = json.loads(resumed.stdout), json.loads(clean.stdout)
+    assert r["from_store"] == partial and r["computed"] == 8 - partial
+    strip = lambda rows: [{k: v for k, v in x.items() if k != "seconds"} for x in rows]  # noqa: E731
+    assert strip(r["rows"]) == strip(c["rows"])
+    assert r["mean"] == c["mean"]
+    con = sqlite3.connect(store)
+    counts = con.execute("SELECT image, COUNT(*) FROM rows GROUP BY image").fetchall()
+    assert len(counts) == 8 and all(n == 1 for _, n in counts)
+    assert con.execute("SELECT finished IS NOT NULL FROM cells").fetchone()[0] == 1
+    con.close()
+
+
+def test_no_traceback_from_real_process(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    res = subprocess.run(
+        [sys.executable, "-m", "advsr", "eval-sr", "--data", str(tmp_path / "x")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.count("\n") == 1 and res.stdout == ""
