@@ -83,7 +83,20 @@ def test_ssim_map_shapes_and_mean() -> None:
     m = ssim_map(x, y)
     assert m.shape == (3, 3, 30, 26)
     assert torch.allclose(m.mean(dim=(1, 2, 3)), ssim(x, y))
-    assert ssim_map(x, y, padding="same").shape == (3, 3, 40, 36)
+    full = ssim_map(x, y, padding="same")
+    assert full.shape == (3, 3, 40, 36)
+    assert torch.allclose(full[..., 5:-5, 5:-5], m, atol=1e-12)
+    _, ref = structural_similarity(
+        _hwc(x[0]) * 255,
+        _hwc(y[0]) * 255,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=255,
+        channel_axis=2,
+        full=True,
+    )
+    assert np.abs(_hwc(full[0]) - ref).max() < 1e-9
     assert ssim_map(x, y, y_channel=True).shape == (3, 1, 30, 26)
 
 

@@ -12,8 +12,9 @@ stretched by ``1/scale`` (antialiasing), and borders are handled by symmetric re
 * weights ``scale * k(scale * (u - j))`` (antialiased) or ``k(u - j)``, normalised to sum 1;
 * out-of-range taps index ``[1..L, L..1]`` periodically (symmetric padding).
 
-Height is resized first, then width, as MATLAB does for equal scale factors. The operation is
-linear, so it is differentiable and runs on any device.
+Height is resized first, then width, as MATLAB does for equal scale factors. Each axis is
+a dense ``(out, in)`` matrix applied by GEMM (:mod:`advsr.imaging._separable`). The operation
+is linear, so it is differentiable and runs on any device.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import torch
 
 from advsr.checks import check_scale
 from advsr.errors import InputError, ShapeError
+from advsr.imaging._separable import apply_separable, matrix_on, symmetric_index, taps_to_matrix
 
-__all__ = ["Imresize", "cubic", "imresize", "modcrop", "resize_weights"]
+__all__ = ["Imresize", "cubic", "imresize", "modcrop", "resize_matrix", "resize_weights"]
 
 Kernel = Literal["cubic", "linear", "box", "lanczos2", "lanczos3"]
 
@@ -108,9 +110,7 @@ def resize_weights(
     w = scale * fn(dist * scale) if (scale < 1 and antialias) else fn(dist)
     w = w / w.sum(dim=1, keepdim=True)
     # symmetric boundary: index sequence 1..L, L..1 repeated (MATLAB's `aux`)
-    period = 2 * in_length
-    k = torch.remainder(idx.long() - 1, period)
-    k = torch.where(k < in_length, k, period - 1 - k)
+    k = symmetric_index(idx.long() - 1, in_length)
     keep = (w != 0).any(dim=0)
     return w[:, keep].contiguous(), k[:, keep].contiguous()
 
@@ -121,15 +121,24 @@ def _out_length(in_length: int, scale: float) -> int:
     return int(near) if abs(exact - near) < 1e-9 * max(1.0, exact) else math.ceil(exact)
 
 
-def _resize_axis(x: torch.Tensor, dim: int, w: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    out_len, taps = w.shape
-    gathered = x.index_select(dim, idx.to(x.device).reshape(-1))
-    shape = list(x.shape)
-    shape[dim : dim + 1] = [out_len, taps]
-    gathered = gathered.view(shape)
-    wshape = [1] * len(shape)
-    wshape[dim], wshape[dim + 1] = out_len, taps
-    return (gathered * w.to(x.device, x.dtype).view(wshape)).sum(dim=dim + 1)
+@lru_cache(maxsize=256)
+def resize_matrix(
+    in_length: int, out_length: int, scale: float, kernel: str = "cubic", antialias: bool = True
+) -> torch.Tensor:
+    """The 1-D MATLAB resize as a dense ``(out_length, in_length)`` float64 matrix.
+
+    Shape:
+        ``(out_length, in_length)``.
+    """
+    w, k = resize_weights(in_length, out_length, scale, kernel, antialias)
+    return taps_to_matrix(w, k, in_length)
+
+
+def _axis_matrix(
+    n: int, out: int, scale: float, kernel: str, antialias: bool, x: torch.Tensor
+) -> torch.Tensor:
+    key = ("imresize", n, out, scale, kernel, antialias)
+    return matrix_on(key, resize_matrix(n, out, scale, kernel, antialias), x.device, x.dtype)
 
 
 def imresize(
@@ -190,14 +199,11 @@ def imresize(
         oh, ow = _out_length(h, sh), _out_length(w, sw)
         if oh < 1 or ow < 1:
             raise InputError(f"scale {scale} turns a {h}x{w} image into an empty one")
-    out = x
-    if (oh, sh) != (h, 1.0):
-        wh, ih = resize_weights(h, oh, sh, kernel, antialias)
-        out = _resize_axis(out, out.ndim - 2, wh, ih)
-    if (ow, sw) != (w, 1.0):
-        ww, iw = resize_weights(w, ow, sw, kernel, antialias)
-        out = _resize_axis(out, out.ndim - 1, ww, iw)
-    return out if out is not x else x.clone()
+    if kernel not in _KERNELS:
+        raise InputError(f"unknown resize kernel {kernel!r}; known: {', '.join(_KERNELS)}")
+    mh = _axis_matrix(h, oh, sh, kernel, antialias, x)
+    mw = _axis_matrix(w, ow, sw, kernel, antialias, x)
+    return apply_separable(x, mh, mw)
 
 
 class Imresize(torch.nn.Module):

@@ -18,12 +18,12 @@ from functools import lru_cache
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 
 from advsr.errors import InputError, ShapeError
+from advsr.imaging._separable import apply_separable, matrix_on, symmetric_index, taps_to_matrix
 from advsr.imaging.color import rgb_to_y
 
-__all__ = ["gaussian_window", "mse", "psnr", "ssim", "ssim_map"]
+__all__ = ["gaussian_matrix", "gaussian_window", "mse", "psnr", "ssim", "ssim_map"]
 
 PEAK = 255.0
 C1 = (0.01 * PEAK) ** 2
@@ -108,15 +108,40 @@ def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     return g / g.sum()
 
 
+@lru_cache(maxsize=64)
+def gaussian_matrix(n: int, size: int, sigma: float, padding: str) -> torch.Tensor:
+    """1-D Gaussian filtering of a length-``n`` signal as a float64 matrix.
+
+    ``"valid"`` keeps the ``n - size + 1`` fully covered outputs; ``"same"`` keeps ``n``
+    outputs with symmetric boundaries (``scipy.ndimage`` ``mode="reflect"``, as skimage).
+
+    Shape:
+        ``(n', n)``.
+    """
+    g = gaussian_window(size, sigma)
+    r = size // 2
+    n_out = n - size + 1 if padding == "valid" else n
+    start = torch.arange(n_out) + (0 if padding == "valid" else -r)
+    idx = start[:, None] + torch.arange(size)[None, :]
+    return taps_to_matrix(g.expand(n_out, size), symmetric_index(idx, n), n)
+
+
 def _filter(x: torch.Tensor, size: int, sigma: float, padding: str) -> torch.Tensor:
-    """Separable Gaussian filter per channel; 'valid' or 'same' (reflect) output."""
-    g = gaussian_window(size, sigma).to(x.device)
-    c = x.shape[1]
-    if padding == "same":
-        p = size // 2
-        x = F.pad(x, (p, p, p, p), mode="reflect")
-    x = F.conv2d(x, g.view(1, 1, size, 1).expand(c, 1, size, 1), groups=c)
-    return F.conv2d(x, g.view(1, 1, 1, size).expand(c, 1, 1, size), groups=c)
+    """Separable Gaussian filter of every channel (two float64 GEMMs)."""
+    h, w = x.shape[-2:]
+    mh = matrix_on(
+        ("gauss", h, size, sigma, padding),
+        gaussian_matrix(h, size, sigma, padding),
+        x.device,
+        x.dtype,
+    )
+    mw = matrix_on(
+        ("gauss", w, size, sigma, padding),
+        gaussian_matrix(w, size, sigma, padding),
+        x.device,
+        x.dtype,
+    )
+    return apply_separable(x, mh, mw)
 
 
 def ssim_map(
@@ -139,7 +164,8 @@ def ssim_map(
         window_size: odd window size (11 by convention).
         sigma: Gaussian sigma (1.5 by convention).
         padding: ``"valid"`` (the map BasicSR/skimage average: ``window_size - 1`` smaller)
-            or ``"same"`` (reflect padding, full size, for visualisation).
+            or ``"same"`` (full size with symmetric boundaries, equal to skimage's
+            ``full=True`` map; for visualisation).
 
     Returns:
         float64 map.
