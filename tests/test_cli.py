@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.conftest import REPO, SET5, needs_shared
@@ -193,3 +194,44 @@ def test_no_traceback_from_real_process(tmp_path: Path) -> None:
     )
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.count("\n") == 1 and res.stdout == ""
+
+
+def test_run_spec_file(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        'experiment = "eval-sr"\n[grid]\nscale = [2, 3]\n'
+        '[settings]\nmodel = "bicubic"\ndata = "samples"\nhr_crop = 48\n'
+    )
+    res = cli("run", str(spec), "--json")
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    assert [r["config"]["scale"] for r in doc["runs"]] == [2, 3]
+    assert all(r["computed"] == 8 for r in doc["runs"])
+    # the same cells through eval-sr are read back, not recomputed
+    again = json.loads(cli("eval-sr", "--scale", "3", "--hr-crop", "48", "--json").out)
+    assert again["computed"] == 0 and again["mean"] == doc["runs"][1]["mean"]
+    table = cli("run", str(spec))
+    assert table.code == 0 and "eval-sr: 2 cell(s)" in table.out
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("experiment = [", "not valid TOML"),
+        ('experiment = "eval-rs"\n', "did you mean 'eval-sr'"),
+        ('experiment = "eval-sr"\n[settings]\nmodle = "x"\n', "modle"),
+        ('experiment = "eval-sr"\n[grid]\nscale = []\n', "no values"),
+        ('experiment = "eval-sr"\n[grid]\nscale = [2, -1]\n', "scale"),
+        ('experiment = "eval-sr"\nfoo = 1\n', "foo"),
+    ],
+)
+def test_bad_spec_files(cli, tmp_path: Path, text: str, message: str) -> None:
+    spec = tmp_path / "spec.toml"
+    spec.write_text(text)
+    res = cli("run", str(spec))
+    _one_line_error(res)
+    assert message in res.err
+
+
+def test_missing_spec_file(cli, tmp_path: Path) -> None:
+    _one_line_error(cli("run", str(tmp_path / "nope.toml")))

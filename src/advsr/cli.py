@@ -113,22 +113,35 @@ def models(json_: JsonOpt = False) -> None:
     out.print(t)
 
 
-def _eval_doc(res: Any, cfg: Any) -> dict[str, Any]:
-    keep = ("image", "psnr", "ssim", "height", "width", "seconds")
-    return {
-        "experiment": "eval-sr",
-        "cell_id": res.cell_id,
-        "config": cfg.model_dump(),
-        "metric": {
-            "channel": "y" if cfg.y_channel else "rgb",
-            "crop_border": cfg.scale if cfg.crop_border is None else cfg.crop_border,
-            "quantized_8bit": cfg.quantize,
-        },
-        "rows": [{k: r[k] for k in keep} for r in res.rows],
-        "mean": res.mean,
-        "computed": res.computed,
-        "from_store": res.skipped,
+def _run_doc(run: Any) -> dict[str, Any]:
+    """JSON document of one experiment cell (an ExperimentRun)."""
+    cfg = run.config
+    doc: dict[str, Any] = {
+        "experiment": run.experiment,
+        "cell_id": run.cell_id,
+        "config": cfg,
     }
+    if run.experiment == "eval-sr":
+        doc["metric"] = {
+            "channel": "y" if cfg["y_channel"] else "rgb",
+            "crop_border": cfg["scale"] if cfg["crop_border"] is None else cfg["crop_border"],
+            "quantized_8bit": cfg["quantize"],
+        }
+    doc.update(rows=run.rows, mean=run.mean, computed=run.computed, from_store=run.skipped)
+    return doc
+
+
+def _run_spec(spec: Any, store: Path | None) -> list[dict[str, Any]]:
+    from advsr.experiments.run import run_spec
+
+    with _open_store(store) as st:
+        return [_run_doc(r) for r in run_spec(spec, st)]
+
+
+def _eval_title(doc: dict[str, Any]) -> str:
+    cfg, m = doc["config"], doc["metric"]
+    chan = "Y" if m["channel"] == "y" else "RGB"
+    return f"{cfg['model']} x{cfg['scale']} on {cfg['data']} ({chan}, border {m['crop_border']})"
 
 
 def _eval_table(doc: dict[str, Any], title: str) -> RichTable:
@@ -171,14 +184,13 @@ def eval_sr_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Fidelity (PSNR/SSIM) of an SR model on a dataset; resumes from the result store."""
-    from advsr.experiments.eval_sr import EvalSRConfig, eval_sr
-    from advsr.experiments.spec import validate
+    from advsr.experiments.spec import ExperimentSpec
 
     if scale < 1:
         raise InputError(f"--scale must be a positive integer, got {scale}")
-    cfg = validate(
-        EvalSRConfig,
-        {
+    spec = ExperimentSpec(
+        experiment="eval-sr",
+        settings={
             "model": model,
             "weights": str(weights) if weights else None,
             "data": data,
@@ -190,20 +202,13 @@ def eval_sr_cmd(
             "device": device,
         },
     )
-    with _open_store(store) as st:
-        res = eval_sr(cfg, st)
-    doc = _eval_doc(res, cfg)
+    doc = _run_spec(spec, store)[0]
     if json_:
         _print_json(doc)
         return
-    chan = "Y" if cfg.y_channel else "RGB"
-    out.print(
-        _eval_table(
-            doc, f"{model} x{scale} on {data} ({chan}, border {doc['metric']['crop_border']})"
-        )
-    )
-    if res.skipped:
-        out.print(f"{res.skipped} image(s) read back from the store, {res.computed} computed.")
+    out.print(_eval_table(doc, _eval_title(doc)))
+    if doc["from_store"]:
+        out.print(f"{doc['from_store']} image(s) read from the store, {doc['computed']} computed.")
 
 
 @app.command()
@@ -315,28 +320,54 @@ def demo(
     json_: JsonOpt = False,
 ) -> None:
     """The main job on the embedded data: bicubic x2 and x4 on `samples` (PSNR/SSIM, Y)."""
-    from advsr.experiments.eval_sr import EvalSRConfig, eval_sr
+    from advsr.experiments.spec import ExperimentSpec
 
-    docs = []
-    with _open_store(store) as st:
-        for scale in (2, 4):
-            cfg = EvalSRConfig(
-                model="bicubic",
-                data="samples",
-                scale=scale,
-                hr_crop=96 if quick else None,
-                device=device,
-            )
-            docs.append(_eval_doc(eval_sr(cfg, st), cfg))
+    spec = ExperimentSpec(
+        experiment="eval-sr",
+        grid={"scale": [2, 4]},
+        settings={"model": "bicubic", "data": "samples", "device": device}
+        | ({"hr_crop": 96} if quick else {}),
+    )
+    docs = _run_spec(spec, store)
     if json_:
         _print_json({"demo": "bicubic on samples", "quick": quick, "runs": docs})
         return
     for d in docs:
-        cfg = d["config"]
-        out.print(_eval_table(d, f"bicubic x{cfg['scale']} on samples (Y, border {cfg['scale']})"))
+        out.print(_eval_table(d, _eval_title(d)))
     out.print(
         "Stored in the result store; `advsr results --rows model --cols scale` summarises it."
     )
+
+
+@app.command("run")
+def run_cmd(
+    spec_file: Annotated[
+        Path, typer.Argument(help="Experiment spec (TOML): experiment, [grid], [settings].")
+    ],
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Run every cell of an experiment spec; finished cells are read back from the store."""
+    from advsr.experiments.spec import load_spec
+
+    spec = load_spec(spec_file)
+    docs = _run_spec(spec, store)
+    if json_:
+        _print_json({"spec": spec.model_dump(), "runs": docs})
+        return
+    varying = list(spec.grid)
+    t = RichTable(title=f"{spec.experiment}: {len(docs)} cell(s) from {spec_file}")
+    for c in (*varying, "images", "computed", "PSNR", "SSIM"):
+        t.add_column(c, overflow="fold")
+    for d in docs:
+        t.add_row(
+            *(str(d["config"][k]) for k in varying),
+            str(len(d["rows"])),
+            str(d["computed"]),
+            _fmt(d["mean"].get("psnr"), 2),
+            _fmt(d["mean"].get("ssim"), 4),
+        )
+    out.print(t)
 
 
 def _click_exceptions() -> Any:

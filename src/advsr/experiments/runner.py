@@ -31,7 +31,8 @@ class CellRow:
 
 @dataclass(frozen=True)
 class CellResult:
-    """What :func:`run_cell` did: the cell id, rows (from the store), and how many were new."""
+    """What :func:`run_cell` did: the cell id, its rows (read back from the store: ``image``,
+    the metrics, ``seconds``), how many were computed now and how many were already stored."""
 
     cell_id: str
     rows: list[dict[str, Any]]
@@ -72,6 +73,4 @@ def run_cell(
                 bar.advance()
     if not store.is_finished(cid) and store.done_images(cid) >= set(images):
         store.finish_cell(cid)
-    return CellResult(
-        cell_id=cid, rows=store.rows(cell_id=cid), computed=computed, skipped=len(done)
-    )
+    return CellResult(cell_id=cid, rows=store.cell_rows(cid), computed=computed, skipped=len(done))

@@ -219,6 +219,16 @@ class ResultStore:
         cur = self._db.execute("SELECT image FROM rows WHERE cell_id = ?", (cell_id,))
         return {r[0] for r in cur}
 
+    def cell_rows(self, cell_id: str) -> list[dict[str, Any]]:
+        """One cell's rows in image order: ``image``, the metrics, ``seconds``."""
+        cur = self._db.execute(
+            "SELECT image, metrics, seconds FROM rows WHERE cell_id = ? ORDER BY idx", (cell_id,)
+        )
+        return [
+            {"image": image, **{k: _num(v) for k, v in json.loads(m).items()}, "seconds": sec}
+            for image, m, sec in cur
+        ]
+
     def cells(self, experiment: str | None = None) -> list[dict[str, Any]]:
         """All cells (optionally of one experiment) with config, progress and state."""
         q = (
