@@ -235,3 +235,10 @@ def test_bad_spec_files(cli, tmp_path: Path, text: str, message: str) -> None:
 
 def test_missing_spec_file(cli, tmp_path: Path) -> None:
     _one_line_error(cli("run", str(tmp_path / "nope.toml")))
+
+
+def test_progress_bar_path(cli, monkeypatch) -> None:
+    monkeypatch.setenv("ADVSR_PROGRESS", "1")
+    res = cli("eval-sr", "--hr-crop", "32", "--json")
+    assert res.code == 0, res.err
+    assert len(json.loads(res.out)["rows"]) == 8  # stdout stays one JSON document

@@ -100,6 +100,14 @@ def test_ssim_map_shapes_and_mean() -> None:
     assert ssim_map(x, y, y_channel=True).shape == (3, 1, 30, 26)
 
 
+def test_metrics_are_differentiable() -> None:
+    g = torch.Generator().manual_seed(6)
+    x = torch.rand(2, 3, 14, 13, dtype=torch.float64, generator=g, requires_grad=True)
+    y = torch.rand(2, 3, 14, 13, dtype=torch.float64, generator=g)
+    assert torch.autograd.gradcheck(lambda t: ssim(t, y, y_channel=True), (x,))
+    assert torch.autograd.gradcheck(lambda t: psnr(t, y, crop_border=1), (x,))
+
+
 def test_metric_errors() -> None:
     x, y = _pair(5)
     with pytest.raises(ShapeError):

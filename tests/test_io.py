@@ -102,6 +102,16 @@ def test_bad_files(tmp_path: Path) -> None:
         read_image(tmp_path / "cut.png")
 
 
+def test_float_tiff(tmp_path: Path) -> None:
+    a = np.random.default_rng(2).random((4, 6)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "f.tif", a)
+    x = read_image(tmp_path / "f.tif")
+    assert torch.allclose(x[0, 1], torch.from_numpy(a))
+    tifffile.imwrite(tmp_path / "big.tif", a * 255)
+    with pytest.raises(ImageReadError, match=r"\[0, 1\]"):
+        read_image(tmp_path / "big.tif")
+
+
 def test_array_conversions() -> None:
     assert array_to_image(np.zeros((4, 5), np.uint16)).shape == (1, 3, 4, 5)
     assert array_to_image(np.ones((4, 5, 2), np.float32)).shape == (1, 3, 4, 5)
@@ -109,6 +119,9 @@ def test_array_conversions() -> None:
         array_to_image(np.zeros((4, 5, 6)))
     with pytest.raises(ShapeError):
         array_to_image(np.zeros((4, 5), np.int16))
+    with pytest.raises(ShapeError, match=r"\[0, 1\]"):
+        array_to_image(np.full((4, 5, 3), 255.0))
+    assert array_to_image(np.full((2, 2), 1.0 + 1e-9)).max() == 1.0
 
 
 def test_stack_policies() -> None:

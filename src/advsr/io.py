@@ -48,7 +48,8 @@ def array_to_image(arr: np.ndarray) -> torch.Tensor:
     """Convert an ``(H, W)``, ``(H, W, 1|2|3|4)`` integer or float array to the image contract.
 
     Integer arrays are scaled by the maximum of their dtype (255 for uint8, 65535 for
-    uint16); float arrays are taken as already in ``[0, 1]`` and clipped. Grayscale is
+    uint16); float arrays must already lie in ``[0, 1]`` (values outside are refused, not
+    clipped). Grayscale is
     repeated to RGB, a 2nd (gray+alpha) or 4th (RGBA) channel is dropped.
 
     Shape:
@@ -72,7 +73,14 @@ def array_to_image(arr: np.ndarray) -> torch.Tensor:
             raise ShapeError(f"signed integer images ({a.dtype}) are not supported")
         f = a.astype(np.float64) / float(info.max)
     elif np.issubdtype(a.dtype, np.floating):
-        f = np.clip(a.astype(np.float64), 0.0, 1.0)
+        f = a.astype(np.float64)
+        lo, hi = float(np.nanmin(f)), float(np.nanmax(f))
+        if np.isnan(f).any() or lo < -1e-6 or hi > 1.0 + 1e-6:
+            raise ShapeError(
+                f"float image values must lie in [0, 1], got [{lo:.4g}, {hi:.4g}] "
+                "(scale 8-bit data by 1/255 first)"
+            )
+        f = np.clip(f, 0.0, 1.0)
     else:
         raise ShapeError(f"unsupported image dtype {a.dtype}")
     t = torch.from_numpy(np.ascontiguousarray(f.transpose(2, 0, 1), dtype=np.float32))
@@ -172,6 +180,8 @@ def read_image(path: str | os.PathLike[str]) -> torch.Tensor:
             arr = _pil_to_array(img)
     except UnidentifiedImageError:
         raise ImageReadError(f"not a readable image (PNG/JPEG/BMP/TIFF): {p}") from None
+    except PILImage.DecompressionBombError as exc:
+        raise ImageReadError(f"{p} is too large to decode safely: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"corrupt or truncated image {p}: {exc}") from None
     if bits16_rgb:
@@ -180,7 +190,10 @@ def read_image(path: str | os.PathLike[str]) -> torch.Tensor:
             arr = hi
     if arr.ndim == 3 and arr.shape[2] > 4:
         raise ImageReadError(f"{p} has {arr.shape[2]} channels; expected 1-4")
-    return array_to_image(arr)
+    try:
+        return array_to_image(arr)
+    except ShapeError as exc:
+        raise ImageReadError(f"{p}: {exc}") from None
 
 
 def _is_16bit_colour(img: PILImage.Image) -> bool:

@@ -9,7 +9,8 @@ the map (no padding), then the channels. This equals ``skimage.metrics.
 structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
 data_range=255)`` and BasicSR's ``calculate_ssim``.
 
-Every function returns one value per image: shape ``(N,)``, float64.
+Every function returns one value per image: shape ``(N,)``, float64. They are differentiable
+(the float64 computation is part of the graph), so SSIM and PSNR can serve as losses.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ def _prepare(
     h, w = x.shape[-2:]
     if 2 * crop_border >= min(h, w):
         raise ShapeError(f"crop_border={crop_border} leaves nothing of a {h}x{w} image")
-    a = x.detach().to(torch.float64)
-    b = y.detach().to(torch.float64)
+    a = x.to(torch.float64)
+    b = y.to(torch.float64)
     if y_channel:
         if x.shape[1] != 3:
             raise ShapeError(f"y_channel=True needs RGB images, got {x.shape[1]} channels")
