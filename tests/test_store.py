@@ -81,3 +81,11 @@ def test_bad_store_files(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(StoreError, match="schema 99"):
         ResultStore(other)
+
+
+def test_infinite_metrics_roundtrip(tmp_path: Path) -> None:
+    st = ResultStore(tmp_path / "s.sqlite")
+    cid = st.begin_cell("e", {"k": 1})
+    st.add_row(cid, 0, "same", {"psnr": float("inf")}, 0.0)
+    assert st.cell_rows(cid)[0]["psnr"] == float("inf")
+    assert st.table(rows="k", value="psnr").to_dict()["values"] == [["inf"]]

@@ -7,7 +7,6 @@ Every command prints a human table by default and one JSON document on stdout wi
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from advsr.errors import AdvsrError, InputError
+from advsr.jsonutil import json_safe
 
 app = typer.Typer(
     name="advsr",
@@ -37,18 +37,8 @@ StoreOpt = Annotated[
 ]
 
 
-def _clean(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_clean(x) for x in v]
-    return v
-
-
 def _print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(_clean(doc), indent=2, allow_nan=False) + "\n")
+    sys.stdout.write(json.dumps(json_safe(doc), indent=2, allow_nan=False) + "\n")
 
 
 def _fmt(v: Any, digits: int = 4) -> str:

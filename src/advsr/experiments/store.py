@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import sqlite3
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from advsr.errors import InputError, StoreError
+from advsr.jsonutil import from_json_number, json_safe
 
 __all__ = ["ResultStore", "Table", "cell_id_of", "default_store_path"]
 
@@ -107,19 +107,17 @@ class Table:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``inf``/``nan`` become strings)."""
-
-        def clean(v: float | None) -> float | str | None:
-            return v if v is None or math.isfinite(v) else str(v)
-
-        return {
-            "rows": self.rows,
-            "cols": self.cols,
-            "value": self.value,
-            "row_keys": self.row_keys,
-            "col_keys": self.col_keys,
-            "values": [[clean(v) for v in r] for r in self.values],
-            "counts": self.counts,
-        }
+        return json_safe(
+            {
+                "rows": self.rows,
+                "cols": self.cols,
+                "value": self.value,
+                "row_keys": self.row_keys,
+                "col_keys": self.col_keys,
+                "values": self.values,
+                "counts": self.counts,
+            }
+        )
 
 
 class ResultStore:
@@ -185,13 +183,7 @@ class ResultStore:
         seconds: float,
     ) -> bool:
         """Write one image's metrics and commit at once. Returns False if already there."""
-        payload = json.dumps(
-            {
-                k: (v if not isinstance(v, float) or math.isfinite(v) else str(v))
-                for k, v in metrics.items()
-            },
-            sort_keys=True,
-        )
+        payload = json.dumps(json_safe(dict(metrics)), sort_keys=True)
         with self._db:
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO rows(cell_id, idx, image, metrics, seconds, created)"
@@ -225,7 +217,11 @@ class ResultStore:
             "SELECT image, metrics, seconds FROM rows WHERE cell_id = ? ORDER BY idx", (cell_id,)
         )
         return [
-            {"image": image, **{k: _num(v) for k, v in json.loads(m).items()}, "seconds": sec}
+            {
+                "image": image,
+                **{k: from_json_number(v) for k, v in json.loads(m).items()},
+                "seconds": sec,
+            }
             for image, m, sec in cur
         ]
 
@@ -288,7 +284,7 @@ class ResultStore:
             row: dict[str, Any] = {"cell_id": cid, "experiment": exp}
             row.update(_flatten(json.loads(cfg)))
             row.update({"idx": idx, "image": image})
-            row.update({k: _num(v) for k, v in json.loads(metrics).items()})
+            row.update(_load_metrics(metrics))
             row["seconds"] = seconds
             if where and any(row.get(k) != v for k, v in where.items()):
                 continue
@@ -349,14 +345,12 @@ def pivot(
     return t
 
 
+def _load_metrics(text: str) -> dict[str, Any]:
+    return {k: from_json_number(v) for k, v in json.loads(text).items()}
+
+
 def _key(v: Any) -> Any:
     return json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v
-
-
-def _num(v: Any) -> Any:
-    if isinstance(v, str) and v in ("inf", "-inf", "nan"):
-        return float(v)
-    return v
 
 
 def _flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
