@@ -17,7 +17,7 @@ from typing import TypedDict
 from torch import nn
 
 from advsr.checks import check_scale
-from advsr.errors import InputError
+from advsr.errors import InputError, ModelLoadError
 from advsr.models.sr.bicubic import Bicubic
 from advsr.registry import Registry
 
@@ -70,12 +70,11 @@ def create_sr_model(name: str, scale: int, weights: str | Path | None = None) ->
     if scale not in entry.scales:
         have = ", ".join(str(s) for s in entry.scales)
         raise InputError(f"{name} does not support scale {scale} (supported: {have})")
+    if weights is not None and not entry.needs_weights:
+        raise InputError(f"{name} has no parameters; it takes no weight file")
     model = entry.factory(scale)
-    n_params = sum(p.numel() for p in model.parameters())
-    if weights is not None:
-        if n_params == 0:
-            raise InputError(f"{name} has no parameters; it takes no weight file")
-        raise InputError(f"loading weights for {name} is not supported yet")
+    if weights is not None:  # never silently ignore a weight file
+        raise ModelLoadError(f"no weight loader is registered for {name}")
     return model.eval()
 
 
