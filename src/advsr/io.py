@@ -27,14 +27,16 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from advsr.checks import check_image
-from advsr.errors import ImageReadError, InputError, ShapeError
+from advsr.errors import ImageReadError, InputError, ModelLoadError, ShapeError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "array_to_image",
     "image_to_array",
     "list_images",
+    "load_state_dict",
     "read_image",
+    "save_safetensors",
     "stack_images",
     "write_image",
 ]
@@ -300,3 +302,150 @@ def stack_images(images: Sequence[torch.Tensor], policy: StackPolicy = "error") 
         ]
         return torch.cat(out, dim=0)
     raise InputError(f"unknown stack policy {policy!r}; use 'error', 'center-crop' or 'pad'")
+
+
+# --- weights -----------------------------------------------------------------------------
+
+WEIGHT_SUFFIXES = frozenset({".safetensors", ".pt", ".pth", ".th", ".ckpt", ".bin"})
+# containers that training scripts wrap a state_dict in, in the order they are tried
+# (BasicSR stores "params" and an EMA copy "params_ema"; the EMA copy is what it tests)
+_CONTAINERS = ("params_ema", "params", "state_dict", "model", "net", "generator", "netG")
+
+
+def _pickled_classes(path: Path) -> list[str]:
+    """Classes a torch pickle refers to, read from its opcodes without executing anything."""
+    import pickletools
+    import zipfile
+
+    def scan(stream: object) -> set[str]:
+        found: set[str] = set()
+        strings: list[str] = []
+        for op, arg, _ in pickletools.genops(stream):  # type: ignore[arg-type]
+            if op.name == "GLOBAL" and isinstance(arg, str):
+                found.add(arg.replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.add(".".join(strings[-2:]))
+            if isinstance(arg, str):
+                strings.append(arg)
+        return found
+
+    names: set[str] = set()
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                for n in z.namelist():
+                    if n.endswith("data.pkl"):
+                        names |= scan(z.read(n))
+        else:  # legacy format: magic, protocol, sys info, then the object
+            with path.open("rb") as fh:
+                for _ in range(4):
+                    names |= scan(fh)
+    except Exception:  # a damaged stream: the caller's message does not depend on this
+        pass
+    harmless = ("torch._utils.", "collections.", "torch.storage.", "builtins.")
+    return sorted(
+        (
+            n
+            for n in names
+            if not n.startswith(harmless)
+            and not n.endswith("Storage")
+            and n not in ("torch.nn.parameter.Parameter", "torch._tensor._rebuild_from_type_v2")
+        ),
+        key=lambda n: (n.startswith("torch."), n),  # the user's own classes first
+    )
+
+
+def _unwrap_state_dict(obj: object, path: Path, key: str | None) -> dict[str, torch.Tensor]:
+    if key is not None:
+        if not isinstance(obj, dict) or key not in obj:
+            have = ", ".join(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
+            raise ModelLoadError(f"{path} has no entry {key!r} (it has: {have})")
+        obj = obj[key]
+    for _ in range(3):
+        if not isinstance(obj, dict):
+            break
+        if any(isinstance(v, torch.Tensor) for v in obj.values()):
+            break
+        inner = next((c for c in _CONTAINERS if isinstance(obj.get(c), dict)), None)
+        if inner is None:
+            break
+        obj = obj[inner]
+    if not isinstance(obj, dict) or not obj:
+        raise ModelLoadError(f"{path} holds no state_dict (found {type(obj).__name__})")
+    tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise ModelLoadError(f"{path} holds no tensors (keys: {', '.join(map(str, obj))[:200]})")
+    prefix = "module."
+    if all(k.startswith(prefix) for k in tensors):
+        tensors = {k[len(prefix) :]: v for k, v in tensors.items()}
+    return tensors
+
+
+def load_state_dict(
+    path: str | os.PathLike[str], *, key: str | None = None
+) -> dict[str, torch.Tensor]:
+    """Load a state_dict safely: safetensors, or a torch file with ``weights_only=True``.
+
+    Nothing that needs unpickling code is ever loaded: a whole pickled model is refused with
+    a message naming its classes and how to convert it. Containers (``params_ema``,
+    ``params``, ``state_dict``, ``model``...) are unwrapped and a common ``module.`` prefix
+    (DataParallel) is removed; non-tensor entries (epoch counters...) are dropped.
+
+    Args:
+        path: ``.safetensors``, ``.pt``, ``.pth``, ``.th``, ``.ckpt`` or ``.bin`` file.
+        key: take this entry of the top-level dict instead of guessing the container.
+
+    Returns:
+        tensors on the CPU, by key.
+
+    Raises:
+        ModelLoadError: missing or unreadable file, pickled code, no tensors.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ModelLoadError(f"no such weight file: {p}")
+    if p.suffix.lower() not in WEIGHT_SUFFIXES:
+        raise ModelLoadError(
+            f"unknown weight file type {p.suffix!r}; "
+            f"use one of {', '.join(sorted(WEIGHT_SUFFIXES))}"
+        )
+    if p.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            obj: object = load_file(str(p), device="cpu")
+        except Exception as exc:  # safetensors raises its own SafetensorError
+            raise ModelLoadError(f"corrupt safetensors file {p}: {exc}") from None
+        return _unwrap_state_dict(obj, p, key)
+    import pickle
+
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        classes = _pickled_classes(p)
+        named = f" (it pickles {', '.join(classes[:4])})" if classes else ""
+        raise ModelLoadError(
+            f"refused {p}: it needs unpickling code{named}, which could run anything. Convert it "
+            "once where you trust it: m = torch.load(f, weights_only=False); "
+            "safetensors.torch.save_file(m.state_dict(), 'model.safetensors'), or run "
+            "`advsr convert` on a state_dict file"
+        ) from None
+    except Exception as exc:  # corrupt zip, truncated file...
+        raise ModelLoadError(f"cannot read weight file {p}: {str(exc).splitlines()[0]}") from None
+    return _unwrap_state_dict(obj, p, key)
+
+
+def save_safetensors(
+    path: str | os.PathLike[str],
+    state_dict: dict[str, torch.Tensor],
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Write tensors as ``.safetensors`` (contiguous CPU copies; shared storage is split)."""
+    from safetensors.torch import save_file
+
+    p = Path(path)
+    if p.suffix.lower() != ".safetensors":
+        raise InputError(f"safetensors files must end in .safetensors, not {p.name!r}")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
+    save_file(tensors, str(p), metadata=metadata)

@@ -1,27 +1,60 @@
-"""The SR model zoo: create any registered SR model by name and scale.
+"""The SR model zoo: create any registered SR model by name and scale, with safe weights.
+
+Every model maps ``(N, 3, h, w)`` RGB in ``[0, 1]`` to ``(N, 3, s*h, s*w)`` (clamped to
+``[0, 1]`` in eval mode), works at any input size, and has the official release's
+``state_dict`` keys, so official files load as they are (through :func:`advsr.io.
+load_state_dict`: safetensors or ``torch.load(weights_only=True)``, never pickled code).
 
 Example:
     >>> import torch
     >>> model = create_sr_model("bicubic", scale=4)
     >>> model(torch.rand(1, 3, 16, 16)).shape
     torch.Size([1, 3, 64, 64])
+    >>> small = create_sr_model("edsr-baseline", 2, arch={"n_resblocks": 2, "n_feats": 8})
+    >>> small(torch.rand(1, 3, 7, 5)).shape
+    torch.Size([1, 3, 14, 10])
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import inspect
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
+import torch
 from torch import nn
 
 from advsr.checks import check_scale
 from advsr.errors import InputError, ModelLoadError
 from advsr.models.sr.bicubic import Bicubic
+from advsr.models.sr.carn import CARN
+from advsr.models.sr.edsr import EDSR
+from advsr.models.sr.imdn import IMDN
+from advsr.models.sr.rcan import RCAN
+from advsr.models.sr.rrdb import RRDBNet, adapt_rrdb_keys
+from advsr.models.sr.srresnet import SRResNet
+from advsr.models.sr.vdsr import VDSR
 from advsr.registry import Registry
 
-__all__ = ["SR_MODELS", "Bicubic", "SRModelEntry", "create_sr_model", "list_sr_models"]
+__all__ = [
+    "SR_MODELS",
+    "SRModelEntry",
+    "SRModelInfo",
+    "create_sr_model",
+    "list_sr_models",
+    "load_weights",
+    "weights_dir",
+]
+
+StateDict = dict[str, torch.Tensor]
+
+
+def weights_dir() -> Path:
+    """Folder of the weights bundled with advsr (``advsr/models/weights``)."""
+    return Path(__file__).resolve().parents[1] / "weights"
 
 
 @dataclass(frozen=True)
@@ -29,41 +62,202 @@ class SRModelEntry:
     """A zoo entry.
 
     Attributes:
-        factory: ``scale -> nn.Module`` mapping ``(N,3,h,w)`` in [0,1] to ``(N,3,s*h,s*w)``.
-        scales: the scale factors the architecture supports.
+        arch: class ``(scale, **options) -> nn.Module``.
+        scales: the scale factors this entry supports.
         description: one line for ``advsr models``.
+        options: architecture options of this entry (e.g. EDSR's width and depth).
         needs_weights: whether the model is meaningless without a weight file.
+        adapt: renames keys of other official layouts to the module's (RRDB old style).
+        bundled: scale -> weight file under :func:`weights_dir` used when none is given.
+        reference: where the key layout comes from.
     """
 
-    factory: Callable[[int], nn.Module]
+    arch: Callable[..., nn.Module]
     scales: tuple[int, ...]
     description: str
+    options: Mapping[str, Any] = field(default_factory=dict)
     needs_weights: bool = True
+    adapt: Callable[[StateDict], StateDict] | None = None
+    bundled: Mapping[int, str] = field(default_factory=dict)
+    reference: str = ""
 
 
 SR_MODELS: Registry[SRModelEntry] = Registry("SR model")
-SR_MODELS.register(
+
+
+def _reg(name: str, entry: SRModelEntry) -> None:
+    SR_MODELS.register(name, entry, entry.description)
+
+
+_reg(
     "bicubic",
     SRModelEntry(
-        factory=Bicubic,
-        scales=(2, 3, 4, 8),
-        description="MATLAB-compatible bicubic upscaling (no parameters)",
-        needs_weights=False,
+        Bicubic, (2, 3, 4, 8), "MATLAB-compatible bicubic (no parameters)", needs_weights=False
+    ),
+)
+_reg(
+    "edsr",
+    SRModelEntry(
+        EDSR,
+        (2, 3, 4),
+        "EDSR (32 blocks, 256 channels, res_scale 0.1)",
+        {"n_resblocks": 32, "n_feats": 256, "res_scale": 0.1},
+        reference="sanghyun-son/EDSR-PyTorch src/model/edsr.py",
+    ),
+)
+_reg(
+    "edsr-baseline",
+    SRModelEntry(
+        EDSR,
+        (2, 3, 4),
+        "EDSR-baseline (16 blocks, 64 channels)",
+        {"n_resblocks": 16, "n_feats": 64, "res_scale": 1.0},
+        reference="sanghyun-son/EDSR-PyTorch src/model/edsr.py",
+    ),
+)
+_reg(
+    "rcan",
+    SRModelEntry(
+        RCAN,
+        (2, 3, 4, 8),
+        "RCAN (10 groups x 20 RCABs, 64 channels)",
+        reference="yulunzhang/RCAN RCAN_TrainCode/code/model/rcan.py",
+    ),
+)
+_reg(
+    "carn",
+    SRModelEntry(
+        CARN,
+        (2, 3, 4),
+        "CARN, multi-scale file (up2/up3/up4)",
+        {"mobile": False},
+        reference="nmhkahn/CARN-pytorch carn/model/carn.py",
+    ),
+)
+_reg(
+    "carn-m",
+    SRModelEntry(
+        CARN,
+        (2, 3, 4),
+        "CARN-M, group conv 4, multi-scale file",
+        {"mobile": True},
+        reference="nmhkahn/CARN-pytorch carn/model/carn_m.py",
+    ),
+)
+_reg(
+    "rrdb",
+    SRModelEntry(
+        RRDBNet,
+        (4,),
+        "RRDBNet, PSNR-trained (ESRGAN generator arch)",
+        adapt=adapt_rrdb_keys,
+        reference="xinntao/ESRGAN RRDBNet_arch.py",
+    ),
+)
+_reg(
+    "esrgan",
+    SRModelEntry(
+        RRDBNet,
+        (4,),
+        "ESRGAN generator (RRDBNet, GAN-trained weights)",
+        adapt=adapt_rrdb_keys,
+        reference="xinntao/ESRGAN RRDBNet_arch.py",
+    ),
+)
+_reg(
+    "srresnet",
+    SRModelEntry(
+        SRResNet,
+        (2, 3, 4),
+        "SRResNet (BasicSR MSRResNet, no BN)",
+        reference="xinntao/BasicSR basicsr/archs/srresnet_arch.py",
+    ),
+)
+_reg(
+    "imdn",
+    SRModelEntry(
+        IMDN,
+        (2, 3, 4),
+        "IMDN (6 distillation blocks, 64 channels)",
+        reference="Zheng222/IMDN model/architecture.py",
+    ),
+)
+_reg(
+    "vdsr",
+    SRModelEntry(
+        VDSR,
+        (2, 3, 4),
+        "VDSR on Y of the bicubic upsampling, RGB in/out",
+        reference="twtygqyy/pytorch-vdsr vdsr.py",
+    ),
+)
+_reg(
+    "demo-edsr",
+    SRModelEntry(
+        EDSR,
+        (2, 4),
+        "bundled: small EDSR-baseline shape trained on samples (demo)",
+        {"n_resblocks": 4, "n_feats": 32, "res_scale": 1.0},
+        bundled={2: "demo-edsr_x2.safetensors", 4: "demo-edsr_x4.safetensors"},
+        reference="advsr train-sr (see models/weights/README.md)",
+    ),
+)
+_reg(
+    "demo-carn-m",
+    SRModelEntry(
+        CARN,
+        (2, 4),
+        "bundled: small CARN-M shape trained on samples (demo)",
+        {"mobile": True, "n_feats": 32, "multi_scale": False},
+        bundled={2: "demo-carn-m_x2.safetensors", 4: "demo-carn-m_x4.safetensors"},
+        reference="advsr train-sr (see models/weights/README.md)",
     ),
 )
 
 
-def create_sr_model(name: str, scale: int, weights: str | Path | None = None) -> nn.Module:
-    """Build a zoo model in eval mode.
+def _check_options(name: str, arch: Callable[..., nn.Module], options: Mapping[str, Any]) -> None:
+    params = inspect.signature(arch).parameters
+    known = [p for p in params if p != "scale"]
+    for k in options:
+        if k not in known:
+            raise InputError(
+                f"{name} has no architecture option {k!r}; options: {', '.join(known) or 'none'}"
+            )
+
+
+def _file_metadata(path: Path) -> dict[str, str]:
+    if path.suffix.lower() != ".safetensors" or not path.is_file():
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return dict(fh.metadata() or {})
+    except Exception:  # unreadable files are reported by load_state_dict
+        return {}
+
+
+def create_sr_model(
+    name: str,
+    scale: int,
+    weights: str | Path | None = None,
+    *,
+    arch: Mapping[str, Any] | None = None,
+) -> nn.Module:
+    """Build a zoo model in eval mode, loading weights strictly when given.
 
     Args:
         name: registered name (see :func:`list_sr_models`).
-        scale: SR factor; must be one the architecture supports.
-        weights: a weight file for models that have parameters.
+        scale: SR factor; must be one the entry supports.
+        weights: a weight file; ``None`` uses the bundled file of demo models. A safetensors
+            file written by ``advsr train-sr`` carries its architecture options, which are used
+            unless ``arch`` overrides them.
+        arch: architecture options overriding the entry's (e.g. ``{"n_feats": 32}``).
 
     Raises:
         UnknownNameError: unknown model name.
-        InputError: unsupported scale, or weights given to a parameter-free model.
+        InputError: unsupported scale, unknown option, weights for a parameter-free model.
+        ModelLoadError: unreadable, unsafe or mismatching weights.
     """
     entry = SR_MODELS.get(name)
     check_scale(scale)
@@ -72,10 +266,63 @@ def create_sr_model(name: str, scale: int, weights: str | Path | None = None) ->
         raise InputError(f"{name} does not support scale {scale} (supported: {have})")
     if weights is not None and not entry.needs_weights:
         raise InputError(f"{name} has no parameters; it takes no weight file")
-    model = entry.factory(scale)
-    if weights is not None:  # never silently ignore a weight file
-        raise ModelLoadError(f"no weight loader is registered for {name}")
+    if weights is None and scale in entry.bundled:
+        weights = weights_dir() / entry.bundled[scale]
+    options = dict(entry.options)
+    meta = _file_metadata(Path(weights)) if weights is not None else {}
+    if meta.get("advsr_model") == name and "advsr_arch" in meta:
+        options.update(json.loads(meta["advsr_arch"]))
+    if meta.get("advsr_scale") and int(meta["advsr_scale"]) != scale:
+        raise ModelLoadError(f"{weights} was trained for x{meta['advsr_scale']}, not x{scale}")
+    options.update(arch or {})
+    _check_options(name, entry.arch, options)
+    model = entry.arch(scale, **options)
+    if weights is not None:
+        load_weights(model, weights, adapt=entry.adapt, name=name)
     return model.eval()
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "x".join(map(str, t.shape)) or "scalar"
+
+
+def load_weights(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    adapt: Callable[[StateDict], StateDict] | None = None,
+    name: str = "model",
+) -> None:
+    """Load a weight file into ``model`` with strict key and shape matching.
+
+    Raises:
+        ModelLoadError: one line listing missing keys, unexpected keys and shape mismatches.
+    """
+    from advsr.io import load_state_dict
+
+    sd = load_state_dict(path)
+    if adapt is not None:
+        sd = adapt(sd)
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [
+        f"{k} file {_shape(sd[k])} vs model {_shape(own[k])}"
+        for k in own
+        if k in sd and sd[k].shape != own[k].shape
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        for label, items in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("shape mismatches", shapes),
+        ):
+            if items:
+                more = f" +{len(items) - 3} more" if len(items) > 3 else ""
+                parts.append(f"{len(items)} {label} ({'; '.join(items[:3])}{more})")
+        raise ModelLoadError(f"{path} does not fit {name}: " + ", ".join(parts))
+    model.load_state_dict(sd, strict=True)
 
 
 class SRModelInfo(TypedDict):
@@ -88,11 +335,16 @@ class SRModelInfo(TypedDict):
 
 
 def list_sr_models() -> list[SRModelInfo]:
-    """Name, scales, parameter count (at the first scale) and description of every model."""
+    """Name, scales, parameter count (at x4 where supported) and description of every model.
+
+    Parameter counts include every tensor of the official file (e.g. all three upsamplers of
+    the multi-scale CARN files, EDSR's frozen mean-shift convs).
+    """
     rows: list[SRModelInfo] = []
     for name in SR_MODELS.names():
         e = SR_MODELS.get(name)
-        m = e.factory(e.scales[0])
+        with torch.device("meta"):
+            m = e.arch(4 if 4 in e.scales else max(e.scales), **e.options)
         rows.append(
             {
                 "name": name,
