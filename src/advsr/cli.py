@@ -26,7 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-out = Console(highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 StoreOpt = Annotated[
@@ -77,8 +77,8 @@ def datasets(json_: JsonOpt = False) -> None:
         t.add_column(c)
     for r in rows:
         t.add_row(str(r["name"]), str(r["images"]), str(r["description"]))
-    out.print(t)
-    out.print(f"Paths: {doc['paths']}")
+    console.print(t)
+    console.print(f"Paths: {doc['paths']}")
 
 
 @app.command()
@@ -100,7 +100,7 @@ def models(json_: JsonOpt = False) -> None:
             f"{r['params']:,}",
             str(r["description"]),
         )
-    out.print(t)
+    console.print(t)
 
 
 def _run_doc(run: Any) -> dict[str, Any]:
@@ -196,9 +196,11 @@ def eval_sr_cmd(
     if json_:
         _print_json(doc)
         return
-    out.print(_eval_table(doc, _eval_title(doc)))
+    console.print(_eval_table(doc, _eval_title(doc)))
     if doc["from_store"]:
-        out.print(f"{doc['from_store']} image(s) read from the store, {doc['computed']} computed.")
+        console.print(
+            f"{doc['from_store']} image(s) read from the store, {doc['computed']} computed."
+        )
 
 
 @app.command()
@@ -252,7 +254,7 @@ def results(
                 for v, n in zip(vals, cnts, strict=True)
             ),
         )
-    out.print(t)
+    console.print(t)
 
 
 def _results_cells(st: Any, experiment: str | None, filt: dict[str, Any], json_: bool) -> None:
@@ -297,7 +299,7 @@ def _results_cells(st: Any, experiment: str | None, filt: dict[str, Any], json_:
             _fmt(c["mean"].get("psnr"), 2),
             _fmt(c["mean"].get("ssim"), 4),
         )
-    out.print(t)
+    console.print(t)
 
 
 @app.command()
@@ -323,8 +325,8 @@ def demo(
         _print_json({"demo": "bicubic on samples", "quick": quick, "runs": docs})
         return
     for d in docs:
-        out.print(_eval_table(d, _eval_title(d)))
-    out.print(
+        console.print(_eval_table(d, _eval_title(d)))
+    console.print(
         "Stored in the result store; `advsr results --rows model --cols scale` summarises it."
     )
 
@@ -357,7 +359,125 @@ def run_cmd(
             _fmt(d["mean"].get("psnr"), 2),
             _fmt(d["mean"].get("ssim"), 4),
         )
-    out.print(t)
+    console.print(t)
+
+
+def _parse_options(items: list[str] | None, flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` strings to a dict (VALUE parsed as JSON when it can be)."""
+    opts: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise InputError(f"{flag} expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            opts[k] = json.loads(v)
+        except json.JSONDecodeError:
+            opts[k] = v
+    return opts
+
+
+@app.command("train-sr")
+def train_sr_cmd(
+    model: Annotated[str, typer.Option(help="Zoo architecture (see `advsr models`).")],
+    out: Annotated[Path, typer.Option(help="Checkpoint to write (.safetensors).")],
+    scale: Annotated[int, typer.Option(help="SR factor.")] = 2,
+    data: Annotated[str, typer.Option(help="Dataset name or HR folder.")] = "samples",
+    holdout: Annotated[
+        list[str] | None, typer.Option(help="Image name kept out for validation (repeatable).")
+    ] = None,
+    arch: Annotated[
+        list[str] | None, typer.Option(help="Architecture option KEY=VALUE (repeatable).")
+    ] = None,
+    patch: Annotated[int, typer.Option(help="LR patch size.")] = 32,
+    batch: Annotated[int, typer.Option(help="Patches per step.")] = 16,
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 2000,
+    lr: Annotated[float, typer.Option(help="Initial Adam learning rate (cosine decay).")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="Seed of all randomness.")] = 0,
+    val_every: Annotated[int, typer.Option(help="Validate and checkpoint every N steps.")] = 250,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from --out.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    json_: JsonOpt = False,
+) -> None:
+    """L1-train a zoo architecture (random crops, flips/rotations, bicubic LR, Adam)."""
+    from advsr.experiments.spec import validate
+    from advsr.models.sr.train import TrainSRConfig, train_sr
+
+    cfg = validate(
+        TrainSRConfig,
+        {
+            "model": model,
+            "scale": scale,
+            "out": str(out),
+            "data": data,
+            "holdout": holdout or [],
+            "arch": _parse_options(arch, "--arch"),
+            "patch": patch,
+            "batch": batch,
+            "steps": steps,
+            "lr": lr,
+            "seed": seed,
+            "val_every": val_every,
+            "resume": resume,
+            "device": device,
+        },
+    )
+    res = train_sr(cfg)
+    doc = {
+        "out": str(res.out),
+        "steps": res.steps,
+        "final_loss": res.final_loss,
+        "val_psnr": [{"step": s, "psnr": v} for s, v in res.val_psnr],
+        "bicubic_val_psnr": res.bicubic_val_psnr,
+        "seconds": res.seconds,
+    }
+    if json_:
+        _print_json(doc)
+        return
+    out_line = f"wrote {res.out} after {res.steps} steps (final L1 {res.final_loss:.4f})"
+    if res.val_psnr:
+        v, b = res.val_psnr[-1][1], res.bicubic_val_psnr
+        out_line += f"; held-out Y-PSNR {v:.2f} dB vs bicubic {b:.2f} dB"
+    console.print(out_line)
+
+
+@app.command()
+def convert(
+    src: Annotated[
+        Path, typer.Argument(help="Weight file (.pth/.pt/.th/.ckpt/.bin/.safetensors).")
+    ],
+    dst: Annotated[Path, typer.Argument(help="Output .safetensors file.")],
+    key: Annotated[
+        str | None, typer.Option(help="Entry of the file to take (default: guess the container).")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Check that the weights fit this zoo model first.")
+    ] = None,
+    scale: Annotated[int, typer.Option(help="Scale for the --model check.")] = 4,
+    json_: JsonOpt = False,
+) -> None:
+    """Rewrite a weight file as safetensors (safe loading only: pickled code is refused)."""
+    from advsr.io import load_state_dict, save_safetensors
+
+    if dst.suffix != ".safetensors":
+        raise InputError(f"the output must end in .safetensors, got {dst.name!r}")
+    sd = load_state_dict(src, key=key)
+    if model is not None:
+        from advsr.models.sr import SR_MODELS, create_sr_model
+
+        create_sr_model(model, scale, weights=src)  # strict check, one-line report
+        adapt = SR_MODELS.get(model).adapt
+        sd = adapt(sd) if adapt else sd
+    save_safetensors(dst, sd, {"advsr_source": src.name})
+    doc = {
+        "src": str(src),
+        "dst": str(dst),
+        "tensors": len(sd),
+        "params": sum(int(v.numel()) for v in sd.values()),
+    }
+    if json_:
+        _print_json(doc)
+        return
+    console.print(f"wrote {dst}: {doc['tensors']} tensors, {doc['params']:,} values")
 
 
 def _click_exceptions() -> Any:

@@ -421,9 +421,14 @@ def load_state_dict(
 
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
         classes = _pickled_classes(p)
-        named = f" (it pickles {', '.join(classes[:4])})" if classes else ""
+        if not classes:  # not a pickle of objects at all: damaged or another format
+            first = str(exc).splitlines()[0][:120]
+            raise ModelLoadError(
+                f"cannot read weight file {p}: not a torch file ({first})"
+            ) from None
+        named = f" (it pickles {', '.join(classes[:4])})"
         raise ModelLoadError(
             f"refused {p}: it needs unpickling code{named}, which could run anything. Convert it "
             "once where you trust it: m = torch.load(f, weights_only=False); "

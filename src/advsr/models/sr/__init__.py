@@ -243,6 +243,7 @@ def create_sr_model(
     weights: str | Path | None = None,
     *,
     arch: Mapping[str, Any] | None = None,
+    bundled: bool = True,
 ) -> nn.Module:
     """Build a zoo model in eval mode, loading weights strictly when given.
 
@@ -253,6 +254,8 @@ def create_sr_model(
             file written by ``advsr train-sr`` carries its architecture options, which are used
             unless ``arch`` overrides them.
         arch: architecture options overriding the entry's (e.g. ``{"n_feats": 32}``).
+        bundled: load the bundled weights of demo models when ``weights`` is None (False
+            gives freshly initialised weights, for training).
 
     Raises:
         UnknownNameError: unknown model name.
@@ -266,7 +269,7 @@ def create_sr_model(
         raise InputError(f"{name} does not support scale {scale} (supported: {have})")
     if weights is not None and not entry.needs_weights:
         raise InputError(f"{name} has no parameters; it takes no weight file")
-    if weights is None and scale in entry.bundled:
+    if weights is None and bundled and scale in entry.bundled:
         weights = weights_dir() / entry.bundled[scale]
     options = dict(entry.options)
     meta = _file_metadata(Path(weights)) if weights is not None else {}
