@@ -36,6 +36,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/resize_metrics.py
+	$(BIN)/python benchmarks/sr_models.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache advsr-results.sqlite*

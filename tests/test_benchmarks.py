@@ -9,17 +9,30 @@ import sys
 from tests.conftest import REPO
 
 
-def test_resize_metrics_benchmark_quick() -> None:
+def _quick(script: str) -> list[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     res = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "resize_metrics.py"), "--quick"],
+        [sys.executable, str(REPO / "benchmarks" / script), "--quick"],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
         check=True,
     )
-    tail = res.stdout.strip().splitlines()[-4:]
+    return res.stdout.strip().splitlines()
+
+
+def test_sr_models_benchmark_quick() -> None:
+    lines = _quick("sr_models.py")
+    heads = dict(
+        line.split(": ") for line in lines if line.endswith(tuple("0123456789")) and ": " in line
+    )
+    for name in ("bicubic", "edsr", "rcan", "carn-m", "rrdb", "imdn", "vdsr", "srresnet"):
+        assert float(heads[f"{name}_fwd_ms"]) > 0 and float(heads[f"{name}_fwd_bwd_ms"]) > 0
+
+
+def test_resize_metrics_benchmark_quick() -> None:
+    tail = _quick("resize_metrics.py")[-4:]
     names = [line.split(":")[0] for line in tail]
     assert names == [
         "imresize_down_x0.5_speedup_vs_basicsr_numpy",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -16,28 +15,13 @@ from advsr.models.sr.rrdb import RRDBNet
 from tests.conftest import SHARED
 from tests.references import official_keys as ok
 
-# tiny architectures for the contract tests (real sizes are checked by key/param tests)
-TINY: dict[str, dict[str, Any]] = {
-    "edsr": {"n_resblocks": 1, "n_feats": 8},
-    "edsr-baseline": {"n_resblocks": 1, "n_feats": 8},
-    "rcan": {"n_resgroups": 1, "n_resblocks": 1, "n_feats": 16},
-    "carn": {"n_feats": 8},
-    "carn-m": {"n_feats": 8},
-    "rrdb": {"nf": 8, "nb": 1, "gc": 4},
-    "esrgan": {"nf": 8, "nb": 1, "gc": 4},
-    "srresnet": {"num_feat": 8, "num_block": 1},
-    "imdn": {"nf": 16, "num_modules": 1},
-    "vdsr": {"depth": 3, "n_feats": 8},
-    "demo-edsr": {"n_resblocks": 1, "n_feats": 8},
-    "demo-carn-m": {"n_feats": 8},
-    "bicubic": {},
-}
 CASES = [(n, s) for n in SR_MODELS.names() for s in SR_MODELS.get(n).scales if s <= 4]
 
 
 def _tiny(name: str, scale: int) -> torch.nn.Module:
-    assert name in TINY, f"add a tiny configuration for the new zoo model {name!r}"
-    return create_sr_model(name, scale, arch=TINY[name], bundled=False)
+    entry = SR_MODELS.get(name)
+    assert entry.tiny or not entry.needs_weights, f"register a tiny configuration for {name!r}"
+    return create_sr_model(name, scale, arch=entry.tiny, bundled=False)
 
 
 @pytest.mark.parametrize(("name", "scale"), CASES)

@@ -43,6 +43,7 @@ __all__ = [
     "SR_MODELS",
     "SRModelEntry",
     "SRModelInfo",
+    "bundled_training",
     "create_sr_model",
     "list_sr_models",
     "load_weights",
@@ -70,6 +71,7 @@ class SRModelEntry:
         adapt: renames keys of other official layouts to the module's (RRDB old style).
         bundled: scale -> weight file under :func:`weights_dir` used when none is given.
         reference: where the key layout comes from.
+        tiny: architecture options of a tiny instance, for contract tests and smoke runs.
     """
 
     arch: Callable[..., nn.Module]
@@ -80,6 +82,7 @@ class SRModelEntry:
     adapt: Callable[[StateDict], StateDict] | None = None
     bundled: Mapping[int, str] = field(default_factory=dict)
     reference: str = ""
+    tiny: Mapping[str, Any] = field(default_factory=dict)
 
 
 SR_MODELS: Registry[SRModelEntry] = Registry("SR model")
@@ -103,6 +106,7 @@ _reg(
         "EDSR (32 blocks, 256 channels, res_scale 0.1)",
         {"n_resblocks": 32, "n_feats": 256, "res_scale": 0.1},
         reference="sanghyun-son/EDSR-PyTorch src/model/edsr.py",
+        tiny={"n_resblocks": 1, "n_feats": 8},
     ),
 )
 _reg(
@@ -113,6 +117,7 @@ _reg(
         "EDSR-baseline (16 blocks, 64 channels)",
         {"n_resblocks": 16, "n_feats": 64, "res_scale": 1.0},
         reference="sanghyun-son/EDSR-PyTorch src/model/edsr.py",
+        tiny={"n_resblocks": 1, "n_feats": 8},
     ),
 )
 _reg(
@@ -122,6 +127,7 @@ _reg(
         (2, 3, 4, 8),
         "RCAN (10 groups x 20 RCABs, 64 channels)",
         reference="yulunzhang/RCAN RCAN_TrainCode/code/model/rcan.py",
+        tiny={"n_resgroups": 1, "n_resblocks": 1, "n_feats": 16},
     ),
 )
 _reg(
@@ -132,6 +138,7 @@ _reg(
         "CARN, multi-scale file (up2/up3/up4)",
         {"mobile": False},
         reference="nmhkahn/CARN-pytorch carn/model/carn.py",
+        tiny={"n_feats": 8},
     ),
 )
 _reg(
@@ -142,6 +149,7 @@ _reg(
         "CARN-M, group conv 4, multi-scale file",
         {"mobile": True},
         reference="nmhkahn/CARN-pytorch carn/model/carn_m.py",
+        tiny={"n_feats": 8},
     ),
 )
 _reg(
@@ -152,6 +160,7 @@ _reg(
         "RRDBNet, PSNR-trained (ESRGAN generator arch)",
         adapt=adapt_rrdb_keys,
         reference="xinntao/ESRGAN RRDBNet_arch.py",
+        tiny={"nf": 8, "nb": 1, "gc": 4},
     ),
 )
 _reg(
@@ -162,6 +171,7 @@ _reg(
         "ESRGAN generator (RRDBNet, GAN-trained weights)",
         adapt=adapt_rrdb_keys,
         reference="xinntao/ESRGAN RRDBNet_arch.py",
+        tiny={"nf": 8, "nb": 1, "gc": 4},
     ),
 )
 _reg(
@@ -171,6 +181,7 @@ _reg(
         (2, 3, 4),
         "SRResNet (BasicSR MSRResNet, no BN)",
         reference="xinntao/BasicSR basicsr/archs/srresnet_arch.py",
+        tiny={"num_feat": 8, "num_block": 1},
     ),
 )
 _reg(
@@ -180,6 +191,7 @@ _reg(
         (2, 3, 4),
         "IMDN (6 distillation blocks, 64 channels)",
         reference="Zheng222/IMDN model/architecture.py",
+        tiny={"nf": 16, "num_modules": 1},
     ),
 )
 _reg(
@@ -189,6 +201,7 @@ _reg(
         (2, 3, 4),
         "VDSR on Y of the bicubic upsampling, RGB in/out",
         reference="twtygqyy/pytorch-vdsr vdsr.py",
+        tiny={"depth": 3, "n_feats": 8},
     ),
 )
 _reg(
@@ -200,6 +213,7 @@ _reg(
         {"n_resblocks": 4, "n_feats": 32, "res_scale": 1.0},
         bundled={2: "demo-edsr_x2.safetensors", 4: "demo-edsr_x4.safetensors"},
         reference="advsr train-sr (see models/weights/README.md)",
+        tiny={"n_resblocks": 1, "n_feats": 8},
     ),
 )
 _reg(
@@ -211,8 +225,18 @@ _reg(
         {"mobile": True, "n_feats": 32, "multi_scale": False},
         bundled={2: "demo-carn-m_x2.safetensors", 4: "demo-carn-m_x4.safetensors"},
         reference="advsr train-sr (see models/weights/README.md)",
+        tiny={"n_feats": 8},
     ),
 )
+
+
+def bundled_training(name: str, scale: int) -> dict[str, Any]:
+    """The training settings recorded in a bundled weight file (empty if it has none)."""
+    entry = SR_MODELS.get(name)
+    if scale not in entry.bundled:
+        return {}
+    meta = _file_metadata(weights_dir() / entry.bundled[scale])
+    return dict(json.loads(meta["advsr_train"])) if "advsr_train" in meta else {}
 
 
 def _check_options(name: str, arch: Callable[..., nn.Module], options: Mapping[str, Any]) -> None:
