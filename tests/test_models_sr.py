@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -173,3 +174,21 @@ def test_zoo_errors(tmp_path: Path) -> None:
         create_sr_model("rrdb", 3)
     with pytest.raises(ModelLoadError, match="no such weight file"):
         create_sr_model("edsr-baseline", 2, tmp_path / "missing.safetensors")
+
+
+def test_cli_reports_bad_weights_in_one_line(cli, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    sd = create_sr_model("carn-m", 2, arch={"n_feats": 8}).state_dict()
+    sd["exit.weight"] = torch.zeros(3, 8, 5, 5)  # tampered shape
+    save_safetensors(tmp_path / "tampered.safetensors", sd)
+    torch.save(_Evil(), tmp_path / "evil.pth")
+    for path in ("tampered.safetensors", "evil.pth"):
+        res = cli(
+            "eval-sr", "--model", "carn-m", "--weights", str(tmp_path / path), "--hr-crop", "32"
+        )
+        assert res.code == 2 and res.err.count("\n") == 1 and "Traceback" not in res.err
+    res = cli("convert", str(tmp_path / "evil.pth"), str(tmp_path / "out.safetensors"))
+    assert res.code == 2 and "refused" in res.err
+    assert not (tmp_path / "out.safetensors").exists()
+    res = cli("models", "--json")
+    assert {m["name"] for m in json.loads(res.out)["sr_models"]} >= {"edsr", "rcan", "vdsr"}
