@@ -349,24 +349,26 @@ def demo(
         )
         return
     t = RichTable(title="Y-PSNR (dB) on samples" + (" (quick: 96 px crops)" if quick else ""))
-    t.add_column("image")
+    t.add_column("image", no_wrap=True)
     for d in docs:
-        t.add_column(f"{d['config']['model']} x{d['config']['scale']}", justify="right")
+        short = d["config"]["model"].removeprefix("demo-")
+        t.add_column(f"{short}\nx{d['config']['scale']}", justify="right", no_wrap=True)
     for i, name in enumerate(r["image"] for r in docs[0]["rows"]):
-        label = f"{name} (held out)" if name in held_out else name
+        label = f"{name}*" if name in held_out else name
         t.add_row(label, *(_fmt(d["rows"][i]["psnr"], 2) for d in docs))
     t.add_section()
     t.add_row(
-        "mean, held out",
+        "mean held out*",
         *(
             _fmt(summary[d["config"]["model"]][f"x{d['config']['scale']}"]["psnr_held_out"], 2)
             for d in docs
         ),
     )
-    t.add_row("mean, all", *(_fmt(d["mean"]["psnr"], 2) for d in docs))
+    t.add_row("mean all", *(_fmt(d["mean"]["psnr"], 2) for d in docs))
     console.print(t)
     console.print(
-        "The demo models saw only the other images in training. Stored in the result store; "
+        "* held out of the training of the bundled demo models (edsr = demo-edsr, "
+        "carn-m = demo-carn-m). Stored in the result store; "
         "`advsr results --rows model --cols scale` summarises it."
     )
 
