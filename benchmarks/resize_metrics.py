@@ -16,10 +16,7 @@ The headline figures are printed last, one per line, as ``name: value``.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,19 +29,7 @@ from tests.references.basicsr_numpy import imresize_np, ssim_np
 
 from advsr.imaging import imresize
 from advsr.metrics import ssim
-
-
-def timeit(fn: Callable[[], object], repeat: int, sync: Callable[[], None]) -> float:
-    """Median wall time of ``repeat`` calls after one warm-up call."""
-    fn()
-    sync()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from benchmarks._timing import timeit
 
 
 def main() -> None:

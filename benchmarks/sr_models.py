@@ -17,26 +17,15 @@ figures are printed last, one per line, as ``name: value``.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
+import sys
+from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from advsr.models.sr import SR_MODELS, create_sr_model
-
-
-def timeit(fn: Callable[[], object], repeat: int, sync: Callable[[], None]) -> float:
-    """Median seconds of ``repeat`` calls after a warm-up call."""
-    fn()
-    sync()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from benchmarks._timing import timeit
 
 
 def main() -> None:

@@ -55,6 +55,20 @@ def _open_store(path: Path | None) -> Any:
     return ResultStore(path or default_store_path())
 
 
+def _parse_options(items: list[str] | None, flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` strings to a dict (VALUE parsed as JSON when it can be)."""
+    opts: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise InputError(f"{flag} expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            opts[k] = json.loads(v)
+        except json.JSONDecodeError:
+            opts[k] = v
+    return opts
+
+
 @app.command()
 def datasets(json_: JsonOpt = False) -> None:
     """List the named datasets (any folder or image path works too)."""
@@ -225,15 +239,7 @@ def results(
     path = store or default_store_path()
     if not Path(path).exists():
         raise InputError(f"no result store at {path} (run a command first or pass --store)")
-    filt: dict[str, Any] = {}
-    for w in where or []:
-        if "=" not in w:
-            raise InputError(f"--where expects KEY=VALUE, got {w!r}")
-        k, v = w.split("=", 1)
-        try:
-            filt[k] = json.loads(v)
-        except json.JSONDecodeError:
-            filt[k] = v
+    filt = _parse_options(where, "--where")
     with _open_store(path) as st:
         if rows is None:
             _results_cells(st, experiment, filt, json_)
@@ -402,20 +408,6 @@ def run_cmd(
             _fmt(d["mean"].get("ssim"), 4),
         )
     console.print(t)
-
-
-def _parse_options(items: list[str] | None, flag: str) -> dict[str, Any]:
-    """``KEY=VALUE`` strings to a dict (VALUE parsed as JSON when it can be)."""
-    opts: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise InputError(f"{flag} expects KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            opts[k] = json.loads(v)
-        except json.JSONDecodeError:
-            opts[k] = v
-    return opts
 
 
 @app.command("train-sr")
