@@ -217,6 +217,85 @@ def eval_sr_cmd(
         )
 
 
+def _alpha_label(alpha: float) -> str:
+    return f"{alpha * 255:g}/255"
+
+
+@app.command("attack-sr")
+def attack_sr_cmd(
+    model: Annotated[str, typer.Option(help="SR model name (see `advsr models`).")] = "bicubic",
+    weights: Annotated[Path | None, typer.Option(help="Weight file of the model.")] = None,
+    data: Annotated[str, typer.Option(help="Dataset name or path.")] = "samples",
+    scale: Annotated[int, typer.Option(help="SR factor.")] = 4,
+    attack: Annotated[str, typer.Option(help="basic or partial.")] = "basic",
+    alpha: Annotated[
+        list[str] | None, typer.Option(help="Total L-inf budget, e.g. 8/255 (repeatable).")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Iterations T (step alpha/T).")] = 50,
+    reference: Annotated[
+        str, typer.Option(help="clean (needs --random-start), clean-8bit or ground-truth.")
+    ] = "clean-8bit",
+    random_start: Annotated[
+        bool, typer.Option("--random-start", help="Start at a random point of the budget.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the random start.")] = 0,
+    mask: Annotated[
+        str | None, typer.Option(help="Partial attack mask: center:F, rect:T,L,H,W or a file.")
+    ] = None,
+    hr_crop: Annotated[int | None, typer.Option(help="Centre-crop HR images (quick runs).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Attack an SR model (Choi et al. 2019): LR and SR PSNR per alpha, resumable."""
+    from advsr.experiments.attack_sr import parse_alpha
+    from advsr.experiments.spec import ExperimentSpec
+
+    if steps < 1:
+        raise InputError(f"--steps must be >= 1, got {steps}")
+    alphas = [parse_alpha(a) for a in (alpha or ["8/255"])]
+    spec = ExperimentSpec(
+        experiment="attack-sr",
+        grid={"alpha": alphas},
+        settings={
+            "model": model,
+            "weights": str(weights) if weights else None,
+            "data": data,
+            "scale": scale,
+            "attack": attack,
+            "steps": steps,
+            "reference": reference,
+            "random_start": random_start,
+            "seed": seed,
+            "mask": mask,
+            "hr_crop": hr_crop,
+            "device": device,
+        },
+    )
+    docs = _run_spec(spec, store)
+    mean = {
+        _alpha_label(d["config"]["alpha"]): {
+            k: d["mean"][k] for k in d["mean"] if k.endswith("psnr") or "psnr_" in k
+        }
+        for d in docs
+    }
+    if json_:
+        _print_json({"experiment": "attack-sr", "mean": mean, "runs": docs})
+        return
+    cols = ["lr_psnr", "sr_psnr", "sr_psnr_y", "sr_hr_psnr", "sr_psnr_inside", "sr_psnr_outside"]
+    cols = [c for c in cols if c in next(iter(mean.values()))]
+    t = RichTable(
+        title=f"{attack} attack on {model} x{scale}, {data} (PSNR dB, T={steps}, "
+        f"reference {reference})"
+    )
+    t.add_column("alpha")
+    for c in cols:
+        t.add_column(c, justify="right")
+    for label, m in mean.items():
+        t.add_row(label, *(_fmt(m[c], 2) for c in cols))
+    console.print(t)
+
+
 @app.command()
 def results(
     experiment: Annotated[

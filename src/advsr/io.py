@@ -32,6 +32,7 @@ from advsr.errors import ImageReadError, InputError, ModelLoadError, ShapeError
 __all__ = [
     "IMAGE_EXTENSIONS",
     "array_to_image",
+    "file_sha256",
     "image_to_array",
     "list_images",
     "load_state_dict",
@@ -305,6 +306,21 @@ def stack_images(images: Sequence[torch.Tensor], policy: StackPolicy = "error") 
 
 
 # --- weights -----------------------------------------------------------------------------
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes (identifies weight files in the result store)."""
+    import hashlib
+
+    p = Path(path)
+    if not p.is_file():
+        raise ModelLoadError(f"no such weight file: {p}")
+    h = hashlib.sha256()
+    with p.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
 
 WEIGHT_SUFFIXES = frozenset({".safetensors", ".pt", ".pth", ".th", ".ckpt", ".bin"})
 # containers that training scripts wrap a state_dict in, in the order they are tried

@@ -10,11 +10,9 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,11 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from advsr.data import SRDataset, open_dataset
 from advsr.devices import resolve_device
-from advsr.errors import InputError
 from advsr.experiments.runner import CellRow, run_cell
 from advsr.experiments.spec import validate
 from advsr.experiments.store import ResultStore
 from advsr.imaging.quantize import quantize
+from advsr.io import file_sha256
 from advsr.metrics import psnr, ssim
 from advsr.models.sr import create_sr_model
 
@@ -76,22 +74,11 @@ class EvalSRResult:
     skipped: int
 
 
-def _sha256(path: str) -> str:
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"no such weight file: {p}")
-    h = hashlib.sha256()
-    with p.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def cell_config(cfg: EvalSRConfig, dataset: SRDataset) -> dict[str, Any]:
     """The configuration that identifies an ``eval-sr`` cell in the store."""
     return {
         "model": cfg.model,
-        "weights_sha256": _sha256(cfg.weights) if cfg.weights else None,
+        "weights_sha256": file_sha256(cfg.weights) if cfg.weights else None,
         "dataset": dataset.identity(),
         "scale": cfg.scale,
         "hr_crop": cfg.hr_crop,

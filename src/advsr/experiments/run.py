@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from advsr.experiments.attack_sr import AttackSRConfig, attack_sr
 from advsr.experiments.eval_sr import EvalSRConfig, eval_sr
 from advsr.experiments.spec import ExperimentSpec, validate
 from advsr.experiments.store import ResultStore
@@ -67,6 +68,14 @@ EXPERIMENTS.register(
         config=EvalSRConfig,
         run=lambda cfg, store, progress: eval_sr(cfg, store, progress=progress),
         description="PSNR/SSIM of an SR model on a dataset",
+    ),
+)
+EXPERIMENTS.register(
+    "attack-sr",
+    ExperimentEntry(
+        config=AttackSRConfig,
+        run=lambda cfg, store, progress: attack_sr(cfg, store, progress=progress),
+        description="basic / partial attacks on an SR model (Choi et al. 2019)",
     ),
 )
 

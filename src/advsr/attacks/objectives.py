@@ -1,0 +1,94 @@
+"""Per-sample objectives that attacks maximise (``(N, C, H, W) -> (N,)``).
+
+SR objectives follow Choi et al. (2019): the deviation of the SR output from a reference,
+``||(f(X) - R) o (1 - M_H)||_2`` per image. Which reference ``R`` (see :func:`sr_reference`):
+
+* ``clean`` - ``f(X0)`` in float, the paper's formula. Its gradient is exactly zero at
+  ``X = X0`` (the norm is at its minimum), so sign steps from ``X0`` never move: it needs a
+  random start, and the attacks refuse it without one.
+* ``clean-8bit`` - ``f(X0)`` rounded to 8 bits, what the reference code (tf-sr-attack) got
+  by saving the clean output as PNG: the gradient at ``X0`` comes only from the rounding
+  residue, but it is non-zero almost everywhere, so the attack moves from the first step.
+* ``ground-truth`` - the HR image (the reference code's "truth" when the dataset has it).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from advsr.attacks._loop import Objective
+from advsr.errors import InputError, ShapeError
+from advsr.imaging.quantize import quantize
+
+__all__ = ["REFERENCES", "Reference", "sr_deviation", "sr_reference", "sr_to_target"]
+
+Reference = Literal["clean", "clean-8bit", "ground-truth"]
+REFERENCES: tuple[str, ...] = ("clean", "clean-8bit", "ground-truth")
+
+
+def sr_reference(
+    model: nn.Module, x0: torch.Tensor, kind: str, hr: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The reference output an SR attack moves away from (no gradient).
+
+    Raises:
+        InputError: unknown kind, or ``ground-truth`` without an HR image.
+
+    Shape:
+        ``(N, 3, h, w)`` -> ``(N, 3, s*h, s*w)``.
+    """
+    if kind not in REFERENCES:
+        raise InputError(f"unknown reference {kind!r}; use one of {', '.join(REFERENCES)}")
+    if kind == "ground-truth":
+        if hr is None:
+            raise InputError("reference 'ground-truth' needs HR images (this data has none)")
+        return hr.detach()
+    with torch.no_grad():
+        out = model(x0)
+    return quantize(out) if kind == "clean-8bit" else out.detach()
+
+
+def sr_deviation(
+    model: nn.Module, reference: torch.Tensor, mask_hr: torch.Tensor | None = None
+) -> Objective:
+    """``||(f(X) - reference) o (1 - M_H)||_2`` per image (to maximise).
+
+    Args:
+        model: SR model.
+        reference: fixed reference output (see :func:`sr_reference`).
+        mask_hr: HR mask ``M_H`` (1 = attacked region, excluded from the objective).
+
+    Shape:
+        objective: ``(N, 3, h, w)`` -> ``(N,)``.
+    """
+    keep = None if mask_hr is None else (1.0 - mask_hr)
+
+    def objective(x: torch.Tensor) -> torch.Tensor:
+        out = model(x)
+        if out.shape != reference.shape:
+            raise ShapeError(
+                f"SR output {tuple(out.shape)} does not match the reference "
+                f"{tuple(reference.shape)}"
+            )
+        diff = out - reference
+        if keep is not None:
+            diff = diff * keep
+        return diff.flatten(1).norm(dim=1)
+
+    return objective
+
+
+def sr_to_target(model: nn.Module, target: torch.Tensor) -> Objective:
+    """Targeted variant: ``-||f(X) - target||_2`` per image (maximised = pulled to target).
+
+    Shape:
+        objective: ``(N, 3, h, w)`` -> ``(N,)``.
+    """
+
+    def objective(x: torch.Tensor) -> torch.Tensor:
+        return -(model(x) - target).flatten(1).norm(dim=1)
+
+    return objective
