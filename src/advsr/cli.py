@@ -227,7 +227,7 @@ def attack_sr_cmd(
     weights: Annotated[Path | None, typer.Option(help="Weight file of the model.")] = None,
     data: Annotated[str, typer.Option(help="Dataset name or path.")] = "samples",
     scale: Annotated[int, typer.Option(help="SR factor.")] = 4,
-    attack: Annotated[str, typer.Option(help="basic or partial.")] = "basic",
+    attack: Annotated[str, typer.Option(help="basic, partial or universal.")] = "basic",
     alpha: Annotated[
         list[str] | None, typer.Option(help="Total L-inf budget, e.g. 8/255 (repeatable).")
     ] = None,
@@ -243,6 +243,19 @@ def attack_sr_cmd(
         str | None, typer.Option(help="Partial attack mask: center:F, rect:T,L,H,W or a file.")
     ] = None,
     hr_crop: Annotated[int | None, typer.Option(help="Centre-crop HR images (quick runs).")] = None,
+    crop: Annotated[
+        int | None, typer.Option(help="Universal attack: LR crop size (default: smallest image).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Universal attack: images per pass.")] = 8,
+    save_perturbation: Annotated[
+        Path | None, typer.Option(help="Universal attack: write Delta (.safetensors).")
+    ] = None,
+    defense: Annotated[
+        str | None, typer.Option(help="SR-side defense: resize-by-one or self-ensemble.")
+    ] = None,
+    adaptive: Annotated[
+        bool, typer.Option("--adaptive", help="Craft through the defense (default: bare model).")
+    ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     store: StoreOpt = None,
     json_: JsonOpt = False,
@@ -269,6 +282,11 @@ def attack_sr_cmd(
             "seed": seed,
             "mask": mask,
             "hr_crop": hr_crop,
+            "crop": crop,
+            "batch_size": batch_size,
+            "save_perturbation": str(save_perturbation) if save_perturbation else None,
+            "defense": defense,
+            "adaptive": adaptive,
             "device": device,
         },
     )
@@ -284,9 +302,10 @@ def attack_sr_cmd(
         return
     cols = ["lr_psnr", "sr_psnr", "sr_psnr_y", "sr_hr_psnr", "sr_psnr_inside", "sr_psnr_outside"]
     cols = [c for c in cols if c in next(iter(mean.values()))]
+    behind = f", {'adaptive' if adaptive else 'non-adaptive'} vs {defense}" if defense else ""
     t = RichTable(
         title=f"{attack} attack on {model} x{scale}, {data} (PSNR dB, T={steps}, "
-        f"reference {reference})"
+        f"reference {reference}{behind})"
     )
     t.add_column("alpha")
     for c in cols:

@@ -32,6 +32,10 @@ __all__ = ["Objective", "StepResult", "eval_mode", "project", "random_start", "r
 Objective = Callable[[torch.Tensor], torch.Tensor]
 """Per-sample loss to maximise: ``(N, C, H, W) -> (N,)``."""
 
+GradFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""``x -> (per-sample loss (N,), gradient of its sum w.r.t. x)``, for objectives that
+accumulate gradients themselves (e.g. a universal perturbation over mini-batches)."""
+
 
 @dataclass(frozen=True)
 class StepResult:
@@ -93,8 +97,13 @@ def random_start(
     return (x0 + delta).clamp(0.0, 1.0)
 
 
+def _check_loss(loss: torch.Tensor, x0: torch.Tensor) -> None:
+    if loss.ndim != 1 or loss.shape[0] != x0.shape[0]:
+        raise ShapeError(f"objective must return one value per image, got {tuple(loss.shape)}")
+
+
 def run_steps(
-    loss_fn: Objective,
+    loss_fn: Objective | None,
     x0: torch.Tensor,
     budget: Budget,
     *,
@@ -102,6 +111,8 @@ def run_steps(
     momentum: float = 0.0,
     mask: torch.Tensor | None = None,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    grad_fn: GradFn | None = None,
+    bounds: tuple[float, float] | None = (0.0, 1.0),
 ) -> StepResult:
     """Run ``budget.steps`` projected gradient-ascent steps on ``loss_fn`` from ``start``.
 
@@ -115,6 +126,10 @@ def run_steps(
             exactly zero where it is 0.
         transform: differentiable input transform applied before the objective (e.g.
             input diversity); the gradient flows through it.
+        grad_fn: instead of ``loss_fn``, a function returning the loss and its gradient
+            (for objectives that accumulate over mini-batches).
+        bounds: value range iterates are clipped to (``None``: no clipping, e.g. for a
+            perturbation ``Delta`` optimised around ``x0 = 0``).
 
     Returns:
         the final iterate and the objective values ``(T, N)`` at each step's input.
@@ -140,12 +155,17 @@ def run_steps(
     acc = torch.zeros_like(x0)
     losses = []
     alpha = budget.alpha
+    if (loss_fn is None) == (grad_fn is None):
+        raise InputError("give exactly one of loss_fn and grad_fn")
     for _ in range(budget.steps):
-        xr = x.requires_grad_(True)
-        loss = loss_fn(transform(xr) if transform is not None else xr)
-        if loss.ndim != 1 or loss.shape[0] != x0.shape[0]:
-            raise ShapeError(f"objective must return one value per image, got {tuple(loss.shape)}")
-        (grad,) = torch.autograd.grad(loss.sum(), xr)
+        if grad_fn is not None:
+            loss, grad = grad_fn(x)
+        else:
+            assert loss_fn is not None
+            xr = x.requires_grad_(True)
+            loss = loss_fn(transform(xr) if transform is not None else xr)
+            _check_loss(loss, x0)
+            (grad,) = torch.autograd.grad(loss.sum(), xr)
         losses.append(loss.detach())
         if momentum:
             acc = momentum * acc + grad / _per_sample_norm(grad, 1)
@@ -155,7 +175,10 @@ def run_steps(
         if mask is not None:
             direction = direction * mask
         with torch.no_grad():
-            x = project((x + alpha * direction).clamp(0.0, 1.0), x0, budget)
+            x = x + alpha * direction
+            if bounds is not None:
+                x = x.clamp(*bounds)
+            x = project(x, x0, budget)
             if mask is not None:
                 x = x0 + (x - x0) * mask
     return StepResult(x.detach(), torch.stack(losses) if losses else torch.empty(0))

@@ -18,16 +18,24 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from advsr.attacks._loop import eval_mode
 from advsr.attacks.objectives import REFERENCES
-from advsr.attacks.sr import DEFAULT_REFERENCE, basic_attack, sr_attack_metrics
+from advsr.attacks.sr import DEFAULT_REFERENCE, SRAttackResult, basic_attack, sr_attack_metrics
+from advsr.attacks.universal import (
+    apply_perturbation,
+    center_crop_batch,
+    save_perturbation,
+    universal_attack,
+)
 from advsr.data import SRDataset, open_dataset
+from advsr.defenses.sr_side import SR_DEFENSES, apply_sr_defense
 from advsr.devices import resolve_device
 from advsr.errors import InputError, ShapeError
 from advsr.experiments.runner import CellRow, run_cell
@@ -78,6 +86,12 @@ class AttackSRConfig(BaseModel):
         seed: seed of the random start (combined with the image index).
         mask: ``center:F`` (centred rectangle, fraction F of each side),
             ``rect:TOP,LEFT,HEIGHT,WIDTH`` (LR pixels) or a mask image of the LR size.
+        crop: universal attack: LR centre-crop size (default: the smallest image's size).
+        batch_size: universal attack: images per forward/backward.
+        save_perturbation: universal attack: write Delta to this ``.safetensors`` file.
+        defense: SR-side defense (``resize-by-one``, ``self-ensemble``) the results are
+            measured through.
+        adaptive: craft through the defense (else on the bare model: non-adaptive).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -87,13 +101,18 @@ class AttackSRConfig(BaseModel):
     data: str = "samples"
     scale: int = Field(4, ge=1)
     hr_crop: int | None = Field(None, ge=1)
-    attack: Literal["basic", "partial"] = "basic"
+    attack: Literal["basic", "partial", "universal"] = "basic"
     alpha: float = Field(8 / 255, ge=0.0, le=1.0)
     steps: int = Field(50, ge=1)
     reference: str = DEFAULT_REFERENCE
     random_start: bool = False
     seed: int = 0
     mask: str | None = None
+    crop: int | None = Field(None, ge=1)
+    batch_size: int = Field(8, ge=1)
+    save_perturbation: str | None = None
+    defense: str | None = None
+    adaptive: bool = False
     device: str = "auto"
 
 
@@ -159,8 +178,26 @@ def cell_config(cfg: AttackSRConfig, dataset: SRDataset) -> dict[str, Any]:
         "random_start": cfg.random_start,
         "seed": cfg.seed,
         "mask": cfg.mask,
+        "crop": cfg.crop,
+        "defense": cfg.defense,
+        "adaptive": cfg.adaptive,
         "metrics_version": METRICS_VERSION,
     }
+
+
+def _remeasure(target: torch.nn.Module, x0: torch.Tensor, res: SRAttackResult) -> SRAttackResult:
+    """Outputs of the model under evaluation when the attack was crafted on another."""
+    with eval_mode(target), torch.no_grad():
+        return replace(res, sr_clean=target(x0), sr_adv=target(res.x_adv))
+
+
+def _row(
+    i: int, name: str, lr: torch.Tensor, hr: torch.Tensor | None, res: SRAttackResult, t0: float
+) -> CellRow:
+    m = sr_attack_metrics(lr, res, hr=hr)
+    metrics: dict[str, Any] = {k: float(v[0]) for k, v in m.items()}
+    metrics["linf"] = float((res.x_adv - lr).abs().max())
+    return CellRow(idx=i, image=name, metrics=metrics, seconds=time.perf_counter() - t0)
 
 
 def attack_sr_rows(
@@ -171,6 +208,11 @@ def attack_sr_rows(
     device: torch.device,
 ) -> Iterator[CellRow]:
     """The pure cell: attack every image not in ``skip`` and measure it."""
+    target = apply_sr_defense(cfg.defense, model) if cfg.defense else model
+    craft = target if cfg.adaptive else model
+    if cfg.attack == "universal":
+        yield from _universal_rows(craft, target, dataset, cfg, skip, device)
+        return
     for i, name in enumerate(dataset.names()):
         if name in skip:
             continue
@@ -182,7 +224,7 @@ def attack_sr_rows(
             mask = make_mask(cfg.mask or "", lr.shape[-2], lr.shape[-1]).to(device)
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + i)
         res = basic_attack(
-            model,
+            craft,
             lr,
             eps=cfg.alpha,
             steps=cfg.steps,
@@ -192,11 +234,59 @@ def attack_sr_rows(
             generator=g,
             mask=mask,
         )
-        metrics: dict[str, Any] = {
-            k: float(v[0]) for k, v in sr_attack_metrics(lr, res, hr=hr).items()
-        }
-        metrics["linf"] = float((res.x_adv - lr).abs().max())
-        yield CellRow(idx=i, image=name, metrics=metrics, seconds=time.perf_counter() - t0)
+        if craft is not target:
+            res = _remeasure(target, lr, res)
+        yield _row(i, name, lr, hr, res, t0)
+
+
+def _universal_rows(
+    craft: torch.nn.Module,
+    target: torch.nn.Module,
+    dataset: SRDataset,
+    cfg: AttackSRConfig,
+    skip: set[str],
+    device: torch.device,
+) -> Iterator[CellRow]:
+    t0 = time.perf_counter()
+    pairs = [dataset[i] for i in range(len(dataset))]
+    size = (cfg.crop, cfg.crop) if cfg.crop else None
+    lrs = center_crop_batch([p.lr for p in pairs], size).to(device)
+    h, w = lrs.shape[-2:]
+    s = cfg.scale
+    hrs = center_crop_batch(
+        [p.hr[..., : p.lr.shape[-2] * s, : p.lr.shape[-1] * s] for p in pairs], (h * s, w * s)
+    ).to(device)
+    uni = universal_attack(
+        craft,
+        lrs,
+        eps=cfg.alpha,
+        steps=cfg.steps,
+        reference=cfg.reference,
+        hr=hrs,
+        batch_size=cfg.batch_size,
+    )
+    if cfg.save_perturbation:
+        save_perturbation(
+            cfg.save_perturbation,
+            uni.delta,
+            {
+                "model": cfg.model,
+                "scale": s,
+                "alpha": cfg.alpha,
+                "steps": cfg.steps,
+                "images": dataset.names(),
+                "crop": [h, w],
+            },
+        )
+    per_image = (time.perf_counter() - t0) / len(pairs)
+    for i, name in enumerate(dataset.names()):
+        if name in skip:
+            continue
+        lr = lrs[i : i + 1]
+        xa = apply_perturbation(uni.delta, lr)
+        with eval_mode(target), torch.no_grad():
+            res = SRAttackResult(xa, target(lr), target(xa), uni.losses[:, None])
+        yield _row(i, name, lr, hrs[i : i + 1], res, time.perf_counter() - per_image)
 
 
 def attack_sr(
@@ -213,6 +303,10 @@ def attack_sr(
         raise InputError(f"unknown reference {cfg.reference!r}; use one of {', '.join(REFERENCES)}")
     if cfg.reference == "clean" and not cfg.random_start:
         raise InputError("reference 'clean' needs --random-start (its gradient is zero at X0)")
+    if cfg.defense is not None:
+        SR_DEFENSES.get(cfg.defense)  # unknown names fail before any work
+    if cfg.attack == "universal" and cfg.reference == "clean":
+        raise InputError("the universal attack starts at Delta = 0: use clean-8bit or ground-truth")
     if cfg.attack == "partial" and not cfg.mask:
         raise InputError("the partial attack needs a mask (--mask center:0.5, rect:..., or a file)")
     device = resolve_device(cfg.device)
