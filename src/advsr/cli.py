@@ -316,6 +316,111 @@ def attack_sr_cmd(
 
 
 @app.command()
+def transfer(
+    model: Annotated[
+        list[str], typer.Option(help="Source model (repeatable); also the targets by default.")
+    ],
+    target: Annotated[
+        list[str] | None, typer.Option(help="Target model (repeatable; default: the sources).")
+    ] = None,
+    weights: Annotated[
+        list[str] | None, typer.Option(help="NAME=FILE weights of a model (repeatable).")
+    ] = None,
+    data: Annotated[str, typer.Option(help="Dataset name or path.")] = "samples",
+    scale: Annotated[int, typer.Option(help="SR factor.")] = 4,
+    alpha: Annotated[str, typer.Option(help="Total L-inf budget, e.g. 8/255.")] = "8/255",
+    steps: Annotated[int, typer.Option(help="Iterations T.")] = 50,
+    reference: Annotated[
+        str, typer.Option(help="clean-8bit, ground-truth or clean.")
+    ] = "clean-8bit",
+    random_start: Annotated[bool, typer.Option("--random-start")] = False,
+    hr_crop: Annotated[int | None, typer.Option(help="Centre-crop HR images.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Transferability: attacks crafted on each source, SR PSNR on every target."""
+    doc = _transfer_doc(
+        model,
+        target or model,
+        {k: str(v) for k, v in _parse_options(weights, "--weights").items()},
+        data,
+        scale,
+        alpha,
+        steps,
+        reference,
+        random_start,
+        hr_crop,
+        device,
+        store,
+    )
+    if json_:
+        _print_json(doc)
+        return
+    console.print(_transfer_table(doc))
+
+
+def _transfer_doc(
+    sources: list[str],
+    targets: list[str],
+    weights: dict[str, str],
+    data: str,
+    scale: int,
+    alpha: str,
+    steps: int,
+    reference: str,
+    random_start: bool,
+    hr_crop: int | None,
+    device: str,
+    store: Path | None,
+) -> dict[str, Any]:
+    from advsr.experiments.attack_sr import parse_alpha
+    from advsr.experiments.transfer_sr import transfer_matrix, transfer_sr
+
+    if steps < 1:
+        raise InputError(f"--steps must be >= 1, got {steps}")
+    a = parse_alpha(alpha)
+    runs = {}
+    with _open_store(store) as st:
+        for src in dict.fromkeys(sources):
+            cfg = {
+                "source": src,
+                "targets": list(targets),
+                "data": data,
+                "scale": scale,
+                "alpha": a,
+                "steps": steps,
+                "reference": reference,
+                "random_start": random_start,
+                "hr_crop": hr_crop,
+                "device": device,
+                "weights": {k: v for k, v in weights.items() if k in (src, *targets)},
+            }
+            runs[src] = transfer_sr(cfg, st)
+    return {
+        "experiment": "transfer-sr",
+        "alpha": _alpha_label(a),
+        "sources": list(runs),
+        "targets": list(targets),
+        "matrix": transfer_matrix(runs, list(targets)),
+        "runs": runs,
+    }
+
+
+def _transfer_table(doc: dict[str, Any]) -> RichTable:
+    t = RichTable(
+        title=f"transferability: SR PSNR (dB) on the target, alpha {doc['alpha']} "
+        "(rows: attacked model, columns: evaluated model)"
+    )
+    t.add_column("source \\ target", no_wrap=True)
+    for tg in doc["targets"]:
+        t.add_column(tg.removeprefix("demo-"), justify="right", no_wrap=True)
+    for src, row in zip(doc["sources"], doc["matrix"], strict=True):
+        t.add_row(src.removeprefix("demo-"), *(_fmt(v, 2) for v in row))
+    return t
+
+
+@app.command()
 def results(
     experiment: Annotated[
         str | None, typer.Option(help="Keep one experiment (e.g. eval-sr).")
