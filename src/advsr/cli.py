@@ -514,72 +514,62 @@ def _results_cells(st: Any, experiment: str | None, filt: dict[str, Any], json_:
 @app.command()
 def demo(
     quick: Annotated[
-        bool, typer.Option("--quick", help="Small crops: seconds, for smoke tests.")
+        bool, typer.Option("--quick", help="Small crops, few steps: seconds, for smoke tests.")
     ] = False,
+    report: Annotated[Path, typer.Option(help="HTML report to write.")] = Path(
+        "advsr-demo-report.html"
+    ),
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     store: StoreOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """The main job on the embedded data: bundled SR models vs bicubic on `samples`.
+    """The main job: SR attacks on the bundled models and bicubic over `samples`.
 
-    Evaluates bicubic and the bundled demo models (trained by `advsr train-sr` on `samples`
-    with some images held out) at x2 and x4, Y-PSNR/SSIM, and summarises the held-out images.
+    Clean fidelity, the basic attack at alpha in {1,2,4,8,16}/255 (rows alpha, columns
+    model; LR and SR PSNR), a transferability matrix, and an HTML report.
     """
-    from advsr.experiments.spec import ExperimentSpec
-    from advsr.models.sr import bundled_training
+    from advsr.demo import DEMO_MODELS, run_demo
 
-    models = ["bicubic", "demo-edsr", "demo-carn-m"]
-    spec = ExperimentSpec(
-        experiment="eval-sr",
-        grid={"scale": [2, 4], "model": models},
-        settings={"data": "samples", "device": device} | ({"hr_crop": 96} if quick else {}),
-    )
-    held_out = sorted(
-        {n for m in models[1:] for s in (2, 4) for n in bundled_training(m, s).get("holdout", [])}
-    )
-    docs = _run_spec(spec, store)
-    summary: dict[str, dict[str, dict[str, float]]] = {}
-    for d in docs:
-        rows = [r for r in d["rows"] if r["image"] in held_out]
-        summary.setdefault(d["config"]["model"], {})[f"x{d['config']['scale']}"] = {
-            "psnr_all": d["mean"]["psnr"],
-            "psnr_held_out": sum(r["psnr"] for r in rows) / max(len(rows), 1),
-            "ssim_held_out": sum(r["ssim"] for r in rows) / max(len(rows), 1),
-        }
+    with _open_store(store) as st:
+        doc = run_demo(st, quick=quick, device=device, report=report)
+    fid_runs = doc.pop("fidelity_runs")
     if json_:
-        _print_json(
-            {
-                "demo": "SR models vs bicubic on samples",
-                "quick": quick,
-                "held_out": held_out,
-                "summary": summary,
-                "runs": docs,
-            }
-        )
+        _print_json(doc)
         return
-    t = RichTable(title="Y-PSNR (dB) on samples" + (" (quick: 96 px crops)" if quick else ""))
+    held_out = doc["held_out"]
+    t = RichTable(title="clean Y-PSNR (dB) on samples" + (" (quick: crops)" if quick else ""))
     t.add_column("image", no_wrap=True)
-    for d in docs:
-        short = d["config"]["model"].removeprefix("demo-")
-        t.add_column(f"{short}\nx{d['config']['scale']}", justify="right", no_wrap=True)
-    for i, name in enumerate(r["image"] for r in docs[0]["rows"]):
+    for r in fid_runs:
+        short = r["config"]["model"].removeprefix("demo-")
+        t.add_column(f"{short}\nx{r['config']['scale']}", justify="right", no_wrap=True)
+    for i, name in enumerate(x["image"] for x in fid_runs[0]["rows"]):
         label = f"{name}*" if name in held_out else name
-        t.add_row(label, *(_fmt(d["rows"][i]["psnr"], 2) for d in docs))
+        t.add_row(label, *(_fmt(r["rows"][i]["psnr"], 2) for r in fid_runs))
     t.add_section()
     t.add_row(
         "mean held out*",
         *(
-            _fmt(summary[d["config"]["model"]][f"x{d['config']['scale']}"]["psnr_held_out"], 2)
-            for d in docs
+            _fmt(
+                doc["fidelity"][r["config"]["model"]][f"x{r['config']['scale']}"]["psnr_held_out"],
+                2,
+            )
+            for r in fid_runs
         ),
     )
-    t.add_row("mean all", *(_fmt(d["mean"]["psnr"], 2) for d in docs))
+    t.add_row("mean all", *(_fmt(r["mean"]["psnr"], 2) for r in fid_runs))
     console.print(t)
-    console.print(
-        "* held out of the training of the bundled demo models (edsr = demo-edsr, "
-        "carn-m = demo-carn-m). Stored in the result store; "
-        "`advsr results --rows model --cols scale` summarises it."
-    )
+    console.print("* held out of the bundled demo models' training.")
+    atk = doc["attack"]
+    for kind, key in (("LR", "lr_psnr"), ("SR", "sr_psnr")):
+        at = RichTable(title=f"basic attack, x4, T={atk['steps']}: {kind} PSNR (dB, RGB)")
+        at.add_column("alpha")
+        for m in DEMO_MODELS:
+            at.add_column(m.removeprefix("demo-"), justify="right")
+        for a in atk["alphas"]:
+            at.add_row(a, *(_fmt(atk[key][m][a], 2) for m in DEMO_MODELS))
+        console.print(at)
+    console.print(_transfer_table({**doc["transfer"], "alpha": doc["transfer"]["alpha"]}))
+    console.print(f"HTML report: {doc['report']}")
 
 
 @app.command("run")

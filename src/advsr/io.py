@@ -32,6 +32,7 @@ from advsr.errors import ImageReadError, InputError, ModelLoadError, ShapeError
 __all__ = [
     "IMAGE_EXTENSIONS",
     "array_to_image",
+    "encode_png",
     "file_sha256",
     "image_to_array",
     "list_images",
@@ -246,6 +247,19 @@ def write_image(
         h, w, _ = arr.shape
         with p.open("wb") as fh:
             png.Writer(w, h, greyscale=False, bitdepth=16).write(fh, arr.reshape(h, w * 3))
+
+
+def encode_png(x: torch.Tensor) -> bytes:
+    """One image as 8-bit PNG bytes (for reports).
+
+    Shape:
+        ``(1, 3, H, W)`` or ``(3, H, W)``.
+    """
+    import io as _io
+
+    buf = _io.BytesIO()
+    PILImage.fromarray(image_to_array(x), mode="RGB").save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
