@@ -184,3 +184,129 @@ def test_attack_sr_cli(cli, tmp_path) -> None:
     for args in bad:
         r = cli(*args)
         assert r.code == 2 and r.err.count("\n") == 1 and "Traceback" not in r.err, (args, r.err)
+
+
+def test_universal_attack_budget_save_and_apply(tmp_path) -> None:
+    from advsr.attacks.universal import (
+        apply_perturbation,
+        center_crop_batch,
+        load_perturbation,
+        save_perturbation,
+        universal_attack,
+    )
+
+    model = create_sr_model("demo-carn-m", 2)
+    imgs = [_x(i, n=1, h=14 + i, w=12 + 2 * i) for i in range(5)]
+    x0 = center_crop_batch(imgs, None)
+    assert x0.shape == (5, 3, 14, 12)
+    keep = x0.clone()
+    res = universal_attack(model, x0, eps=EPS, steps=4, batch_size=2)
+    assert torch.equal(x0, keep)
+    assert res.delta.shape == (1, 3, 14, 12) and res.delta.abs().max() <= EPS + 1e-6
+    assert res.losses.shape == (4,) and res.losses[-1] > res.losses[0]
+    # mini-batching does not change the result
+    whole = universal_attack(model, x0, eps=EPS, steps=4, batch_size=5)
+    assert torch.allclose(whole.delta, res.delta)
+    save_perturbation(tmp_path / "u.safetensors", res.delta, {"model": "demo-carn-m"})
+    d = load_perturbation(tmp_path / "u.safetensors")
+    big = _x(9, n=1, h=30, w=25)
+    xa = apply_perturbation(d, big)
+    assert xa.shape == big.shape and (xa - big).abs().max() <= EPS + 1e-6
+    with pytest.raises(InputError, match="clean-8bit"):
+        universal_attack(model, x0, reference="clean")
+    with pytest.raises(ShapeError, match="smaller than the crop"):
+        center_crop_batch(imgs, (20, 20))
+
+
+def test_sr_side_defenses_and_adaptive_attack() -> None:
+    from advsr.defenses import SR_DEFENSES, ResizeByOne, apply_sr_defense
+
+    model = create_sr_model("demo-edsr", 2)
+    x = _x(4, n=1, h=16, w=16).requires_grad_(True)
+    for name in SR_DEFENSES.names():
+        defended = apply_sr_defense(name, model)
+        y = defended(x)
+        assert y.shape == (1, 3, 32, 32) and not defended.training
+        (g,) = torch.autograd.grad(y.sum(), x)
+        assert g.abs().sum() > 0  # differentiable: the adaptive attack attacks it directly
+    flat = torch.full((1, 3, 9, 7), 0.4)
+    assert torch.allclose(ResizeByOne()(flat), flat, atol=1e-6)
+    # self-ensemble of a transform-equivariant model (bicubic) is the model itself
+    bic = create_sr_model("bicubic", 2)
+    assert torch.allclose(apply_sr_defense("self-ensemble", bic)(x), bic(x), atol=1e-5)
+
+
+def test_attack_sr_universal_defense_and_transfer_cli(cli, tmp_path) -> None:
+    out = tmp_path / "delta.safetensors"
+    res = cli(
+        "attack-sr",
+        "--model",
+        "demo-carn-m",
+        "--scale",
+        "2",
+        "--hr-crop",
+        "48",
+        "--attack",
+        "universal",
+        "--crop",
+        "20",
+        "--steps",
+        "3",
+        "--save-perturbation",
+        str(out),
+        "--json",
+    )
+    assert res.code == 0, res.err
+    assert out.exists() and len(json.loads(res.out)["runs"][0]["rows"]) == 8
+    non = cli(
+        "attack-sr",
+        "--model",
+        "demo-edsr",
+        "--scale",
+        "2",
+        "--hr-crop",
+        "48",
+        "--steps",
+        "5",
+        "--defense",
+        "resize-by-one",
+        "--json",
+    )
+    ada = cli(
+        "attack-sr",
+        "--model",
+        "demo-edsr",
+        "--scale",
+        "2",
+        "--hr-crop",
+        "48",
+        "--steps",
+        "5",
+        "--defense",
+        "resize-by-one",
+        "--adaptive",
+        "--json",
+    )
+    sr_non = json.loads(non.out)["mean"]["8/255"]["sr_psnr"]
+    sr_ada = json.loads(ada.out)["mean"]["8/255"]["sr_psnr"]
+    assert sr_ada < sr_non  # crafting through the defense is stronger
+    bad = cli("attack-sr", "--defense", "blur")
+    assert bad.code == 2 and "did you mean" not in bad.out
+    tr = cli(
+        "transfer",
+        "--model",
+        "bicubic",
+        "--model",
+        "demo-edsr",
+        "--scale",
+        "2",
+        "--hr-crop",
+        "32",
+        "--steps",
+        "3",
+        "--json",
+    )
+    assert tr.code == 0, tr.err
+    m = json.loads(tr.out)["matrix"]
+    assert len(m) == 2 and len(m[0]) == 2
+    assert m[1][1] < m[1][0]  # an attack on edsr hurts edsr more than bicubic

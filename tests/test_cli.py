@@ -26,24 +26,32 @@ def _one_line_error(res) -> None:
     assert "Traceback" not in res.err + res.out
 
 
-def test_demo_quick_json(cli) -> None:
-    res = cli("demo", "--quick", "--json")
+def test_demo_quick_json(cli, tmp_path) -> None:
+    report = tmp_path / "report.html"
+    res = cli("demo", "--quick", "--json", "--report", str(report))
     assert res.code == 0, res.err
     doc = json.loads(res.out)
     models = ["bicubic", "demo-edsr", "demo-carn-m"]
-    assert [(r["config"]["scale"], r["config"]["model"]) for r in doc["runs"]] == [
-        (s, m) for s in (2, 4) for m in models
-    ]
     assert doc["held_out"] == ["chelsea", "china"]
-    for run in doc["runs"]:
-        assert len(run["rows"]) == 8
-        assert 15 < run["mean"]["psnr"] < 45 and 0.3 < run["mean"]["ssim"] <= 1
-    summary = doc["summary"]
-    for m in models:  # x2 is easier than x4 on the same images
-        assert summary[m]["x2"]["psnr_all"] > summary[m]["x4"]["psnr_all"]
-    again = json.loads(cli("demo", "--quick", "--json").out)
-    assert all(r["from_store"] == 8 and r["computed"] == 0 for r in again["runs"])
-    assert again["summary"] == summary
+    for m in models:  # clean fidelity: x2 is easier than x4 on the same images
+        assert doc["fidelity"][m]["x2"]["psnr_all"] > doc["fidelity"][m]["x4"]["psnr_all"]
+    atk = doc["attack"]
+    assert atk["alphas"] == ["2/255", "8/255"]
+    for m in models:  # a larger budget degrades more, in LR and in SR
+        assert atk["lr_psnr"][m]["8/255"] < atk["lr_psnr"][m]["2/255"]
+        assert atk["sr_psnr"][m]["8/255"] < atk["sr_psnr"][m]["2/255"]
+    # the paper's first finding, even in the quick run: the deep models lose more in SR than
+    # in LR, bicubic does not, and bicubic is the most robust
+    for m in models[1:]:
+        assert atk["sr_psnr"][m]["8/255"] < atk["lr_psnr"][m]["8/255"]
+        assert atk["sr_psnr"][m]["8/255"] < atk["sr_psnr"]["bicubic"]["8/255"]
+    assert atk["sr_psnr"]["bicubic"]["8/255"] > atk["lr_psnr"]["bicubic"]["8/255"]
+    t = doc["transfer"]
+    assert len(t["matrix"]) == 3 and all(len(r) == 3 for r in t["matrix"])
+    html = report.read_text()
+    assert "data:image/png;base64," in html and "Transferability" in html
+    again = json.loads(cli("demo", "--quick", "--json", "--report", str(report)).out)
+    assert again["attack"] == atk and again["transfer"] == t
 
 
 def test_tables_and_listings(cli) -> None:
