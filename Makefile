@@ -37,6 +37,8 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/resize_metrics.py
 	$(BIN)/python benchmarks/sr_models.py
+	$(BIN)/python benchmarks/attack_overhead.py
+	$(BIN)/python benchmarks/attack_memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache advsr-results.sqlite*
