@@ -310,3 +310,23 @@ def test_attack_sr_universal_defense_and_transfer_cli(cli, tmp_path) -> None:
     m = json.loads(tr.out)["matrix"]
     assert len(m) == 2 and len(m[0]) == 2
     assert m[1][1] < m[1][0]  # an attack on edsr hurts edsr more than bicubic
+
+
+def test_mask_file_of_the_wrong_size_is_one_line(cli, tmp_path) -> None:
+    from advsr.io import write_image
+
+    write_image(tmp_path / "mask.png", torch.ones(1, 3, 5, 5))
+    res = cli(
+        "attack-sr",
+        "--attack",
+        "partial",
+        "--mask",
+        str(tmp_path / "mask.png"),
+        "--hr-crop",
+        "32",
+        "--scale",
+        "2",
+    )
+    assert res.code == 2 and "mask" in res.err and res.err.count("\n") == 1
+    ok = make_mask(str(tmp_path / "mask.png"), 5, 5)
+    assert ok.shape == (1, 1, 5, 5) and ok.sum() == 25
