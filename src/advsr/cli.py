@@ -403,7 +403,16 @@ def _transfer_doc(
         "sources": list(runs),
         "targets": list(targets),
         "matrix": transfer_matrix(runs, list(targets)),
-        "runs": runs,
+        "runs": {
+            k: {
+                "cell_id": r.cell_id,
+                "rows": r.rows,
+                "mean": r.mean,
+                "computed": r.computed,
+                "skipped": r.skipped,
+            }
+            for k, r in runs.items()
+        },
     }
 
 

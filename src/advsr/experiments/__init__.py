@@ -1,6 +1,6 @@
 """Experiments: validated specs, the cell runner and the SQLite result store."""
 
-from advsr.experiments.eval_sr import EvalSRConfig, EvalSRResult, eval_sr
+from advsr.experiments.eval_sr import EvalSRConfig, eval_sr
 from advsr.experiments.run import EXPERIMENTS, ExperimentRun, run_spec
 from advsr.experiments.runner import CellResult, CellRow, run_cell
 from advsr.experiments.spec import ExperimentSpec, load_spec
@@ -11,7 +11,6 @@ __all__ = [
     "CellResult",
     "CellRow",
     "EvalSRConfig",
-    "EvalSRResult",
     "ExperimentRun",
     "ExperimentSpec",
     "ResultStore",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,13 +38,13 @@ from advsr.data import SRDataset, open_dataset
 from advsr.defenses.sr_side import SR_DEFENSES, apply_sr_defense
 from advsr.devices import resolve_device
 from advsr.errors import InputError, ShapeError
-from advsr.experiments.runner import CellRow, run_cell
+from advsr.experiments.runner import CellResult, CellRow, run_cell
 from advsr.experiments.spec import validate
 from advsr.experiments.store import ResultStore
 from advsr.io import file_sha256, read_image
 from advsr.models.sr import create_sr_model
 
-__all__ = ["AttackSRConfig", "AttackSRResult", "attack_sr", "make_mask", "parse_alpha"]
+__all__ = ["AttackSRConfig", "attack_sr", "image_generator", "make_mask", "parse_alpha"]
 
 EXPERIMENT = "attack-sr"
 METRICS_VERSION = 1
@@ -116,15 +116,9 @@ class AttackSRConfig(BaseModel):
     device: str = "auto"
 
 
-@dataclass(frozen=True)
-class AttackSRResult:
-    """Per-image rows (from the store) and their means."""
-
-    cell_id: str
-    rows: list[dict[str, Any]]
-    mean: dict[str, float]
-    computed: int
-    skipped: int
+def image_generator(seed: int, index: int) -> torch.Generator:
+    """The generator of image ``index``: independent of order, batching and resumption."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + index)
 
 
 def make_mask(spec: str, height: int, width: int) -> torch.Tensor:
@@ -222,7 +216,7 @@ def attack_sr_rows(
         mask = None
         if cfg.attack == "partial":
             mask = make_mask(cfg.mask or "", lr.shape[-2], lr.shape[-1]).to(device)
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + i)
+        g = image_generator(cfg.seed, i)
         res = basic_attack(
             craft,
             lr,
@@ -291,7 +285,7 @@ def _universal_rows(
 
 def attack_sr(
     cfg: AttackSRConfig | dict[str, Any], store: ResultStore, *, progress: bool | None = None
-) -> AttackSRResult:
+) -> CellResult:
     """Run one ``attack-sr`` cell with resume (see the module docstring).
 
     Raises:
@@ -324,6 +318,4 @@ def attack_sr(
         description=f"{cfg.attack} attack {cfg.model} x{cfg.scale} alpha {cfg.alpha * 255:.3g}/255",
         progress=progress,
     )
-    keys = [k for k in (res.rows[0] if res.rows else {}) if k not in ("image", "seconds")]
-    mean = {k: sum(float(r[k]) for r in res.rows) / len(res.rows) for k in keys}
-    return AttackSRResult(res.cell_id, res.rows, mean, res.computed, res.skipped)
+    return res

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from advsr.data import SRDataset, open_dataset
 from advsr.devices import resolve_device
-from advsr.experiments.runner import CellRow, run_cell
+from advsr.experiments.runner import CellResult, CellRow, run_cell
 from advsr.experiments.spec import validate
 from advsr.experiments.store import ResultStore
 from advsr.imaging.quantize import quantize
@@ -28,7 +27,7 @@ from advsr.io import file_sha256
 from advsr.metrics import psnr, ssim
 from advsr.models.sr import create_sr_model
 
-__all__ = ["EvalSRConfig", "EvalSRResult", "eval_sr", "eval_sr_rows"]
+__all__ = ["EvalSRConfig", "eval_sr", "eval_sr_rows"]
 
 EXPERIMENT = "eval-sr"
 METRICS_VERSION = 1  # bump when a metric's definition changes: old cells no longer match
@@ -61,17 +60,6 @@ class EvalSRConfig(BaseModel):
     y_channel: bool = True
     crop_border: int | None = Field(None, ge=0)
     device: str = "auto"
-
-
-@dataclass(frozen=True)
-class EvalSRResult:
-    """Per-image rows (from the store) and their means."""
-
-    cell_id: str
-    rows: list[dict[str, Any]]
-    mean: dict[str, float]
-    computed: int
-    skipped: int
 
 
 def cell_config(cfg: EvalSRConfig, dataset: SRDataset) -> dict[str, Any]:
@@ -122,7 +110,7 @@ def eval_sr(
     store: ResultStore,
     *,
     progress: bool | None = None,
-) -> EvalSRResult:
+) -> CellResult:
     """Evaluate an SR model's fidelity on a dataset, resuming from the store.
 
     Args:
@@ -148,9 +136,4 @@ def eval_sr(
         description=f"{cfg.model} x{cfg.scale}",
         progress=progress,
     )
-    mean = (
-        {k: sum(float(r[k]) for r in res.rows) / len(res.rows) for k in ("psnr", "ssim")}
-        if res.rows
-        else {}
-    )
-    return EvalSRResult(res.cell_id, res.rows, mean, res.computed, res.skipped)
+    return res

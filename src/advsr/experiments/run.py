@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel
 
 from advsr.experiments.attack_sr import AttackSRConfig, attack_sr
 from advsr.experiments.eval_sr import EvalSRConfig, eval_sr
+from advsr.experiments.runner import CellResult
 from advsr.experiments.spec import ExperimentSpec, validate
 from advsr.experiments.store import ResultStore
 from advsr.registry import Registry
@@ -26,25 +27,12 @@ from advsr.registry import Registry
 __all__ = ["EXPERIMENTS", "ExperimentEntry", "ExperimentRun", "run_spec"]
 
 
-class _Result(Protocol):
-    @property
-    def cell_id(self) -> str: ...
-    @property
-    def rows(self) -> list[dict[str, Any]]: ...
-    @property
-    def mean(self) -> dict[str, float]: ...
-    @property
-    def computed(self) -> int: ...
-    @property
-    def skipped(self) -> int: ...
-
-
 @dataclass(frozen=True)
 class ExperimentEntry:
     """A registered experiment: its config class and its resumable run function."""
 
     config: type[BaseModel]
-    run: Callable[[Any, ResultStore, bool | None], _Result]
+    run: Callable[[Any, ResultStore, bool | None], CellResult]
     description: str
 
 

@@ -32,12 +32,21 @@ class CellRow:
 @dataclass(frozen=True)
 class CellResult:
     """What :func:`run_cell` did: the cell id, its rows (read back from the store: ``image``,
-    the metrics, ``seconds``), how many were computed now and how many were already stored."""
+    the metrics, ``seconds``), how many were computed now and how many were already stored,
+    and ``mean``: the mean over images of every float metric (integers such as image sizes
+    and the timing are left out)."""
 
     cell_id: str
     rows: list[dict[str, Any]]
     computed: int
     skipped: int
+
+    @property
+    def mean(self) -> dict[str, float]:
+        if not self.rows:
+            return {}
+        keys = [k for k, v in self.rows[0].items() if isinstance(v, float) and k != "seconds"]
+        return {k: sum(float(r[k]) for r in self.rows) / len(self.rows) for k in keys}
 
 
 def run_cell(

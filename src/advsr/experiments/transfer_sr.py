@@ -9,7 +9,7 @@ matrix of Choi et al.'s Figure 4.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -20,7 +20,8 @@ from advsr.attacks.sr import DEFAULT_REFERENCE, basic_attack
 from advsr.data import SRDataset, open_dataset
 from advsr.devices import resolve_device
 from advsr.errors import InputError
-from advsr.experiments.runner import CellRow, run_cell
+from advsr.experiments.attack_sr import image_generator
+from advsr.experiments.runner import CellResult, CellRow, run_cell
 from advsr.experiments.spec import validate
 from advsr.experiments.store import ResultStore
 from advsr.io import file_sha256
@@ -65,7 +66,7 @@ def _rows(
         t0 = time.perf_counter()
         pair = dataset[i]
         lr, hr = pair.lr.to(device), pair.hr.to(device)
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + i)
+        g = image_generator(cfg.seed, i)
         res = basic_attack(
             source,
             lr,
@@ -85,8 +86,8 @@ def _rows(
 
 def transfer_sr(
     cfg: TransferSRConfig | dict[str, Any], store: ResultStore, *, progress: bool | None = None
-) -> dict[str, Any]:
-    """Run one source's cell; returns ``{"cell_id", "rows", "mean", "computed", "skipped"}``."""
+) -> CellResult:
+    """Run one source's cell (rows hold ``lr_psnr`` and ``sr_psnr@<target>``)."""
     if not isinstance(cfg, TransferSRConfig):
         cfg = validate(TransferSRConfig, cfg)
     unknown = set(cfg.weights) - {cfg.source, *cfg.targets}
@@ -114,19 +115,9 @@ def transfer_sr(
         description=f"transfer from {cfg.source}",
         progress=progress,
     )
-    keys = [k for k in (res.rows[0] if res.rows else {}) if k not in ("image", "seconds")]
-    mean = {k: sum(float(r[k]) for r in res.rows) / len(res.rows) for k in keys}
-    return {
-        "cell_id": res.cell_id,
-        "rows": res.rows,
-        "mean": mean,
-        "computed": res.computed,
-        "skipped": res.skipped,
-    }
+    return res
 
 
-def transfer_matrix(
-    runs: dict[str, dict[str, Any]], targets: list[str]
-) -> list[list[float | None]]:
+def transfer_matrix(runs: Mapping[str, CellResult], targets: list[str]) -> list[list[float | None]]:
     """``matrix[i][j]`` = mean SR PSNR on target j of attacks crafted on source i."""
-    return [[run["mean"].get(f"sr_psnr@{t}") for t in targets] for run in runs.values()]
+    return [[run.mean.get(f"sr_psnr@{t}") for t in targets] for run in runs.values()]
