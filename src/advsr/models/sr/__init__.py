@@ -29,6 +29,7 @@ from torch import nn
 
 from advsr.checks import check_scale
 from advsr.errors import InputError, ModelLoadError
+from advsr.models.loading import StateDict, load_weights
 from advsr.models.sr.bicubic import Bicubic
 from advsr.models.sr.carn import CARN
 from advsr.models.sr.edsr import EDSR
@@ -49,8 +50,6 @@ __all__ = [
     "load_weights",
     "weights_dir",
 ]
-
-StateDict = dict[str, torch.Tensor]
 
 
 def weights_dir() -> Path:
@@ -307,49 +306,6 @@ def create_sr_model(
     if weights is not None:
         load_weights(model, weights, adapt=entry.adapt, name=name)
     return model.eval()
-
-
-def _shape(t: torch.Tensor) -> str:
-    return "x".join(map(str, t.shape)) or "scalar"
-
-
-def load_weights(
-    model: nn.Module,
-    path: str | Path,
-    *,
-    adapt: Callable[[StateDict], StateDict] | None = None,
-    name: str = "model",
-) -> None:
-    """Load a weight file into ``model`` with strict key and shape matching.
-
-    Raises:
-        ModelLoadError: one line listing missing keys, unexpected keys and shape mismatches.
-    """
-    from advsr.io import load_state_dict
-
-    sd = load_state_dict(path)
-    if adapt is not None:
-        sd = adapt(sd)
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    shapes = [
-        f"{k} file {_shape(sd[k])} vs model {_shape(own[k])}"
-        for k in own
-        if k in sd and sd[k].shape != own[k].shape
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        for label, items in (
-            ("missing", missing),
-            ("unexpected", unexpected),
-            ("shape mismatches", shapes),
-        ):
-            if items:
-                more = f" +{len(items) - 3} more" if len(items) > 3 else ""
-                parts.append(f"{len(items)} {label} ({'; '.join(items[:3])}{more})")
-        raise ModelLoadError(f"{path} does not fit {name}: " + ", ".join(parts))
-    model.load_state_dict(sd, strict=True)
 
 
 class SRModelInfo(TypedDict):
