@@ -33,7 +33,15 @@ from advsr.attacks._loop import Objective
 from advsr.errors import InputError, ShapeError
 from advsr.imaging.quantize import quantize
 
-__all__ = ["REFERENCES", "Reference", "sr_deviation", "sr_reference", "sr_to_target"]
+__all__ = [
+    "REFERENCES",
+    "Reference",
+    "cross_entropy",
+    "cw_margin",
+    "sr_deviation",
+    "sr_reference",
+    "sr_to_target",
+]
 
 Reference = Literal["clean", "clean-8bit", "ground-truth"]
 REFERENCES: tuple[str, ...] = ("clean", "clean-8bit", "ground-truth")
@@ -100,5 +108,53 @@ def sr_to_target(model: nn.Module, target: torch.Tensor) -> Objective:
 
     def objective(x: torch.Tensor) -> torch.Tensor:
         return -(model(x) - target).flatten(1).norm(dim=1)
+
+    return objective
+
+
+def _check_labels(y: torch.Tensor, logits: torch.Tensor) -> None:
+    if y.ndim != 1 or y.shape[0] != logits.shape[0]:
+        raise ShapeError(f"labels must have shape ({logits.shape[0]},), got {tuple(y.shape)}")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
+        raise InputError(f"labels must lie in [0, {logits.shape[1] - 1}]")
+
+
+def cross_entropy(model: nn.Module, y: torch.Tensor, *, targeted: bool = False) -> Objective:
+    """Cross-entropy of the true class (untargeted, maximised) or minus that of the target.
+
+    Shape:
+        objective: ``(N, 3, H, W)`` -> ``(N,)``.
+    """
+
+    def objective(x: torch.Tensor) -> torch.Tensor:
+        logits = model(x)
+        _check_labels(y, logits)
+        ce = torch.nn.functional.cross_entropy(logits, y.to(logits.device), reduction="none")
+        return -ce if targeted else ce
+
+    return objective
+
+
+def cw_margin(
+    model: nn.Module, y: torch.Tensor, *, kappa: float = 0.0, targeted: bool = False
+) -> Objective:
+    """Carlini-Wagner margin on logits, capped at ``kappa`` (maximised).
+
+    Untargeted: ``min(max_{j != y} Z_j - Z_y, kappa)``; targeted (``y`` = target):
+    ``min(Z_t - max_{j != t} Z_j, kappa)``.
+
+    Shape:
+        objective: ``(N, 3, H, W)`` -> ``(N,)``.
+    """
+
+    def objective(x: torch.Tensor) -> torch.Tensor:
+        z = model(x)
+        _check_labels(y, z)
+        yy = y.to(z.device)
+        true = z.gather(1, yy[:, None])[:, 0]
+        other = z.masked_fill(torch.nn.functional.one_hot(yy, z.shape[1]).bool(), float("-inf"))
+        best_other = other.max(dim=1).values
+        margin = (true - best_other) if targeted else (best_other - true)
+        return margin.clamp(max=kappa)
 
     return objective

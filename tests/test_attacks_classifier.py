@@ -1,0 +1,114 @@
+"""Classifier attacks: contract tests generated from the registry, objectives, shared data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from advsr.attacks.classifier import ATTACKS, input_diversity
+from advsr.attacks.objectives import cross_entropy, cw_margin
+from advsr.errors import InputError, ShapeError, UnknownNameError
+from advsr.io import read_image
+from advsr.models.classifiers import Classifier, create_classifier
+from tests.conftest import SHARED
+
+FOOLBOX = SHARED / "samples_foolbox"
+L2_ATTACKS = {"fgm-l2", "pgd-l2"}
+
+
+def _tiny_classifier() -> Classifier:
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32, 4),
+    )
+    return Classifier(net, (0.5,) * 3, (0.25,) * 3, 4).eval()
+
+
+def _data() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(6, 3, 12, 12, generator=g), torch.randint(0, 4, (6,), generator=g)
+
+
+def _eps(name: str) -> float:
+    return 1.0 if name in L2_ATTACKS else 8 / 255
+
+
+def _norm(name: str, d: torch.Tensor) -> torch.Tensor:
+    f = d.flatten(1)
+    return f.norm(dim=1) if name in L2_ATTACKS else f.abs().max(dim=1).values
+
+
+@pytest.mark.parametrize("name", ATTACKS.names())
+def test_attack_contract(name: str) -> None:
+    model = _tiny_classifier()
+    model.train()
+    x, y = _data()
+    keep = x.clone()
+    attack = ATTACKS.get(name)
+    out = attack(model, x, y, eps=_eps(name), steps=4, generator=torch.Generator().manual_seed(3))
+    assert model.training  # mode restored
+    assert torch.equal(x, keep)  # input unchanged
+    assert (_norm(name, out.x_adv - x) <= _eps(name) + 1e-5).all()  # budget
+    assert out.x_adv.min() >= 0 and out.x_adv.max() <= 1
+    assert out.success.dtype == torch.bool and out.success.shape == (6,)
+    with torch.no_grad():
+        assert torch.equal(out.success, model.eval()(out.x_adv).argmax(1) != y)
+    again = attack(model, x, y, eps=_eps(name), steps=4, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(out.x_adv, again.x_adv)  # seeded determinism
+    big = attack(
+        model, x, y, eps=8 * _eps(name), steps=8, generator=torch.Generator().manual_seed(3)
+    )
+    assert big.success.float().mean() >= 0.5  # a large budget fools the tiny model
+
+
+def test_bad_inputs() -> None:
+    model = _tiny_classifier()
+    x, y = _data()
+    with pytest.raises(ShapeError, match="labels"):
+        ATTACKS.get("pgd")(model, x, y[:3], eps=0.1)
+    with pytest.raises(InputError, match="labels must lie"):
+        ATTACKS.get("pgd")(model, x, y + 10, eps=0.1)
+    with pytest.raises(InputError, match="eps"):
+        ATTACKS.get("pgd")(model, x, y, eps=-0.1)
+    with pytest.raises(InputError, match="steps"):
+        ATTACKS.get("ifgsm")(model, x, y, eps=0.1, steps=0)
+    with pytest.raises(UnknownNameError, match="did you mean 'pgd'"):
+        ATTACKS.get("pdg")
+    with pytest.raises(InputError):
+        input_diversity(1.5)
+
+
+def test_objectives() -> None:
+    z = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0]])
+    model = nn.Identity()
+    x = z.view(2, 3, 1, 1)
+    flat = lambda t: t.flatten(1)  # noqa: E731
+    y = torch.tensor([0, 2])
+    margin = cw_margin(lambda t: flat(model(t)), y, kappa=10.0)(x)
+    assert torch.allclose(margin, torch.tensor([1.0 - 2.0, 3.0 - 1.0]))
+    capped = cw_margin(lambda t: flat(model(t)), y, kappa=0.5)(x)
+    assert torch.allclose(capped, torch.tensor([-1.0, 0.5]))
+    ce = cross_entropy(lambda t: flat(model(t)), y)(x)
+    assert torch.allclose(ce, torch.nn.functional.cross_entropy(z, y, reduction="none"))
+    tce = cross_entropy(lambda t: flat(model(t)), y, targeted=True)(x)
+    assert torch.allclose(tce, -ce)
+
+
+@pytest.mark.skipif(not FOOLBOX.is_dir(), reason="../shared/data is absent")
+def test_pgd_on_foolbox_cifar10_with_official_resnet20() -> None:
+    files = sorted(FOOLBOX.glob("cifar10_*.png"))
+    x = torch.cat([read_image(f) for f in files])
+    y = torch.tensor([int(f.stem.split("_")[-1]) for f in files])
+    weights = next((SHARED / "cifar10" / "resnet_weights").glob("resnet20-*.th"))
+    clf = create_classifier("resnet20-cifar10", weights)
+    with torch.no_grad():
+        assert int((clf(x).argmax(1) == y).sum()) == 20
+    out = ATTACKS.get("pgd")(
+        clf, x, y, eps=8 / 255, steps=10, generator=torch.Generator().manual_seed(0)
+    )
+    assert int((~out.success).sum()) <= 1  # robust accuracy <= 1/20
