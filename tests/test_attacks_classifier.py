@@ -112,3 +112,55 @@ def test_pgd_on_foolbox_cifar10_with_official_resnet20() -> None:
         clf, x, y, eps=8 / 255, steps=10, generator=torch.Generator().manual_seed(0)
     )
     assert int((~out.success).sum()) <= 1  # robust accuracy <= 1/20
+
+
+@pytest.mark.parametrize("name", ["deepfool", "cw-l2"])
+def test_minimal_attack_contract(name: str) -> None:
+    from advsr.attacks.minimal import MINIMAL_ATTACKS
+
+    model = _tiny_classifier()
+    model.train()
+    x, y = _data()
+    keep = x.clone()
+    fn = MINIMAL_ATTACKS.get(name)
+    kw = {"steps": 30} if name == "cw-l2" else {}
+    out = fn(model, x, y, **kw)  # type: ignore[operator]
+    assert model.training and torch.equal(x, keep)
+    assert out.x_adv.min() >= 0 and out.x_adv.max() <= 1
+    assert out.success.float().mean() >= 0.8
+    with torch.no_grad():
+        assert torch.equal(out.success, model.eval()(out.x_adv).argmax(1) != y)
+    again = fn(model, x, y, **kw)  # type: ignore[operator]
+    assert torch.equal(out.x_adv, again.x_adv)
+
+
+def test_deepfool_batched_equals_per_image() -> None:
+    from advsr.attacks.minimal import deepfool
+
+    model = _tiny_classifier()
+    x, y = _data()
+    batch = deepfool(model, x, y)
+    for i in range(x.shape[0]):
+        one = deepfool(model, x[i : i + 1], y[i : i + 1])
+        assert torch.allclose(one.x_adv, batch.x_adv[i : i + 1], atol=1e-5)
+
+
+@pytest.mark.skipif(not FOOLBOX.is_dir(), reason="../shared/data is absent")
+def test_deepfool_and_cw_beat_fgm_l2_on_foolbox_cifar10() -> None:
+    from advsr.attacks.minimal import carlini_wagner_l2, deepfool
+
+    files = sorted(FOOLBOX.glob("cifar10_*.png"))
+    x = torch.cat([read_image(f) for f in files])
+    y = torch.tensor([int(f.stem.split("_")[-1]) for f in files])
+    weights = next((SHARED / "cifar10" / "resnet_weights").glob("resnet20-*.th"))
+    clf = create_classifier("resnet20-cifar10", weights)
+    medians = {}
+    for name, out in (
+        ("deepfool", deepfool(clf, x, y)),
+        ("cw", carlini_wagner_l2(clf, x, y, steps=50, binary_search_steps=4)),
+    ):
+        assert int(out.success.sum()) >= 19, name
+        medians[name] = float((out.x_adv - x).flatten(1).norm(dim=1)[out.success].median())
+    # FGM-L2 needs a far larger L2 to reach the same success (it never reaches 19/20 here)
+    fgm = ATTACKS.get("fgm-l2")(clf, x, y, eps=max(medians.values()) * 2)
+    assert int(fgm.success.sum()) < 19
