@@ -50,8 +50,8 @@ EXPERIMENT = "attack-sr"
 METRICS_VERSION = 1
 
 
-def parse_alpha(text: str | float) -> float:
-    """``"8/255"``, ``"0.03"`` or a number -> float in ``[0, 1]``.
+def parse_alpha(text: str | float, upper: float | None = 1.0) -> float:
+    """``"8/255"``, ``"0.03"`` or a number -> float in ``[0, upper]`` (no bound if None).
 
     Raises:
         InputError: unparsable or out of range.
@@ -66,10 +66,11 @@ def parse_alpha(text: str | float) -> float:
             value = float(m.group(1)) / (float(m.group(2)) if m.group(2) else 1.0)
         except (ValueError, ZeroDivisionError):
             raise InputError(
-                f"alpha must be a number or a fraction like 8/255, got {text!r}"
+                f"the budget must be a number or a fraction like 8/255, got {text!r}"
             ) from None
-    if not 0.0 <= value <= 1.0:
-        raise InputError(f"alpha must lie in [0, 1] (images are in [0, 1]), got {text!r}")
+    if value < 0.0 or (upper is not None and value > upper):
+        bound = f"[0, {upper:g}] (images are in [0, 1])" if upper is not None else ">= 0"
+        raise InputError(f"the budget must be {bound}, got {text!r}")
     return value
 
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from advsr.errors import InputError, ModelLoadError
 from advsr.models.classifiers.cifar_resnet import CIFAR_MEAN_STD, CifarResNet
+from advsr.models.classifiers.small_cnn import SmallCNN
 from advsr.models.classifiers.wrapper import Classifier
 from advsr.models.loading import load_weights
 from advsr.registry import Registry
@@ -55,6 +56,7 @@ class ClassifierEntry:
     classes: tuple[str, ...]
     description: str
     input_size: int
+    bundled: str | None = None
 
 
 CLASSIFIERS: Registry[ClassifierEntry] = Registry("classifier")
@@ -72,6 +74,20 @@ for _depth in (20, 32, 44, 56):
     )
 
 
+CLASSIFIERS.register(
+    "digits-cnn",
+    ClassifierEntry(
+        net=lambda: SmallCNN(10, 16),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        classes=tuple(str(k) for k in range(10)),
+        description="bundled: small CNN trained on scikit-learn digits (32x32 RGB)",
+        input_size=32,
+        bundled="digits-cnn.safetensors",
+    ),
+)
+
+
 def create_classifier(
     name: str, weights: str | Path | None = None, *, bundled: bool = True
 ) -> Classifier:
@@ -81,11 +97,14 @@ def create_classifier(
         UnknownNameError: unknown name.
         ModelLoadError: unsafe or mismatching weights.
     """
+    from advsr.models.sr import weights_dir
+
     entry = CLASSIFIERS.get(name)
     net = entry.net()
+    if weights is None and bundled and entry.bundled:
+        weights = weights_dir() / entry.bundled
     if weights is not None:
         load_weights(net, weights, name=name)
-    del bundled  # no bundled classifier weights yet
     return Classifier(net, entry.mean, entry.std, len(entry.classes), entry.classes).eval()
 
 

@@ -1,0 +1,140 @@
+"""Labelled image datasets for classifiers: image folders and scikit-learn's digits.
+
+Layouts of :func:`open_labelled`:
+
+* a folder of class folders (``root/<class>/<image>``; classes in alphabetical order, as
+  torchvision's ImageFolder and the CIFAR-10 JPEG copy use);
+* a flat folder whose file names end in ``_<label>`` (``cifar10_00_3.png``: label 3, the
+  foolbox sample layout);
+* the registered name ``digits``: scikit-learn's 8x8 handwritten digits (shipped in its
+  wheel), bicubically upsampled to 32x32 and repeated to RGB; ``digits-train`` /
+  ``digits-test`` are a fixed 80/20 split (seed 0).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from advsr.errors import DatasetError
+from advsr.imaging.resize import imresize
+from advsr.io import list_images, read_image, stack_images
+
+__all__ = ["LabelledSet", "digits", "open_labelled"]
+
+_SUFFIX = re.compile(r"_(\d+)$")
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    """Images with integer labels, loaded into memory.
+
+    Attributes:
+        name: how the set is called.
+        names: image names ``(N,)``.
+        x: images ``(N, 3, H, W)`` in [0, 1].
+        y: labels ``(N,)`` (int64).
+        classes: class names in label order (may be empty when unknown).
+    """
+
+    name: str
+    names: list[str]
+    x: torch.Tensor
+    y: torch.Tensor
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def subset(self, limit: int | None) -> LabelledSet:
+        """The first ``limit`` images (all when None)."""
+        if limit is None:
+            return self
+        return LabelledSet(
+            self.name, self.names[:limit], self.x[:limit], self.y[:limit], self.classes
+        )
+
+
+def digits(split: str = "all", size: int = 32) -> LabelledSet:
+    """scikit-learn's digits as 32x32 RGB images (MATLAB bicubic upsampling, clipped).
+
+    Args:
+        split: ``all``, ``train`` (80%) or ``test`` (20%), a fixed permutation (seed 0).
+        size: output size.
+    """
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    x = imresize(x, size=(size, size)).clamp(0.0, 1.0).repeat(1, 3, 1, 1)
+    y = torch.tensor(d.target, dtype=torch.int64)
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    cut = int(0.8 * len(y))
+    idx = {"all": torch.arange(len(y)), "train": perm[:cut], "test": perm[cut:]}.get(split)
+    if idx is None:
+        raise DatasetError(f"unknown digits split {split!r}; use all, train or test")
+    names = [f"digit_{int(i):04d}" for i in idx]
+    return LabelledSet(
+        f"digits-{split}" if split != "all" else "digits",
+        names,
+        x[idx],
+        y[idx],
+        [str(k) for k in range(10)],
+    )
+
+
+def open_labelled(
+    spec: str | Path, *, limit: int | None = None, pattern: str | None = None
+) -> LabelledSet:
+    """Open a labelled dataset by name (``digits``, ``digits-train``, ``digits-test``) or path.
+
+    Args:
+        spec: name or folder.
+        limit: keep the first N images.
+        pattern: glob on file names (e.g. ``cifar10_*``) for flat folders of mixed content.
+
+    Raises:
+        DatasetError: unknown name, missing folder, no images, unlabelled file names,
+            images of different sizes.
+    """
+    key = str(spec)
+    if key in ("digits", "digits-train", "digits-test"):
+        return digits(key.split("-")[1] if "-" in key else "all").subset(limit)
+    root = Path(key)
+    if not root.exists():
+        raise DatasetError(
+            f"unknown labelled dataset {key!r}: not digits, digits-train, digits-test nor a path"
+        )
+    if not root.is_dir():
+        raise DatasetError(f"a labelled dataset must be a folder, got a file: {root}")
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir())
+    files: list[tuple[Path, int]] = []
+    classes: list[str] = []
+    if class_dirs:
+        classes = [d.name for d in class_dirs]
+        for label, d in enumerate(class_dirs):
+            files += [(f, label) for f in list_images(d)]
+    else:
+        for f in list_images(root):
+            if pattern is not None and not f.match(pattern):
+                continue
+            m = _SUFFIX.search(f.stem)
+            if m is None:
+                raise DatasetError(
+                    f"{f.name}: no label; use class folders or names ending in _<label>"
+                )
+            files.append((f, int(m.group(1))))
+    if not files:
+        raise DatasetError(f"no images in {root}")
+    if limit is not None:
+        files = files[:limit]
+    images = [read_image(f) for f, _ in files]
+    try:
+        x = stack_images(images)
+    except Exception as exc:
+        raise DatasetError(f"{root}: {exc}") from None
+    names = [f"{f.parent.name}/{f.stem}" if class_dirs else f.stem for f, _ in files]
+    return LabelledSet(str(root), names, x, torch.tensor([lab for _, lab in files]), classes)
