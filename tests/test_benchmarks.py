@@ -41,3 +41,11 @@ def test_resize_metrics_benchmark_quick() -> None:
         "ssim_speedup_vs_basicsr_numpy",
     ]
     assert all(float(line.split(":")[1]) > 0 for line in tail)
+
+
+def test_attack_benchmarks_quick() -> None:
+    speed = _quick("attack_speed.py")
+    assert speed[-2].startswith("pgd_limit_ratio: ")
+    assert speed[-1].startswith("deepfool_batch_speedup: ")
+    overhead = _quick("attack_overhead.py")
+    assert overhead[-1].startswith("overhead_ratio: ")

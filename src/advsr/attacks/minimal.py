@@ -58,28 +58,31 @@ def deepfool(
         cand = torch.stack([row[row >= 0][:k] for row in cand])  # (N, k), true class first
         r_tot = torch.zeros_like(x)
         x_adv = x.clone()
-        active = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        active = torch.arange(x.shape[0], device=x.device)  # images still classified right
         for _ in range(steps):
-            xr = x_adv.detach().requires_grad_(True)
+            xr = x_adv[active].detach().requires_grad_(True)
             z = model(xr)
-            active = active & (z.argmax(dim=1) == yy)
-            if not bool(active.any()):
+            still = z.argmax(dim=1) == yy[active]
+            if not bool(still.any()):
                 break
-            zc = z.gather(1, cand)  # (N, k)
+            # compute only on the images that are not fooled yet (per-image early stop)
+            keep = still.nonzero()[:, 0]
+            active, z, xr_keep = active[keep], z[keep], xr
+            zc = z.gather(1, cand[active])  # (n, k)
             grads = []
             for j in range(k):
-                (g,) = torch.autograd.grad(zc[:, j].sum(), xr, retain_graph=j < k - 1)
-                grads.append(g)
-            gr = torch.stack(grads, dim=1)  # (N, k, C, H, W)
+                (g,) = torch.autograd.grad(zc[:, j].sum(), xr_keep, retain_graph=j < k - 1)
+                grads.append(g[keep])
+            gr = torch.stack(grads, dim=1)  # (n, k, C, H, W)
             w = gr[:, 1:] - gr[:, :1]
             f = (zc[:, 1:] - zc[:, :1]).detach()
-            wn = w.flatten(2).norm(dim=2).clamp_min(1e-12)  # (N, k-1)
+            wn = w.flatten(2).norm(dim=2).clamp_min(1e-12)  # (n, k-1)
             dist = f.abs() / wn
             best = dist.argmin(dim=1)
-            idx = torch.arange(x.shape[0], device=x.device)
+            idx = torch.arange(active.shape[0], device=x.device)
             step = ((dist[idx, best] + 1e-4) / wn[idx, best]).view(-1, 1, 1, 1) * w[idx, best]
-            r_tot = r_tot + step * active.view(-1, 1, 1, 1)
-            x_adv = (x + (1 + overshoot) * r_tot).clamp(0.0, 1.0)
+            r_tot[active] = r_tot[active] + step
+            x_adv[active] = (x[active] + (1 + overshoot) * r_tot[active]).clamp(0.0, 1.0)
         with torch.no_grad():
             success = model(x_adv).argmax(dim=1) != yy
     return AttackOutput(x_adv.detach(), success)
