@@ -15,7 +15,11 @@ BUNDLED = [(n, s) for n in SR_MODELS.names() for s in SR_MODELS.get(n).bundled]
 
 def test_bundled_files_are_small_and_documented() -> None:
     files = sorted(weights_dir().glob("*.safetensors"))
-    assert {f.name for f in files} == {SR_MODELS.get(n).bundled[s] for n, s in BUNDLED}
+    from advsr.models.classifiers import CLASSIFIERS
+
+    sr = {SR_MODELS.get(n).bundled[s] for n, s in BUNDLED}
+    clf = {CLASSIFIERS.get(n).bundled for n in CLASSIFIERS.names()} - {None}
+    assert {f.name for f in files} == sr | clf
     assert sum(f.stat().st_size for f in files) <= 3 * 2**20
     readme = (weights_dir() / "README.md").read_text()
     for f in files:
