@@ -116,3 +116,15 @@ def test_official_cifar_resnets_on_foolbox_pngs() -> None:
         with torch.no_grad():
             correct = int((clf(data.x).argmax(1) == data.y).sum())
         assert correct >= 19, (depth, correct)
+
+
+def test_per_class_selection(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).save(
+                tmp_path / cls / f"{i}.png"
+            )
+    d = open_labelled(tmp_path, per_class=2)
+    assert d.y.tolist() == [0, 0, 1, 1] and d.names == ["a/0", "a/1", "b/0", "b/1"]

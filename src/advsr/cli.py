@@ -479,6 +479,9 @@ def attack_clf_cmd(
     ] = "digits-test",
     pattern: Annotated[str | None, typer.Option(help="File-name glob in a flat folder.")] = None,
     limit: Annotated[int | None, typer.Option(help="First N images only.")] = None,
+    per_class: Annotated[
+        int | None, typer.Option(help="First N images of each class (class folders).")
+    ] = None,
     attack: Annotated[list[str] | None, typer.Option(help="Attack name (repeatable).")] = None,
     eps: Annotated[list[str] | None, typer.Option(help="Budget, e.g. 8/255 (repeatable).")] = None,
     steps: Annotated[int, typer.Option(help="Iterations of iterative attacks.")] = 10,
@@ -506,6 +509,7 @@ def attack_clf_cmd(
                         "data": data,
                         "pattern": pattern,
                         "limit": limit,
+                        "per_class": per_class,
                         "attack": name,
                         "eps": e,
                         "steps": steps,

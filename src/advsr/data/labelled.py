@@ -87,7 +87,11 @@ def digits(split: str = "all", size: int = 32) -> LabelledSet:
 
 
 def open_labelled(
-    spec: str | Path, *, limit: int | None = None, pattern: str | None = None
+    spec: str | Path,
+    *,
+    limit: int | None = None,
+    pattern: str | None = None,
+    per_class: int | None = None,
 ) -> LabelledSet:
     """Open a labelled dataset by name (``digits``, ``digits-train``, ``digits-test``) or path.
 
@@ -95,6 +99,7 @@ def open_labelled(
         spec: name or folder.
         limit: keep the first N images.
         pattern: glob on file names (e.g. ``cifar10_*``) for flat folders of mixed content.
+        per_class: keep the first N images of each class (before ``limit``).
 
     Raises:
         DatasetError: unknown name, missing folder, no images, unlabelled file names,
@@ -129,6 +134,14 @@ def open_labelled(
             files.append((f, int(m.group(1))))
     if not files:
         raise DatasetError(f"no images in {root}")
+    if per_class is not None:
+        seen: dict[int, int] = {}
+        kept = []
+        for f, lab in files:
+            seen[lab] = seen.get(lab, 0) + 1
+            if seen[lab] <= per_class:
+                kept.append((f, lab))
+        files = kept
     if limit is not None:
         files = files[:limit]
     images = [read_image(f) for f, _ in files]

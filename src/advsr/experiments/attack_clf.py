@@ -46,6 +46,7 @@ class AttackClfConfig(BaseModel):
     data: str = "digits-test"
     pattern: str | None = None
     limit: int | None = Field(None, ge=1)
+    per_class: int | None = Field(None, ge=1)
     attack: str = "pgd"
     eps: float | None = Field(8 / 255, ge=0.0)
     steps: int = Field(10, ge=1)
@@ -153,7 +154,7 @@ def attack_clf(
     if not minimal and cfg.eps is None:
         raise InputError(f"{cfg.attack} needs --eps")
     device = resolve_device(cfg.device)
-    data = open_labelled(cfg.data, limit=cfg.limit, pattern=cfg.pattern)
+    data = open_labelled(cfg.data, limit=cfg.limit, pattern=cfg.pattern, per_class=cfg.per_class)
     model = create_classifier(cfg.model, cfg.weights).to(device)
     if int(data.y.max()) >= model.num_classes:
         raise InputError(
