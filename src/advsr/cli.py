@@ -260,7 +260,7 @@ def attack_sr_cmd(
     store: StoreOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Attack an SR model (Choi et al. 2019): LR and SR PSNR per alpha, resumable."""
+    """Attack an SR model (basic, partial, universal attacks): LR and SR PSNR per alpha."""
     from advsr.experiments.attack_sr import parse_alpha
     from advsr.experiments.spec import ExperimentSpec
 
