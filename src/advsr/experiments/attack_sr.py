@@ -44,7 +44,14 @@ from advsr.experiments.store import ResultStore
 from advsr.io import file_sha256, read_image
 from advsr.models.sr import create_sr_model
 
-__all__ = ["AttackSRConfig", "attack_sr", "image_generator", "make_mask", "parse_alpha"]
+__all__ = [
+    "AttackSRConfig",
+    "attack_image",
+    "attack_sr",
+    "image_generator",
+    "make_mask",
+    "parse_alpha",
+]
 
 EXPERIMENT = "attack-sr"
 METRICS_VERSION = 1
@@ -115,6 +122,30 @@ class AttackSRConfig(BaseModel):
     defense: str | None = None
     adaptive: bool = False
     device: str = "auto"
+
+
+def attack_image(
+    model: torch.nn.Module,
+    lr: torch.Tensor,
+    hr: torch.Tensor,
+    cfg: AttackSRConfig | Any,
+    index: int,
+    mask: torch.Tensor | None = None,
+) -> SRAttackResult:
+    """The basic (or, with a mask, partial) attack of image ``index`` with ``cfg``'s settings
+    (``alpha``, ``steps``, ``reference``, ``random_start``, ``seed``): one place for
+    ``attack-sr`` and ``transfer-sr``."""
+    return basic_attack(
+        model,
+        lr,
+        eps=cfg.alpha,
+        steps=cfg.steps,
+        reference=cfg.reference,
+        hr=hr,
+        random_start=cfg.random_start,
+        generator=image_generator(cfg.seed, index),
+        mask=mask,
+    )
 
 
 def image_generator(seed: int, index: int) -> torch.Generator:
@@ -217,18 +248,7 @@ def attack_sr_rows(
         mask = None
         if cfg.attack == "partial":
             mask = make_mask(cfg.mask or "", lr.shape[-2], lr.shape[-1]).to(device)
-        g = image_generator(cfg.seed, i)
-        res = basic_attack(
-            craft,
-            lr,
-            eps=cfg.alpha,
-            steps=cfg.steps,
-            reference=cfg.reference,
-            hr=hr,
-            random_start=cfg.random_start,
-            generator=g,
-            mask=mask,
-        )
+        res = attack_image(craft, lr, hr, cfg, i, mask)
         if craft is not target:
             res = _remeasure(target, lr, res)
         yield _row(i, name, lr, hr, res, t0)

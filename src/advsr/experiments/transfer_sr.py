@@ -16,11 +16,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from advsr.attacks._loop import eval_mode
-from advsr.attacks.sr import DEFAULT_REFERENCE, basic_attack
+from advsr.attacks.sr import DEFAULT_REFERENCE
 from advsr.data import SRDataset, open_dataset
 from advsr.devices import resolve_device
 from advsr.errors import InputError
-from advsr.experiments.attack_sr import image_generator
+from advsr.experiments.attack_sr import attack_image
 from advsr.experiments.runner import CellResult, CellRow, run_cell
 from advsr.experiments.spec import validate
 from advsr.experiments.store import ResultStore
@@ -66,17 +66,7 @@ def _rows(
         t0 = time.perf_counter()
         pair = dataset[i]
         lr, hr = pair.lr.to(device), pair.hr.to(device)
-        g = image_generator(cfg.seed, i)
-        res = basic_attack(
-            source,
-            lr,
-            eps=cfg.alpha,
-            steps=cfg.steps,
-            reference=cfg.reference,
-            hr=hr,
-            random_start=cfg.random_start,
-            generator=g,
-        )
+        res = attack_image(source, lr, hr, cfg, i)
         metrics: dict[str, Any] = {"lr_psnr": float(psnr(res.x_adv, lr)[0])}
         for tname, tm in targets.items():
             with eval_mode(tm), torch.no_grad():
