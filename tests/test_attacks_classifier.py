@@ -164,3 +164,52 @@ def test_deepfool_and_cw_beat_fgm_l2_on_foolbox_cifar10() -> None:
     # FGM-L2 needs a far larger L2 to reach the same success (it never reaches 19/20 here)
     fgm = ATTACKS.get("fgm-l2")(clf, x, y, eps=max(medians.values()) * 2)
     assert int(fgm.success.sum()) < 19
+
+
+def test_attack_output_measures_success_once_on_demand() -> None:
+    model = _tiny_classifier()
+    x, y = _data()
+    calls: list[int] = []
+    model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    out = ATTACKS.get("ifgsm")(model, x, y, eps=8 / 255, steps=3)
+    assert len(calls) == 3  # the three steps only: nothing spent on success yet
+    first = out.success
+    assert len(calls) == 4 and torch.equal(out.success, first) and len(calls) == 4
+    assert torch.equal(out.predictions, model(out.x_adv).argmax(1))
+
+
+@pytest.mark.parametrize("name", ["pgd", "mi-fgsm", "deepfool", "cw-l2"])
+def test_targeted_variants_reach_the_target(name: str) -> None:
+    from advsr.attacks.minimal import MINIMAL_ATTACKS
+
+    model = _tiny_classifier()
+    x, _ = _data()
+    with torch.no_grad():
+        target = (model(x).argmax(1) + 1) % 4  # a class other than the current one
+    if name in MINIMAL_ATTACKS:
+        kw = {"steps": 100, "lr": 0.05} if name == "cw-l2" else {}
+        out = MINIMAL_ATTACKS.get(name)(model, x, target, targeted=True, **kw)  # type: ignore[operator]
+    else:
+        out = ATTACKS.get(name)(model, x, target, eps=0.5, steps=20, targeted=True)
+    with torch.no_grad():
+        pred = model(out.x_adv).argmax(1)
+    assert torch.equal(out.success, pred == target)  # success means "reached the target"
+    assert int(out.success.sum()) == 6, name
+
+
+def test_cw_confidence_margin_is_met() -> None:
+    from advsr.attacks.minimal import carlini_wagner_l2
+
+    model = _tiny_classifier()
+    x, y = _data()
+    out = carlini_wagner_l2(model, x, y, kappa=0.5, steps=60)
+    with torch.no_grad():
+        z = model(out.x_adv)
+    true = z.gather(1, y[:, None])[:, 0]
+    other = z.scatter(1, y[:, None], float("-inf")).max(1).values
+    ok = out.success
+    assert int(ok.sum()) >= 4 and bool((other[ok] - true[ok] >= 0.5 - 1e-4).all())
+    loss = ATTACKS.get("pgd")(model, x, y, eps=8 / 255, loss="cw", kappa=2.0)
+    assert loss.x_adv.shape == x.shape
+    with pytest.raises(InputError, match="unknown loss"):
+        ATTACKS.get("pgd")(model, x, y, eps=8 / 255, loss="hinge")

@@ -96,12 +96,16 @@ def test_attack_clf_cli(cli) -> None:
     assert rows["pgd"]["robust_accuracy"] < rows["pgd"]["clean_accuracy"]
     assert rows["pgd"]["linf_median"] <= 16 / 255 + 1e-6
     assert rows["deepfool"]["fooling_rate"] >= 0.9 and rows["deepfool"]["eps"] is None
+    cw = cli("attack-clf", "--loss", "cw", "--kappa", "2", "--eps", "16/255", "--limit", "40")
+    assert cw.code == 0 and "pgd" in cw.out, cw.err
     for args in (
         ["--attack", "pdg"],
         ["--eps", "-1"],
         ["--steps", "0"],
         ["--data", "nosuchset"],
         ["--model", "resnet20-cifar10", "--weights", "x.th"],
+        ["--loss", "hinge"],
+        ["--kappa", "-1"],
     ):
         r = cli("attack-clf", "--limit", "4", *args)
         assert r.code == 2 and r.err.count("\n") == 1 and "Traceback" not in r.err, (args, r.err)

@@ -485,6 +485,12 @@ def attack_clf_cmd(
     attack: Annotated[list[str] | None, typer.Option(help="Attack name (repeatable).")] = None,
     eps: Annotated[list[str] | None, typer.Option(help="Budget, e.g. 8/255 (repeatable).")] = None,
     steps: Annotated[int, typer.Option(help="Iterations of iterative attacks.")] = 10,
+    loss: Annotated[
+        str, typer.Option(help="Objective of gradient attacks: ce or cw (C&W margin).")
+    ] = "ce",
+    kappa: Annotated[
+        float, typer.Option(help="Confidence of the C&W margin (--loss cw, cw-l2).")
+    ] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of random starts and diversity.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     store: StoreOpt = None,
@@ -513,6 +519,8 @@ def attack_clf_cmd(
                         "attack": name,
                         "eps": e,
                         "steps": steps,
+                        "loss": loss,
+                        "kappa": kappa,
                         "seed": seed,
                         "device": device,
                     },

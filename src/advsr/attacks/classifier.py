@@ -38,12 +38,43 @@ from advsr.types import Budget
 __all__ = ["ATTACKS", "AttackEntry", "AttackOutput", "input_diversity", "run_attack"]
 
 
-@dataclass(frozen=True)
 class AttackOutput:
-    """Adversarial examples and per-image success ``(N,)`` (bool)."""
+    """Adversarial examples, with the model's predictions and per-image success on them.
 
-    x_adv: torch.Tensor
-    success: torch.Tensor
+    ``predictions`` and ``success`` are measured on the returned ``x_adv`` on first access
+    (one forward pass in eval mode, then cached), so a caller that only needs the examples
+    (a transfer study, an outer adaptive loop) does not pay for a pass it does not use.
+    Read them before changing the model's weights.
+
+    Shape:
+        ``x_adv`` ``(N, C, H, W)``; ``predictions`` ``(N,)`` (long), ``success`` ``(N,)``
+        (bool: prediction != label, or == target label for targeted attacks).
+    """
+
+    __slots__ = ("_model", "_pred", "_targeted", "_y", "x_adv")
+
+    def __init__(
+        self, x_adv: torch.Tensor, model: nn.Module, y: torch.Tensor, *, targeted: bool = False
+    ) -> None:
+        self.x_adv = x_adv
+        self._model = model
+        self._y = y
+        self._targeted = targeted
+        self._pred: torch.Tensor | None = None
+
+    @property
+    def predictions(self) -> torch.Tensor:
+        """The model's labels for ``x_adv`` (computed once)."""
+        if self._pred is None:
+            with torch.no_grad(), eval_mode(self._model):
+                self._pred = self._model(self.x_adv).argmax(dim=1)
+        return self._pred
+
+    @property
+    def success(self) -> torch.Tensor:
+        """Per-image success of the attack on ``x_adv``."""
+        yy = self._y.to(self.predictions.device)
+        return self.predictions == yy if self._targeted else self.predictions != yy
 
 
 def _check_inputs(x: torch.Tensor, y: torch.Tensor, eps: float) -> None:
@@ -63,12 +94,9 @@ def _finish(
     budget: Budget,
     targeted: bool,
 ) -> AttackOutput:
-    """Enforce the budget and the [0, 1] range, then measure success (foolbox-style)."""
+    """Enforce the budget and the [0, 1] range (foolbox-style); success is judged on these."""
     x_adv = project(x_adv.detach().clamp(0.0, 1.0), x, budget).clamp(0.0, 1.0)
-    with torch.no_grad():
-        pred = model(x_adv).argmax(dim=1)
-    yy = y.to(pred.device)
-    return AttackOutput(x_adv, pred == yy if targeted else pred != yy)
+    return AttackOutput(x_adv, model, y, targeted=targeted)
 
 
 def input_diversity(
@@ -155,8 +183,11 @@ class AttackEntry:
         eps: float,
         steps: int = 10,
         targeted: bool = False,
+        loss: str = "ce",
+        kappa: float = 0.0,
         generator: torch.Generator | None = None,
     ) -> AttackOutput:
+        """Run the attack; ``loss`` is ``ce`` (cross-entropy) or ``cw`` (C&W margin, ``kappa``)."""
         s = dict(self.settings)
         n = 1 if s.pop("single_step", False) else check_positive_int(steps, "steps")
         size = s.pop("step_rule", "eps/steps")
@@ -169,6 +200,8 @@ class AttackEntry:
             steps=n,
             step_size=step,
             targeted=targeted,
+            loss=loss,
+            kappa=kappa,
             generator=generator,
             **s,
         )

@@ -13,13 +13,13 @@ import difflib
 import statistics
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from advsr.attacks.classifier import ATTACKS
-from advsr.attacks.minimal import MINIMAL_ATTACKS
+from advsr.attacks.minimal import MINIMAL_ATTACKS, carlini_wagner_l2
 from advsr.data.labelled import LabelledSet, open_labelled
 from advsr.devices import resolve_device
 from advsr.errors import InputError, UnknownNameError
@@ -50,6 +50,8 @@ class AttackClfConfig(BaseModel):
     attack: str = "pgd"
     eps: float | None = Field(8 / 255, ge=0.0)
     steps: int = Field(10, ge=1)
+    loss: Literal["ce", "cw"] = "ce"
+    kappa: float = Field(0.0, ge=0.0)
     seed: int = 0
     batch_size: int = Field(64, ge=1)
     device: str = "auto"
@@ -58,6 +60,8 @@ class AttackClfConfig(BaseModel):
 def _attack_batch(
     model: torch.nn.Module, cfg: AttackClfConfig, x: torch.Tensor, y: torch.Tensor, first: int
 ) -> Any:
+    if cfg.attack == "cw-l2":
+        return carlini_wagner_l2(model, x, y, kappa=cfg.kappa)
     if cfg.attack in MINIMAL_ATTACKS:
         fn = MINIMAL_ATTACKS.get(cfg.attack)
         return fn(model, x, y)  # type: ignore[operator]
@@ -67,6 +71,8 @@ def _attack_batch(
         y,
         eps=float(cfg.eps or 0.0),
         steps=cfg.steps,
+        loss=cfg.loss,
+        kappa=cfg.kappa,
         generator=image_generator(cfg.seed, first),
     )
 
@@ -86,8 +92,7 @@ def _rows(
         with torch.no_grad():
             correct = model(x).argmax(1) == y
         out = _attack_batch(model, cfg, x, y, idx[0])
-        with torch.no_grad():
-            adv_correct = model(out.x_adv).argmax(1) == y
+        adv_correct = out.predictions == y
         d = (out.x_adv - x).flatten(1)
         big = min(x.shape[-2:]) >= 11
         p = psnr(out.x_adv, x)
@@ -163,6 +168,8 @@ def attack_clf(
     config = {
         **cfg.model_dump(exclude={"weights", "device", "batch_size"}),
         "eps": None if minimal else cfg.eps,
+        "loss": None if minimal else cfg.loss,
+        "kappa": cfg.kappa if cfg.loss == "cw" or cfg.attack == "cw-l2" else None,
         "weights_sha256": file_sha256(cfg.weights) if cfg.weights else None,
     }
     return run_cell(
