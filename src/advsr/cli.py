@@ -550,6 +550,131 @@ def attack_clf_cmd(
     console.print(t)
 
 
+def _attack_specs(items: list[str] | None, eps: list[str] | None) -> list[tuple[str, float | None]]:
+    """``name`` or ``name@eps`` items; plain names take every ``--eps`` (minimal: none)."""
+    from advsr.experiments.attack_clf import check_attack_name
+    from advsr.experiments.attack_sr import parse_alpha
+
+    out: list[tuple[str, float | None]] = []
+    default_eps = [parse_alpha(e, upper=None) for e in eps or ["8/255"]]
+    for item in items or ["fgsm"]:
+        name, at, budget = item.partition("@")
+        minimal = check_attack_name(name)
+        if minimal:
+            if at:
+                raise InputError(f"{name} takes no budget ({item!r})")
+            out.append((name, None))
+        elif at:
+            out.append((name, parse_alpha(budget, upper=None)))
+        else:
+            out.extend((name, e) for e in default_eps)
+    return out
+
+
+@app.command()
+def defenses(json_: JsonOpt = False) -> None:
+    """List the defenses, their flags and settings (spec: name:key=value,key=value)."""
+    import inspect
+
+    from advsr.defenses import DEFENSES
+
+    items = []
+    for name in DEFENSES.names():
+        entry = DEFENSES.get(name)
+        params = inspect.signature(entry.factory).parameters.values()
+        settings = ", ".join(
+            f"{p.name}={p.default!r}" if p.default is not inspect.Parameter.empty else p.name
+            for p in params
+        )
+        items.append({"name": name, "settings": settings, "description": entry.description})
+    if json_:
+        _print_json(items)
+        return
+    t = RichTable(title="defenses")
+    for c in ("name", "settings", "description"):
+        t.add_column(c)
+    for it in items:
+        t.add_row(it["name"], it["settings"], it["description"])
+    console.print(t)
+
+
+@app.command()
+def defend(
+    model: Annotated[str, typer.Option(help="Zoo classifier.")] = "digits-cnn",
+    weights: Annotated[Path | None, typer.Option(help="Weights of the classifier.")] = None,
+    data: Annotated[str, typer.Option(help="Labelled dataset name or folder.")] = "digits-test",
+    pattern: Annotated[str | None, typer.Option(help="File-name glob in a flat folder.")] = None,
+    per_class: Annotated[
+        int | None, typer.Option(help="First N images of each class (class folders).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="First N correctly classified images.")] = None,
+    attack: Annotated[
+        list[str] | None,
+        typer.Option(help="Attack, or attack@eps such as fgsm@2/255 (repeatable)."),
+    ] = None,
+    eps: Annotated[
+        list[str] | None, typer.Option(help="Budget of attacks given without @eps.")
+    ] = None,
+    defense: Annotated[
+        list[str] | None,
+        typer.Option(help="Defense spec, e.g. median:size=3x3 (repeatable; see `defenses`)."),
+    ] = None,
+    mode: Annotated[
+        list[str] | None, typer.Option(help="non-adaptive and/or adaptive (repeatable).")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Iterations of iterative attacks.")] = 10,
+    eot: Annotated[int, typer.Option(help="EOT draws per step (stochastic defenses).")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of attacks and defenses.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Evaluate defenses: accuracy under attacks, non-adaptive and adaptive (BPDA + EOT)."""
+    from advsr.experiments.defend import DefendSession, run_defend, write_defend_report
+
+    if steps < 1:
+        raise InputError(f"--steps must be >= 1, got {steps}")
+    if eot < 1:
+        raise InputError(f"--eot must be >= 1, got {eot}")
+    attacks = _attack_specs(attack, eps)
+    base = {
+        "model": model,
+        "weights": str(weights) if weights else None,
+        "data": data,
+        "pattern": pattern,
+        "per_class": per_class,
+        "limit": limit,
+        "steps": steps,
+        "eot": eot,
+        "seed": seed,
+        "batch_size": batch_size,
+        "device": device,
+    }
+    with _open_store(store) as st:
+        session = DefendSession(st)
+        doc = run_defend(session, base, attacks, defense or [], mode or ["non-adaptive"])
+    doc = {"experiment": "defend", "model": model, "data": data, **doc}
+    if report is not None:
+        doc["report"] = str(write_defend_report(doc, report))
+    if json_:
+        _print_json(doc)
+        return
+    for m, t in doc["tables"].items():
+        rt = RichTable(title=f"top-1 accuracy (%), {m}, {doc['images']} images")
+        rt.add_column("defense")
+        for c in t["columns"]:
+            rt.add_column(c, justify="right")
+        for r in t["rows"]:
+            rt.add_row(
+                r["defense"], *(_fmt(None if r[c] is None else 100 * r[c], 1) for c in t["columns"])
+            )
+        console.print(rt)
+    if report is not None:
+        console.print(f"wrote {doc['report']}")
+
+
 @app.command()
 def results(
     experiment: Annotated[

@@ -12,7 +12,7 @@ import torch
 
 from advsr.io import encode_png
 
-__all__ = ["Figure", "ReportTable", "write_report"]
+__all__ = ["Figure", "Plot", "ReportTable", "plot_svg", "write_report"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,83 @@ class Figure:
     images: Sequence[tuple[str, torch.Tensor]]
 
 
+@dataclass(frozen=True)
+class Plot:
+    """A line chart: named series of ``(x, y)`` points, drawn as inline SVG."""
+
+    title: str
+    xlabel: str
+    ylabel: str
+    series: Sequence[tuple[str, Sequence[tuple[float, float]]]]
+    ylim: tuple[float, float] | None = (0.0, 1.0)
+
+
+_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
+
+
+def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    return [lo + (hi - lo) * i / (n - 1) for i in range(n)]
+
+
+def plot_svg(plot: Plot, width: int = 480, height: int = 300) -> str:
+    """The plot as a standalone SVG element (axes, ticks, lines, markers, legend)."""
+    e = html.escape
+    pts = [p for _, ser in plot.series for p in ser]
+    xs = [p[0] for p in pts] or [0.0, 1.0]
+    x0, x1 = min(xs), max(xs)
+    if x1 <= x0:
+        x0, x1 = x0 - 0.5, x0 + 0.5
+    if plot.ylim is not None:
+        y0, y1 = plot.ylim
+    else:
+        ys = [p[1] for p in pts] or [0.0, 1.0]
+        y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1.0
+    left, right, top, bottom = 56, 150, 28, 44
+    pw, ph = width - left - right, height - top - bottom
+
+    def sx(v: float) -> float:
+        return left + (v - x0) / (x1 - x0) * pw
+
+    def sy(v: float) -> float:
+        return top + (1 - (v - y0) / (y1 - y0)) * ph
+
+    out = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+        f"font-size='11' font-family='sans-serif'>",
+        f"<text x='{left}' y='16' font-size='13'>{e(plot.title)}</text>",
+        f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#888'/>",
+    ]
+    for t in _ticks(x0, x1):
+        out.append(f"<text x='{sx(t):.1f}' y='{top + ph + 14}' text-anchor='middle'>{t:.3g}</text>")
+    for t in _ticks(y0, y1):
+        out.append(f"<text x='{left - 4}' y='{sy(t) + 4:.1f}' text-anchor='end'>{t:.3g}</text>")
+        out.append(
+            f"<line x1='{left}' x2='{left + pw}' y1='{sy(t):.1f}' y2='{sy(t):.1f}' stroke='#eee'/>"
+        )
+    out.append(
+        f"<text x='{left + pw / 2}' y='{height - 8}' text-anchor='middle'>{e(plot.xlabel)}</text>"
+    )
+    out.append(
+        f"<text transform='translate(14 {top + ph / 2}) rotate(-90)' text-anchor='middle'>"
+        f"{e(plot.ylabel)}</text>"
+    )
+    for k, (name, ser) in enumerate(plot.series):
+        c = _COLOURS[k % len(_COLOURS)]
+        path = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in sorted(ser))
+        out.append(f"<polyline points='{path}' fill='none' stroke='{c}' stroke-width='1.5'/>")
+        out.extend(
+            f"<circle cx='{sx(a):.1f}' cy='{sy(b):.1f}' r='2.5' fill='{c}'/>" for a, b in ser
+        )
+        ly = top + 10 + 16 * k
+        out.append(
+            f"<line x1='{left + pw + 10}' x2='{left + pw + 28}' y1='{ly}' y2='{ly}' "
+            f"stroke='{c}' stroke-width='2'/><text x='{left + pw + 32}' y='{ly + 4}'>"
+            f"{e(name)}</text>"
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
 _CSS = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0 2em; }
@@ -48,8 +125,9 @@ def write_report(
     intro: str,
     tables: Sequence[ReportTable],
     figures: Sequence[Figure],
+    plots: Sequence[Plot] = (),
 ) -> Path:
-    """Write one HTML file with every table and figure inline; returns its path."""
+    """Write one HTML file with every table, plot and figure inline; returns its path."""
     e = html.escape
     parts = [
         f"<!doctype html><meta charset='utf-8'><title>{e(title)}</title>",
@@ -62,6 +140,8 @@ def write_report(
         for row in t.rows:
             parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
         parts.append("</table>")
+    if plots:
+        parts.append("<div>" + "".join(plot_svg(p) for p in plots) + "</div>")
     for f in figures:
         parts.append(f"<h2>{e(f.title)}</h2><div>")
         for caption, img in f.images:

@@ -35,7 +35,7 @@ class ResizeByOne(Defense):
         torch.Size([1, 3, 9, 8])
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         h, w = x.shape[-2:]
         if h < 3 or w < 3:
             raise ShapeError(f"resize-by-one needs at least 3x3 pixels, got {h}x{w}")

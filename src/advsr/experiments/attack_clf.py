@@ -13,12 +13,12 @@ import difflib
 import statistics
 import time
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from advsr.attacks.classifier import ATTACKS
+from advsr.attacks.classifier import ATTACKS, AttackOutput
 from advsr.attacks.minimal import MINIMAL_ATTACKS, carlini_wagner_l2
 from advsr.data.labelled import LabelledSet, open_labelled
 from advsr.devices import resolve_device
@@ -31,7 +31,14 @@ from advsr.io import file_sha256
 from advsr.metrics import psnr, ssim
 from advsr.models.classifiers import create_classifier
 
-__all__ = ["AttackClfConfig", "attack_clf", "summarise"]
+__all__ = [
+    "AttackClfConfig",
+    "AttackSettings",
+    "attack_clf",
+    "check_attack_name",
+    "run_clf_attack",
+    "summarise",
+]
 
 EXPERIMENT = "attack-clf"
 
@@ -57,9 +64,28 @@ class AttackClfConfig(BaseModel):
     device: str = "auto"
 
 
-def _attack_batch(
-    model: torch.nn.Module, cfg: AttackClfConfig, x: torch.Tensor, y: torch.Tensor, first: int
-) -> Any:
+class AttackSettings(Protocol):
+    """The attack fields shared by the classifier experiments' configs."""
+
+    @property
+    def attack(self) -> str: ...
+    @property
+    def eps(self) -> float | None: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def loss(self) -> str: ...
+    @property
+    def kappa(self) -> float: ...
+    @property
+    def seed(self) -> int: ...
+
+
+def run_clf_attack(
+    model: torch.nn.Module, cfg: AttackSettings, x: torch.Tensor, y: torch.Tensor, first: int
+) -> AttackOutput:
+    """Run the configured attack on one batch (``first``: dataset index of its first image,
+    which seeds the attack's randomness independently of batching)."""
     if cfg.attack == "cw-l2":
         return carlini_wagner_l2(model, x, y, kappa=cfg.kappa)
     if cfg.attack in MINIMAL_ATTACKS:
@@ -77,6 +103,22 @@ def _attack_batch(
     )
 
 
+def check_attack_name(name: str, extra: tuple[str, ...] = ()) -> bool:
+    """True for a minimal attack, False for a budgeted one; unknown names raise.
+
+    Raises:
+        UnknownNameError: with the closest known names.
+    """
+    if name in MINIMAL_ATTACKS or name in extra:
+        return True
+    if name in ATTACKS:
+        return False
+    known = ATTACKS.names() + MINIMAL_ATTACKS.names() + list(extra)
+    close = difflib.get_close_matches(name.lower(), known, n=2)
+    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+    raise UnknownNameError(f"unknown attack {name!r}{hint}; known: {', '.join(known)}")
+
+
 def _rows(
     model: torch.nn.Module,
     data: LabelledSet,
@@ -91,7 +133,7 @@ def _rows(
         x, y = data.x[idx].to(device), data.y[idx].to(device)
         with torch.no_grad():
             correct = model(x).argmax(1) == y
-        out = _attack_batch(model, cfg, x, y, idx[0])
+        out = run_clf_attack(model, cfg, x, y, idx[0])
         adv_correct = out.predictions == y
         d = (out.x_adv - x).flatten(1)
         big = min(x.shape[-2:]) >= 11
@@ -150,12 +192,7 @@ def attack_clf(
     """
     if not isinstance(cfg, AttackClfConfig):
         cfg = validate(AttackClfConfig, cfg)
-    minimal = cfg.attack in MINIMAL_ATTACKS
-    if not minimal and cfg.attack not in ATTACKS:
-        known = ATTACKS.names() + MINIMAL_ATTACKS.names()
-        close = difflib.get_close_matches(cfg.attack.lower(), known, n=2)
-        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-        raise UnknownNameError(f"unknown attack {cfg.attack!r}{hint}; known: {', '.join(known)}")
+    minimal = check_attack_name(cfg.attack)
     if not minimal and cfg.eps is None:
         raise InputError(f"{cfg.attack} needs --eps")
     device = resolve_device(cfg.device)

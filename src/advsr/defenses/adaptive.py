@@ -1,0 +1,147 @@
+"""Defended classifiers and the adaptive-attack wrappers BPDA and EOT (Athalye et al. 2018).
+
+A defended classifier is ``classifier o defense`` (:func:`defend`). Attacking it directly is
+the *adaptive* setting; attacking the bare classifier and only then applying the defense is
+the *non-adaptive* setting the defense papers report. Two tools make the adaptive attack
+meaningful:
+
+* :func:`bpda` - Backward Pass Differentiable Approximation: the forward pass runs the real
+  defense, the backward pass differentiates ``defense.surrogate`` instead (identity for
+  most defenses, a differentiable JPEG for JPEG). Implemented as
+  ``surrogate(x) + (defense(x) - surrogate(x)).detach()``, so the value is exactly the
+  defense's output and the gradient is exactly the surrogate's.
+* :func:`eot` - Expectation over Transformation: each forward pass draws ``n`` independent
+  transformations of every image (one batch of ``n * N``), and :class:`DefendedClassifier`
+  returns ``log mean_t softmax(f(t(x)))``, the log of the expected class probabilities.
+  Every attack then optimises the expected prediction (cross-entropy becomes
+  ``-log E_t[p_y]``, the C&W margin is taken on expected log-probabilities), and its
+  gradient is the exact gradient of that expectation over the ``n`` draws.
+
+:func:`adaptive` combines them the standard way: BPDA when the defense is not
+differentiable, EOT when it is stochastic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from advsr.checks import check_positive_int
+from advsr.defenses.base import Defense
+from advsr.errors import InputError
+
+__all__ = ["BPDA", "EOT", "DefendedClassifier", "adaptive", "bpda", "defend", "eot"]
+
+
+class BPDA(Defense):
+    """The defense forward, the surrogate's gradient backward (see :func:`bpda`).
+
+    Shape:
+        ``(N, 3, H, W)`` -> the wrapped defense's output shape.
+    """
+
+    differentiable = True
+
+    def __init__(self, defense: Defense) -> None:
+        super().__init__()
+        self.defense = defense
+        self.scale = defense.scale
+        self.stochastic_inner = defense.stochastic
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        with torch.no_grad():
+            real = self.defense(x, generator)
+        approx = self.defense.surrogate(x)
+        if approx.shape != real.shape:
+            raise InputError(
+                f"surrogate of {type(self.defense).__name__} gives {tuple(approx.shape)}, "
+                f"the defense {tuple(real.shape)}"
+            )
+        return approx + (real - approx).detach()
+
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        """Output size of the wrapped defense."""
+        return self.defense.output_size(h, w)
+
+
+class EOT(Defense):
+    """``n`` independent draws of a stochastic defense, stacked along the batch.
+
+    Shape:
+        ``(N, 3, H, W)`` -> ``(n * N, 3, H', W')`` (draw-major: rows ``t * N + i``).
+    """
+
+    def __init__(self, defense: Defense, samples: int) -> None:
+        super().__init__()
+        self.defense = defense
+        self.samples = check_positive_int(samples, "EOT samples")
+        self.scale = defense.scale
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.defense(x.repeat(self.samples, 1, 1, 1), generator)
+
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        """Output size of the wrapped defense."""
+        return self.defense.output_size(h, w)
+
+
+def bpda(defense: Defense) -> Defense:
+    """BPDA wrapper; a differentiable defense is returned unchanged."""
+    return defense if defense.differentiable else BPDA(defense)
+
+
+def eot(defense: Defense, n: int) -> Defense:
+    """EOT over ``n`` draws; a deterministic defense (or ``n == 1``) is returned unchanged."""
+    check_positive_int(n, "EOT samples")
+    return EOT(defense, n) if defense.stochastic and n > 1 else defense
+
+
+def adaptive(defense: Defense, eot_samples: int = 10) -> Defense:
+    """The adaptive-attack view of a defense: BPDA if needed, then EOT if stochastic."""
+    return eot(bpda(defense), eot_samples) if defense.stochastic else bpda(defense)
+
+
+class DefendedClassifier(nn.Module):
+    """``classifier(defense(x))`` with the defense's randomness from a seeded generator.
+
+    With an :class:`EOT` defense, the output is ``log`` of the mean softmax over the draws
+    (see the module docstring), which attacks use as logits.
+
+    Args:
+        classifier: logits model on ``[0, 1]`` images.
+        defense: any :class:`Defense` (possibly wrapped by :func:`bpda` / :func:`eot`).
+        seed: seed of the generator that stochastic defenses draw from; the generator
+            advances with every forward pass (fresh draws per attack step), and is reset by
+            :meth:`reseed`.
+
+    Shape:
+        ``(N, 3, H, W)`` -> ``(N, K)``.
+    """
+
+    def __init__(self, classifier: nn.Module, defense: Defense, seed: int = 0) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.defense = defense
+        self.generator = torch.Generator().manual_seed(seed)
+        self.num_classes = getattr(classifier, "num_classes", None)
+
+    def reseed(self, seed: int) -> None:
+        """Restart the defense's random draws from ``seed``."""
+        self.generator.manual_seed(seed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.classifier(self.defense(x, self.generator))
+        if isinstance(self.defense, EOT):
+            n = self.defense.samples
+            logp = torch.log_softmax(z, dim=1).view(n, x.shape[0], -1)
+            return torch.logsumexp(logp, dim=0) - math.log(n)
+        return z
+
+
+def defend(classifier: nn.Module, defense: Defense | None, seed: int = 0) -> nn.Module:
+    """``classifier o defense`` (the classifier itself when ``defense`` is None)."""
+    if defense is None:
+        return classifier
+    return DefendedClassifier(classifier, defense, seed).train(classifier.training)

@@ -1,0 +1,139 @@
+"""The defense registry and defense specs (``name`` or ``name:key=value,key=value``).
+
+A spec names a registered defense and its settings, e.g. ``median:size=3x3``,
+``bit-depth:bits=4``, ``tvm:p=0.1``, ``sr:model=edsr,scale=2,denoise=wavelet``. Values are
+parsed as ``AxB`` (a pair of ints), ints, floats (``2/255`` allowed), ``true``/``false``,
+``none``, else strings; unknown names and keys get one-line errors with suggestions, and
+every constructor validates its own ranges.
+
+Example:
+    >>> d = create_defense("median:size=1x3")
+    >>> type(d).__name__, d.differentiable, d.stochastic
+    ('MedianSmoothing', True, False)
+    >>> canonical_spec("median:size=1x3")
+    'median:size=1x3'
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from advsr.defenses.base import Defense
+from advsr.errors import InputError
+from advsr.registry import Registry
+
+__all__ = [
+    "DEFENSES",
+    "DefenseEntry",
+    "canonical_spec",
+    "create_defense",
+    "parse_spec",
+    "register",
+]
+
+
+@dataclass(frozen=True)
+class DefenseEntry:
+    """A registered defense: a factory taking keyword settings, and a description."""
+
+    factory: Callable[..., Defense]
+    description: str
+
+
+DEFENSES: Registry[DefenseEntry] = Registry("defense")
+
+
+def _value(text: str) -> Any:
+    t = text.strip()
+    low = t.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    if "x" in low and all(p.isdigit() for p in low.split("x")) and low.count("x") == 1:
+        a, b = low.split("x")
+        return (int(a), int(b))
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        return float(Fraction(t)) if "/" in t else float(t)
+    except (ValueError, ZeroDivisionError):
+        return t
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"name:k=v,k=v"`` -> ``(name, {k: v})``.
+
+    Raises:
+        InputError: a setting without ``=`` or an empty name.
+    """
+    name, _, rest = spec.strip().partition(":")
+    if not name:
+        raise InputError(f"empty defense name in {spec!r}")
+    settings: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, val = part.partition("=")
+        if not eq or not key.strip():
+            raise InputError(f"defense setting {part!r} in {spec!r} is not key=value")
+        settings[key.strip().replace("-", "_")] = _value(val)
+    return name.strip().lower(), settings
+
+
+def _format(v: Any) -> str:
+    if isinstance(v, tuple):
+        return "x".join(str(p) for p in v)
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def canonical_spec(spec: str) -> str:
+    """The spec with its settings sorted and values normalised (a stable store key)."""
+    name, settings = parse_spec(spec)
+    if not settings:
+        return name
+    return name + ":" + ",".join(f"{k}={_format(settings[k])}" for k in sorted(settings))
+
+
+def create_defense(spec: str, **context: Any) -> Defense:
+    """Build a registered defense from a spec.
+
+    Args:
+        spec: ``name`` or ``name:key=value,...``.
+        context: extra keyword arguments passed to factories that accept them (e.g.
+            ``device``).
+
+    Raises:
+        UnknownNameError: unknown defense (with suggestions).
+        InputError: unknown setting (with the valid ones) or a value out of range.
+    """
+    name, settings = parse_spec(spec)
+    entry = DEFENSES.get(name)
+    params = inspect.signature(entry.factory).parameters
+    for key in settings:
+        if key not in params or key in context:
+            valid = [p for p in params if p not in context]
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InputError(
+                f"{name} has no setting {key!r}{hint}; settings: {', '.join(valid) or 'none'}"
+            )
+    extra = {k: v for k, v in context.items() if k in params}
+    try:
+        return entry.factory(**settings, **extra)
+    except TypeError as exc:  # a value of the wrong kind (e.g. a string for a number)
+        raise InputError(f"bad settings for {name}: {exc}") from None
+
+
+def register(name: str, factory: Callable[..., Defense], description: str) -> None:
+    """Register a defense factory (used by :mod:`advsr.defenses`)."""
+    DEFENSES.register(name, DefenseEntry(factory, description), description)

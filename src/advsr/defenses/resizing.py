@@ -1,0 +1,224 @@
+"""Resizing defenses: random resize + padding, interpolation resizing, SR purification.
+
+* :class:`RandomResizePad` (Xie et al. 2018, "Mitigating adversarial effects through
+  randomization"): resize the ``H x W`` image to a random ``h' x w'`` with
+  ``H <= h' < H * ratio`` by nearest neighbour (the reference code's TF
+  ``NEAREST_NEIGHBOR``, source index ``floor(dst * in / out)``), then place it at a random
+  position in a zero canvas of ``round(H * ratio) x round(W * ratio)``; ``ratio = 331 / 299``
+  as in the paper (299 -> [299, 331) -> 331). The output is larger than the input, as in the
+  paper (the classifier must accept it: global-pooling networks do). One batched gather
+  does every image with its own size and position.
+* :class:`Interpolation`: nearest / bilinear / bicubic resizing by ``factor``: ``up`` (the
+  SR-defense paper's interpolation baselines, output ``factor`` times larger), ``up-down``
+  and ``down-up`` (back to the input size). Downscaling is antialiased for bilinear and
+  bicubic (as PIL and MATLAB do); pass ``antialias=False`` for plain sampling.
+* :class:`SRPurification` (Mustafa et al. 2019, Algorithm 1): optional wavelet denoising,
+  then an SR model at scale ``S`` (default 2); the super-resolved image is what the
+  classifier sees (``output="sr"``, the paper) or it is resized back to the input size with
+  MATLAB bicubic (``output="input"``, for classifiers with a fixed input size).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advsr.checks import check_image, check_positive_int
+from advsr.defenses.base import Defense
+from advsr.errors import InputError
+from advsr.imaging.resize import imresize
+
+__all__ = ["Interpolation", "RandomResizePad", "SRPurification", "random_resize_pad"]
+
+
+def random_resize_pad(
+    x: torch.Tensor,
+    sizes: torch.Tensor,
+    offsets: torch.Tensor,
+    out_size: tuple[int, int],
+) -> torch.Tensor:
+    """Nearest-neighbour resize of each image to ``sizes[i]``, placed at ``offsets[i]``.
+
+    Args:
+        x: images.
+        sizes: ``(N, 2)`` integer target sizes ``(h', w')``.
+        offsets: ``(N, 2)`` integer top-left positions in the canvas.
+        out_size: canvas size ``(Ho, Wo)``; the rest of the canvas is 0.
+
+    Shape:
+        ``(N, C, H, W)`` -> ``(N, C, Ho, Wo)``.
+    """
+    n, _, h, w = x.shape
+    dev = x.device
+    sizes, offsets = sizes.to(dev), offsets.to(dev)
+    rows = torch.arange(out_size[0], device=dev)[None, :] - offsets[:, :1]  # (N, Ho)
+    cols = torch.arange(out_size[1], device=dev)[None, :] - offsets[:, 1:]  # (N, Wo)
+    vr = (rows >= 0) & (rows < sizes[:, :1])
+    vc = (cols >= 0) & (cols < sizes[:, 1:])
+    sr = (rows.clamp(min=0) * h).div(sizes[:, :1], rounding_mode="floor").clamp(max=h - 1)
+    sc = (cols.clamp(min=0) * w).div(sizes[:, 1:], rounding_mode="floor").clamp(max=w - 1)
+    idx = torch.arange(n, device=dev)[:, None, None]
+    out = x.permute(0, 2, 3, 1)[idx, sr[:, :, None], sc[:, None, :]]  # (N, Ho, Wo, C)
+    valid = (vr[:, :, None] & vc[:, None, :]).unsqueeze(-1).to(x.dtype)
+    return (out * valid).permute(0, 3, 1, 2)
+
+
+class RandomResizePad(Defense):
+    """Xie et al.'s random resizing and zero padding (see the module docstring).
+
+    Args:
+        ratio: canvas size over input size (331/299 in the paper); > 1.
+
+    Shape:
+        ``(N, 3, H, W)`` -> ``(N, 3, round(H * ratio), round(W * ratio))``.
+
+    Example:
+        >>> d = RandomResizePad()
+        >>> d(torch.rand(2, 3, 299, 299), torch.Generator().manual_seed(0)).shape
+        torch.Size([2, 3, 331, 331])
+    """
+
+    stochastic = True
+    differentiable = True  # a gather: the gradient flows to the sampled pixels
+
+    def __init__(self, ratio: float = 331 / 299) -> None:
+        super().__init__()
+        if not float(ratio) > 1.0:
+            raise InputError(f"resize-pad ratio must be > 1, got {ratio}")
+        self.ratio = float(ratio)
+
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        """``round(H * ratio), round(W * ratio)`` (at least one pixel more)."""
+        return max(round(h * self.ratio), h + 1), max(round(w * self.ratio), w + 1)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        check_image(x, "x")
+        n, _, h, w = x.shape
+        oh, ow = self.output_size(h, w)
+        # one random size per image (aspect kept), then a random position in the canvas
+        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        hs = (h + (u * (oh - h)).floor()).long().clamp(max=oh - 1)
+        ws = (w + (u * (ow - w)).floor()).long().clamp(max=ow - 1)
+        top = (torch.rand(n, generator=generator, dtype=torch.float64) * (oh - hs + 1)).floor()
+        left = (torch.rand(n, generator=generator, dtype=torch.float64) * (ow - ws + 1)).floor()
+        sizes = torch.stack([hs, ws], 1)
+        offsets = torch.stack([top.long(), left.long()], 1)
+        return random_resize_pad(x, sizes, offsets, (oh, ow))
+
+
+_MODES = ("nearest", "bilinear", "bicubic")
+_DIRECTIONS = ("up", "up-down", "down-up")
+
+
+class Interpolation(Defense):
+    """Interpolation resizing (see the module docstring).
+
+    Args:
+        mode: ``nearest``, ``bilinear`` or ``bicubic``.
+        factor: resize factor (> 1).
+        direction: ``up`` (output ``factor`` times larger), ``up-down`` or ``down-up``.
+        antialias: antialias downscaling (bilinear/bicubic).
+
+    Shape:
+        ``(N, 3, H, W)`` -> ``(N, 3, fH, fW)`` for ``up``, else the input shape.
+    """
+
+    def __init__(
+        self,
+        mode: str = "bicubic",
+        factor: float = 2.0,
+        direction: str = "up",
+        antialias: bool = True,
+    ) -> None:
+        super().__init__()
+        if mode not in _MODES:
+            raise InputError(f"unknown interpolation {mode!r}; use one of {', '.join(_MODES)}")
+        if direction not in _DIRECTIONS:
+            raise InputError(
+                f"unknown direction {direction!r}; use one of {', '.join(_DIRECTIONS)}"
+            )
+        if not float(factor) > 1.0:
+            raise InputError(f"interpolation factor must be > 1, got {factor}")
+        self.mode, self.factor, self.direction = mode, float(factor), direction
+        self.antialias = bool(antialias)
+
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        """Larger by ``factor`` for ``up``, unchanged otherwise."""
+        if self.direction == "up":
+            return round(h * self.factor), round(w * self.factor)
+        return h, w
+
+    def _resize(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        down = size[0] < x.shape[-2]
+        kw: dict[str, object] = {}
+        if self.mode != "nearest":
+            kw = {"align_corners": False, "antialias": self.antialias and down}
+        return F.interpolate(x, size=size, mode=self.mode, **kw)  # type: ignore[arg-type]
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        check_image(x, "x")
+        h, w = x.shape[-2:]
+        big = (round(h * self.factor), round(w * self.factor))
+        if self.direction == "up":
+            y = self._resize(x, big)
+        elif self.direction == "up-down":
+            y = self._resize(self._resize(x, big), (h, w))
+        else:
+            small = (max(1, round(h / self.factor)), max(1, round(w / self.factor)))
+            y = self._resize(self._resize(x, small), (h, w))
+        return y.clamp(0.0, 1.0)
+
+
+class SRPurification(Defense):
+    """Wavelet denoising (optional) then super-resolution (Mustafa et al., Algorithm 1).
+
+    Args:
+        sr_model: an SR model ``(N, 3, h, w) -> (N, 3, S h, S w)`` on ``[0, 1]`` images.
+        scale: its factor ``S``.
+        denoise: a defense applied first (the paper: BayesShrink soft wavelet denoising);
+            None for SR alone.
+        output: ``sr`` (feed the super-resolved image, the paper) or ``input`` (resize it
+            back to the input size, MATLAB bicubic).
+
+    Shape:
+        ``(N, 3, H, W)`` -> ``(N, 3, S H, S W)`` (``output="sr"``) or ``(N, 3, H, W)``.
+    """
+
+    def __init__(
+        self,
+        sr_model: nn.Module,
+        scale: int = 2,
+        denoise: Defense | None = None,
+        output: Literal["sr", "input"] = "sr",
+    ) -> None:
+        super().__init__()
+        if output not in ("sr", "input"):
+            raise InputError(f"SR purification output must be 'sr' or 'input', got {output!r}")
+        self.sr_model = sr_model.eval()
+        self.denoise = denoise
+        self.sr_scale = check_positive_int(scale, "scale")
+        self.output = output
+        self.scale = self.sr_scale if output == "sr" else 1
+
+    @property
+    def differentiable(self) -> bool:  # type: ignore[override]
+        """Differentiable when the denoiser is (the SR model always is)."""
+        return self.denoise is None or self.denoise.differentiable
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        check_image(x, "x")
+        y = self.denoise(x, generator) if self.denoise is not None else x
+        y = self.sr_model(y).clamp(0.0, 1.0)
+        if self.output == "input":
+            y = imresize(y, size=(x.shape[-2], x.shape[-1])).clamp(0.0, 1.0)
+        return y
+
+    def surrogate(self, x: torch.Tensor) -> torch.Tensor:
+        """The SR path without the denoiser (BPDA through a non-differentiable denoiser)."""
+        y = self.sr_model(x).clamp(0.0, 1.0)
+        if self.output == "input":
+            y = imresize(y, size=(x.shape[-2], x.shape[-1])).clamp(0.0, 1.0)
+        return y

@@ -1,0 +1,206 @@
+"""Defense contract tests generated from the registry, BPDA/EOT, specs and ``advsr defend``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from advsr.defenses import (
+    DEFENSES,
+    EOT,
+    DefendedClassifier,
+    Defense,
+    Interpolation,
+    RandomResizePad,
+    adaptive,
+    bpda,
+    canonical_spec,
+    create_defense,
+    eot,
+    parse_spec,
+)
+from advsr.defenses.resizing import random_resize_pad
+from advsr.errors import InputError, UnknownNameError
+
+# Settings that keep each registered defense cheap on a 16x16 test image.
+CHEAP: dict[str, str] = {
+    "sr": "sr:scale=2",
+    "tvm": "tvm:p=0.5",
+    "kmeans": "kmeans:k=4",
+    "pixel-deflection": "pixel-deflection:deflections=30,window=4",
+    "quilting": "quilting:bank_data=digits-train,bank_images=20,k=3",
+    "quilting-tvm": "quilting-tvm:bank_data=digits-train,bank_images=20,k=3",
+}
+
+
+def _spec(name: str) -> str:
+    return CHEAP.get(name, name)
+
+
+def _x(n: int = 2, size: int = 16, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("name", DEFENSES.names())
+def test_defense_contract(name: str) -> None:
+    d = create_defense(_spec(name))
+    assert isinstance(d, Defense)
+    x = _x()
+    keep = x.clone()
+    out = d(x, torch.Generator().manual_seed(1))
+    assert torch.equal(x, keep)  # input unchanged
+    assert out.shape == (2, 3, *d.output_size(16, 16))
+    assert out.min() >= 0 and out.max() <= 1
+    again = d(x, torch.Generator().manual_seed(1))
+    assert torch.equal(out, again)  # determinism given a generator
+    if d.stochastic:
+        other = d(x, torch.Generator().manual_seed(2))
+        assert not torch.equal(out, other), "a stochastic defense ignored its generator"
+    # the adaptive view gives finite, non-zero gradients w.r.t. the input
+    xr = x.clone().requires_grad_(True)
+    y = bpda(d)(xr, torch.Generator().manual_seed(1))
+    (g,) = torch.autograd.grad((y * torch.linspace(0, 1, y.numel()).view_as(y)).sum(), xr)
+    assert torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+def test_bpda_forward_is_the_defense_backward_is_the_surrogate() -> None:
+    class Round(Defense):
+        differentiable = False
+
+        def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
+            return (x * 4).round() / 4
+
+        def surrogate(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * x  # a deliberately different slope to see which gradient flows
+
+    d = Round()
+    x = _x(1, 4).requires_grad_(True)
+    y = bpda(d)(x)
+    assert torch.equal(y, d(x.detach()))
+    (g,) = torch.autograd.grad(y.sum(), x)
+    assert torch.allclose(g, torch.full_like(g, 2.0))
+    plain = Interpolation("bilinear", 2, "down-up")
+    assert bpda(plain) is plain  # differentiable: nothing to approximate
+
+
+def test_eot_averages_probabilities_over_draws() -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(3))
+    d = RandomResizePad(ratio=1.25)
+    x = _x(2, 8)
+    net(torch.zeros(1, 3, 10, 10))  # materialise the lazy layer for 10x10 inputs
+    wrapped = eot(d, 5)
+    assert isinstance(wrapped, EOT) and eot(Interpolation(), 5).__class__ is Interpolation
+    clf = DefendedClassifier(net, wrapped, seed=3)
+    out = clf(x)
+    g = torch.Generator().manual_seed(3)
+    draws = d(x.repeat(5, 1, 1, 1), g)
+    p = torch.softmax(net(draws), 1).view(5, 2, 3).mean(0)
+    assert torch.allclose(out.exp(), p, atol=1e-6)
+    assert isinstance(adaptive(d, 5), EOT)
+
+
+def test_random_resize_pad_equals_per_image_resize_and_pad() -> None:
+    x = _x(3, 32)
+    sizes = torch.tensor([[33, 33], [34, 34], [32, 32]])
+    offsets = torch.tensor([[0, 1], [1, 0], [3, 2]])
+    out = random_resize_pad(x, sizes, offsets, (35, 35))
+    for i in range(3):
+        ref = torch.zeros(1, 3, 35, 35)
+        (h, w), (t, left) = sizes[i].tolist(), offsets[i].tolist()
+        ref[..., t : t + h, left : left + w] = F.interpolate(x[i : i + 1], (h, w), mode="nearest")
+        assert torch.equal(out[i : i + 1], ref)
+    y = RandomResizePad()(torch.rand(4, 3, 299, 299), torch.Generator().manual_seed(0))
+    assert y.shape == (4, 3, 331, 331)
+
+
+def test_interpolation_against_torch_and_shapes() -> None:
+    x = _x(2, 12)
+    up = Interpolation("bicubic", 2, "up")(x)
+    ref = F.interpolate(x, size=(24, 24), mode="bicubic", align_corners=False).clamp(0, 1)
+    assert torch.equal(up, ref)
+    for direction in ("up-down", "down-up"):
+        for mode in ("nearest", "bilinear", "bicubic"):
+            assert Interpolation(mode, 2, direction)(x).shape == x.shape
+
+
+def test_specs_parse_and_fail_clearly() -> None:
+    assert parse_spec("median:size=3x3") == ("median", {"size": (3, 3)})
+    assert parse_spec("x:a=2/255,b=true,c=none,d=db1") == (
+        "x",
+        {"a": 2 / 255, "b": True, "c": None, "d": "db1"},
+    )
+    assert canonical_spec("interpolation:mode=nearest,factor=2") == (
+        "interpolation:factor=2,mode=nearest"
+    )
+    with pytest.raises(UnknownNameError, match="did you mean"):
+        create_defense("medain")
+    with pytest.raises(InputError, match=r"no setting 'sise'.*did you mean 'size'"):
+        create_defense("median:sise=3")
+    with pytest.raises(InputError, match="key=value"):
+        create_defense("median:3x3")
+    with pytest.raises(InputError):
+        create_defense("resize-pad:ratio=0.5")
+
+
+def test_defend_cli(cli, tmp_path: Path) -> None:
+    args = [
+        "defend",
+        "--limit",
+        "24",
+        "--attack",
+        "fgsm@8/255",
+        "--attack",
+        "fgsm@24/255",
+        "--attack",
+        "deepfool",
+        "--defense",
+        "median:size=3x3",
+        "--defense",
+        "resize-pad",
+        "--mode",
+        "non-adaptive",
+        "--mode",
+        "adaptive",
+        "--eot",
+        "2",
+        "--store",
+        str(tmp_path / "s.sqlite"),
+        "--report",
+        str(tmp_path / "r.html"),
+        "--json",
+    ]
+    res = cli(*args)
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["images"] == 24
+    non, ada = (
+        {r["defense"]: r for r in doc["tables"][m]["rows"]} for m in ("non-adaptive", "adaptive")
+    )
+    assert non["none"]["clean"] == 1.0  # only correctly classified images are used
+    assert non["none"]["deepfool"] == 0.0  # DeepFool fools every one of them undefended
+    assert non["median:size=3x3"]["deepfool"] > 0.5  # the defense undoes minimal attacks
+    assert ada["none"] == non["none"]  # no defense: adaptive is the same attack
+    assert set(doc["curves"]["non-adaptive"]) == {"fgsm", "deepfool"}
+    html = (tmp_path / "r.html").read_text()
+    assert "<svg" in html and "adaptive" in html
+    again = cli(*args)  # everything is in the store: same numbers, nothing recomputed
+    assert json.loads(again.out)["tables"] == doc["tables"]
+    for bad in (
+        ["--defense", "nosuch"],
+        ["--defense", "median:size=0"],
+        ["--defense", "bit-depth:bits=0"],
+        ["--defense", "tvm:p=1.5"],
+        ["--defense", "kmeans:k=1"],
+        ["--defense", "jpeg:quality=101"],
+        ["--mode", "sideways"],
+        ["--attack", "fgsm@-1"],
+        ["--attack", "deepfool@2/255"],
+        ["--eot", "0"],
+    ):
+        r = cli("defend", "--limit", "4", "--store", str(tmp_path / "s.sqlite"), *bad)
+        assert r.code == 2 and r.err.count("\n") == 1 and "Traceback" not in r.err, (bad, r.err)
