@@ -49,3 +49,14 @@ def test_attack_benchmarks_quick() -> None:
     assert speed[-1].startswith("deepfool_batch_speedup: ")
     overhead = _quick("attack_overhead.py")
     assert overhead[-1].startswith("overhead_ratio: ")
+
+
+def test_defense_speed_benchmark_quick() -> None:
+    tail = _quick("defense_speed.py")[-4:]
+    assert [line.split(":")[0] for line in tail] == [
+        "tvm_speedup_vs_art",
+        "median_speedup_vs_scipy",
+        "wavelet_time_ratio_vs_skimage",
+        "ssim_speedup_vs_skimage",
+    ]
+    assert all(float(line.split(":")[1]) > 0 for line in tail)

@@ -98,7 +98,8 @@ def open_labelled(
     Args:
         spec: name or folder.
         limit: keep the first N images.
-        pattern: glob on file names (e.g. ``cifar10_*``) for flat folders of mixed content.
+        pattern: glob on file names (e.g. ``cifar10_*`` in a flat folder of mixed content,
+            ``09*.jpg`` in class folders).
         per_class: keep the first N images of each class (before ``limit``).
 
     Raises:
@@ -121,7 +122,7 @@ def open_labelled(
     if class_dirs:
         classes = [d.name for d in class_dirs]
         for label, d in enumerate(class_dirs):
-            files += [(f, label) for f in list_images(d)]
+            files += [(f, label) for f in list_images(d) if pattern is None or f.match(pattern)]
     else:
         for f in list_images(root):
             if pattern is not None and not f.match(pattern):

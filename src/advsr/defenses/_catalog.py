@@ -97,11 +97,17 @@ def _tvm(
 
 @functools.lru_cache(maxsize=4)
 def _bank_from_data(
-    data: str, images: int, skip: int, patch_size: int, max_patches: int | None, seed: int
+    data: str,
+    images: int,
+    skip: int,
+    pattern: str | None,
+    patch_size: int,
+    max_patches: int | None,
+    seed: int,
 ) -> PatchBank:
     from advsr.data.labelled import open_labelled
 
-    ds = open_labelled(data, limit=skip + images)
+    ds = open_labelled(data, limit=skip + images, pattern=pattern)
     x = ds.x[skip : skip + images]
     if x.shape[0] == 0:
         raise InputError(f"no images left in {data} after skipping {skip} for the patch bank")
@@ -114,6 +120,7 @@ def _quilting(
     bank_data: str | None = None,
     bank_images: int = 1000,
     bank_skip: int = 0,
+    bank_pattern: str | None = None,
     max_patches: int | None = 100_000,
     patch_size: int = 5,
     overlap: int | None = None,
@@ -124,13 +131,16 @@ def _quilting(
     if (bank is None) == (bank_data is None):
         raise InputError(
             "quilting needs a patch bank: bank=FILE (safetensors) or bank_data=DATASET "
-            "(with bank_images, bank_skip: clean images the evaluation does not use)"
+            "(with bank_images, bank_skip, bank_pattern: clean images the evaluation does not "
+            "use)"
         )
     if bank is not None:
         pb = PatchBank.load(bank)
     else:
         assert bank_data is not None
-        pb = _bank_from_data(bank_data, bank_images, bank_skip, patch_size, max_patches, seed)
+        pb = _bank_from_data(
+            bank_data, bank_images, bank_skip, bank_pattern, patch_size, max_patches, seed
+        )
     return Quilting(pb, patch_size=patch_size, overlap=overlap, k=k, stitch=stitch)  # type: ignore[arg-type]
 
 
@@ -139,12 +149,13 @@ def _quilting_tvm(
     bank_data: str | None = None,
     bank_images: int = 1000,
     bank_skip: int = 0,
+    bank_pattern: str | None = None,
     max_patches: int | None = 100_000,
     k: int = 10,
     p: float = 0.5,
     lam: float = 0.03,
 ) -> Defense:
-    q = _quilting(bank, bank_data, bank_images, bank_skip, max_patches, k=k)
+    q = _quilting(bank, bank_data, bank_images, bank_skip, bank_pattern, max_patches, k=k)
     return Chain(q, _tvm(p=p, lam=lam))
 
 
