@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -65,6 +66,19 @@ def test_defense_contract(name: str) -> None:
     y = bpda(d)(xr, torch.Generator().manual_seed(1))
     (g,) = torch.autograd.grad((y * torch.linspace(0, 1, y.numel()).view_as(y)).sum(), xr)
     assert torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in DEFENSES.names() if create_defense(_spec(n)).differentiable]
+)
+def test_differentiable_defenses_pass_gradcheck(name: str) -> None:
+    d = copy.deepcopy(create_defense(_spec(name))).double()
+    x = (0.1 + 0.8 * _x(1, 12, seed=5).double()).requires_grad_(True)
+
+    def f(t: torch.Tensor) -> torch.Tensor:
+        return d(t, torch.Generator().manual_seed(4))  # the same draw at every call
+
+    assert torch.autograd.gradcheck(f, (x,), eps=1e-6, atol=1e-4, fast_mode=True)
 
 
 def test_bpda_forward_is_the_defense_backward_is_the_surrogate() -> None:
