@@ -8,7 +8,13 @@ import torch
 
 from advsr.errors import InputError, ShapeError
 
-__all__ = ["check_image", "check_non_negative", "check_positive_int", "check_scale"]
+__all__ = [
+    "check_image",
+    "check_int_range",
+    "check_non_negative",
+    "check_positive_int",
+    "check_scale",
+]
 
 
 def check_image(x: object, name: str = "image", *, check_range: bool = False) -> torch.Tensor:
@@ -41,6 +47,19 @@ def check_image(x: object, name: str = "image", *, check_range: bool = False) ->
         if lo < 0.0 or hi > 1.0 or math.isnan(lo) or math.isnan(hi):
             raise ShapeError(f"{name} values must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]")
     return x
+
+
+def check_int_range(value: object, name: str, lo: int, hi: int | None = None) -> int:
+    """Return ``value`` if it is an integer in ``lo..hi`` (no upper bound when ``hi`` is None).
+
+    Raises:
+        InputError: otherwise (bools are not integers here).
+    """
+    ok = not isinstance(value, bool) and isinstance(value, int)
+    if not ok or value < lo or (hi is not None and value > hi):  # type: ignore[operator]
+        span = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
+        raise InputError(f"{name} must be an integer {span}, got {value!r}")
+    return value  # type: ignore[return-value]
 
 
 def check_positive_int(value: object, name: str) -> int:

@@ -35,7 +35,7 @@ import torch
 from kornia.enhance import jpeg_codec_differentiable
 from PIL import Image
 
-from advsr.checks import check_image
+from advsr.checks import check_image, check_int_range
 from advsr.defenses.base import Defense
 from advsr.errors import InputError
 
@@ -46,9 +46,7 @@ _PIL_SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 
 
 def _check_quality(quality: object) -> int:
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-        raise InputError(f"JPEG quality must be an integer in 1..100, got {quality!r}")
-    return quality
+    return check_int_range(quality, "JPEG quality", 1, 100)
 
 
 def _check_subsampling(subsampling: object) -> str:

@@ -44,7 +44,7 @@ from typing import Literal
 
 import torch
 
-from advsr.checks import check_image
+from advsr.checks import check_image, check_int_range
 from advsr.defenses.base import Defense
 from advsr.errors import InputError
 
@@ -59,12 +59,6 @@ __all__ = [
 ]
 
 KMeansInit = Literal["k-means++", "random"]
-
-
-def _check_int_range(value: object, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise InputError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
-    return value
 
 
 def bit_depth(x: torch.Tensor, bits: int) -> torch.Tensor:
@@ -88,7 +82,7 @@ def bit_depth(x: torch.Tensor, bits: int) -> torch.Tensor:
         >>> bit_depth(torch.tensor([0.1, 0.4, 0.9]).view(1, 3, 1, 1), 1).flatten().tolist()
         [0.0, 0.0, 1.0]
     """
-    _check_int_range(bits, "bits", 1, 8)
+    check_int_range(bits, "bits", 1, 8)
     check_image(x, "x")
     levels = float(2**bits - 1)
     return torch.round(x * levels) / levels
@@ -118,7 +112,7 @@ def bit_reduce(x: torch.Tensor, reduce: int) -> torch.Tensor:
         >>> round(y.flatten()[0].item() * 255)
         240
     """
-    _check_int_range(reduce, "reduce", 0, 7)
+    check_int_range(reduce, "reduce", 0, 7)
     check_image(x, "x")
     v = torch.round(x * 255.0)
     return (v - torch.remainder(v, float(2**reduce))) / 255.0
@@ -150,9 +144,9 @@ class BitDepthReduction(Defense):
         if (bits is None) == (reduce is None):
             raise InputError("bit-depth reduction takes exactly one of bits= and reduce=")
         if bits is not None:
-            _check_int_range(bits, "bits", 1, 8)
+            check_int_range(bits, "bits", 1, 8)
         if reduce is not None:
-            _check_int_range(reduce, "reduce", 0, 7)
+            check_int_range(reduce, "reduce", 0, 7)
         self.bits = bits
         self.reduce = reduce
 

@@ -56,7 +56,7 @@ from typing import ClassVar, Literal, get_args
 
 import torch
 
-from advsr.checks import check_image
+from advsr.checks import check_image, check_int_range
 from advsr.defenses.base import Defense
 from advsr.errors import InputError, ModelLoadError, ShapeError
 
@@ -76,19 +76,13 @@ _STITCH_MODES: tuple[str, ...] = get_args(StitchMode)
 _BANK_CHUNK = 16384  # bank rows per distance block
 
 
-def _check_int(value: object, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
-    return value
-
-
 def _check_settings(patch_size: object, overlap: object, k: object, stitch: object) -> int:
     """Validate the quilting settings; returns the overlap (``None`` -> ``patch_size // 2``)."""
-    p = _check_int(patch_size, "patch_size", 2)
-    o = p // 2 if overlap is None else _check_int(overlap, "overlap", 0)
+    p = check_int_range(patch_size, "patch_size", 2)
+    o = p // 2 if overlap is None else check_int_range(overlap, "overlap", 0)
     if o >= p:
         raise InputError(f"overlap must be smaller than patch_size ({p}), got {o}")
-    _check_int(k, "k", 1)
+    check_int_range(k, "k", 1)
     if stitch not in _STITCH_MODES:
         raise InputError(f"unknown stitch mode {stitch!r}; use one of {', '.join(_STITCH_MODES)}")
     return o
@@ -117,7 +111,7 @@ class PatchBank:
     """
 
     def __init__(self, patches: torch.Tensor, patch_size: int) -> None:
-        s = _check_int(patch_size, "patch_size", 2)
+        s = check_int_range(patch_size, "patch_size", 2)
         if not isinstance(patches, torch.Tensor) or patches.ndim != 2:
             shape = tuple(patches.shape) if isinstance(patches, torch.Tensor) else patches
             raise InputError(f"bank patches must be a 2-D tensor (P, 3*s*s), got {shape!r}")
@@ -178,15 +172,15 @@ class PatchBank:
             (or ``max_patches``).
         """
         check_image(images, "images", check_range=True)
-        s = _check_int(patch_size, "patch_size", 2)
-        t = _check_int(stride, "stride", 1)
+        s = check_int_range(patch_size, "patch_size", 2)
+        t = check_int_range(stride, "stride", 1)
         m, _, h, w = images.shape
         if h < s or w < s:
             raise ShapeError(f"images of {h}x{w} are smaller than the {s}x{s} patches")
         nh, nw = (h - s) // t + 1, (w - s) // t + 1
         total = m * nh * nw
         if max_patches is not None:
-            _check_int(max_patches, "max_patches", 1)
+            check_int_range(max_patches, "max_patches", 1)
         if max_patches is None or max_patches >= total:
             idx = torch.arange(total)
         else:
@@ -316,8 +310,8 @@ def nearest_patches(
         >>> nearest_patches(q, b, 1)[1].flatten().tolist()
         [1, 0]
     """
-    _check_int(k, "k", 1)
-    _check_int(block_elements, "block_elements", 1)
+    check_int_range(k, "k", 1)
+    check_int_range(block_elements, "block_elements", 1)
     n_q, n_b = queries.shape[0], bank.shape[0]
     k = min(k, n_b)
     bank_sq = bank.pow(2).sum(1)
@@ -571,7 +565,7 @@ class Quilting(Defense):
         self.patch_size = patch_size
         self.k = k
         self.stitch: StitchMode = stitch
-        self.block_elements = _check_int(block_elements, "block_elements", 1)
+        self.block_elements = check_int_range(block_elements, "block_elements", 1)
         self.register_buffer("patches", bank.patches, persistent=False)
 
     @classmethod
