@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -550,6 +551,18 @@ def attack_clf_cmd(
     console.print(t)
 
 
+@dataclass(frozen=True)
+class _AttackCfg:
+    """Attack settings for :func:`advsr.experiments.attack_clf.run_clf_attack`."""
+
+    attack: str
+    eps: float | None
+    steps: int
+    loss: str
+    kappa: float
+    seed: int
+
+
 def _attack_specs(items: list[str] | None, eps: list[str] | None) -> list[tuple[str, float | None]]:
     """``name`` or ``name@eps`` items; plain names take every ``--eps`` (minimal: none)."""
     from advsr.experiments.attack_clf import check_attack_name
@@ -671,6 +684,115 @@ def defend(
                 r["defense"], *(_fmt(None if r[c] is None else 100 * r[c], 1) for c in t["columns"])
             )
         console.print(rt)
+    if report is not None:
+        console.print(f"wrote {doc['report']}")
+
+
+@app.command()
+def manifold(
+    model: Annotated[str, typer.Option(help="Zoo classifier (frozen).")] = "digits-cnn",
+    weights: Annotated[Path | None, typer.Option(help="Weights of the classifier.")] = None,
+    data: Annotated[str, typer.Option(help="Labelled dataset name or folder.")] = "digits-test",
+    pattern: Annotated[str | None, typer.Option(help="File-name glob.")] = None,
+    per_class: Annotated[int | None, typer.Option(help="First N images of each class.")] = None,
+    limit: Annotated[int, typer.Option(help="Correctly classified images to use.")] = 400,
+    attack: Annotated[
+        list[str] | None,
+        typer.Option(help="Attack or attack@eps making the adversarial set (repeatable)."),
+    ] = None,
+    defense: Annotated[
+        str, typer.Option(help="Purification applied to the adversarial images.")
+    ] = "sr:output=input",
+    epochs: Annotated[int, typer.Option(help="Detector training epochs.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the split, training and attacks.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Manifold check (SR-defense paper 4.1): a clean-vs-adversarial detector on frozen
+    features, and how many purified adversarial images it calls clean."""
+    import torch
+
+    from advsr.data.labelled import open_labelled
+    from advsr.defenses import create_defense
+    from advsr.devices import resolve_device
+    from advsr.experiments.attack_clf import run_clf_attack
+    from advsr.experiments.defend import correctly_classified
+    from advsr.experiments.manifold import run_manifold
+    from advsr.models.classifiers import create_classifier
+
+    if epochs < 1:
+        raise InputError(f"--epochs must be >= 1, got {epochs}")
+    attacks = _attack_specs(attack or ["fgsm@8/255", "pgd@8/255", "deepfool"], None)
+    dev = resolve_device(device)
+    clf = create_classifier(model, str(weights) if weights else None).to(dev).eval()
+    purifier = create_defense(defense).to(dev).eval()
+    ds, _ = correctly_classified(
+        clf, open_labelled(data, pattern=pattern, per_class=per_class), limit, dev
+    )
+    if len(ds.names) < 4:
+        raise InputError(f"only {len(ds.names)} correctly classified images in {data}")
+    x, y = ds.x.to(dev), ds.y.to(dev)
+    advs, purified = [], []
+    gen = torch.Generator().manual_seed(seed + 1)
+    for name, eps in attacks:
+        cfg = _AttackCfg(name, eps, 10, "ce", 0.0, seed)
+        xa = torch.cat(
+            [
+                run_clf_attack(clf, cfg, x[s : s + 128], y[s : s + 128], s).x_adv
+                for s in range(0, len(x), 128)
+            ]
+        )
+        advs.append(xa)
+        with torch.no_grad():
+            purified.append(
+                torch.cat([purifier(xa[s : s + 128], gen) for s in range(0, len(xa), 128)])
+            )
+    res = run_manifold(clf, x, torch.cat(advs), torch.cat(purified), seed=seed, epochs=epochs)
+    doc = {
+        "experiment": "manifold",
+        "model": model,
+        "data": data,
+        "images": len(ds.names),
+        "attacks": [f"{n}@{e:g}" if e is not None else n for n, e in attacks],
+        "defense": defense,
+        **{k: v for k, v in res.as_dict().items() if k != "points"},
+    }
+    if report is not None:
+        from advsr.report import ReportTable, Scatter3D, write_report
+
+        table = ReportTable(
+            "detector (frozen classifier features, BN-dropout-1024-1 head)",
+            ["quantity", "value"],
+            [
+                [k, f"{doc[k]:.4f}"]
+                for k in (
+                    "test_accuracy",
+                    "clean_called_clean",
+                    "adversarial_called_clean",
+                    "purified_called_clean",
+                )
+            ],
+        )
+        ev = ", ".join(f"{v:.2f}" for v in res.explained_variance)
+        plot = Scatter3D(
+            f"PCA of detector features (explained variance {ev})", list(res.points.items())
+        )
+        intro = (
+            f"{model} on {data}: {len(ds.names)} images, attacks "
+            f"{', '.join(doc['attacks'])}, purification {defense}."
+        )
+        doc["report"] = str(write_report(report, "advsr manifold", intro, [table], [], [plot]))
+    if json_:
+        _print_json(doc)
+        return
+    for k in (
+        "test_accuracy",
+        "clean_called_clean",
+        "adversarial_called_clean",
+        "purified_called_clean",
+    ):
+        console.print(f"{k}: {doc[k]:.4f}")
     if report is not None:
         console.print(f"wrote {doc['report']}")
 

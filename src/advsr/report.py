@@ -12,7 +12,15 @@ import torch
 
 from advsr.io import encode_png
 
-__all__ = ["Figure", "Plot", "ReportTable", "plot_svg", "write_report"]
+__all__ = [
+    "Figure",
+    "Plot",
+    "ReportTable",
+    "Scatter3D",
+    "plot_svg",
+    "scatter3d_svg",
+    "write_report",
+]
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,59 @@ def plot_svg(plot: Plot, width: int = 480, height: int = 300) -> str:
     return "".join(out)
 
 
+@dataclass(frozen=True)
+class Scatter3D:
+    """Named groups of 3-D points, drawn as an oblique projection in inline SVG."""
+
+    title: str
+    groups: Sequence[tuple[str, Sequence[tuple[float, float, float]]]]
+    labels: tuple[str, str, str] = ("PC1", "PC2", "PC3")
+
+
+def scatter3d_svg(plot: Scatter3D, width: int = 420, height: int = 360) -> str:
+    """The 3-D scatter as an SVG element: axes from the centroid, z drawn at 30 degrees."""
+    e = html.escape
+    pts = [p for _, g in plot.groups for p in g]
+    if not pts:
+        return ""
+    lo = [min(p[i] for p in pts) for i in range(3)]
+    hi = [max(p[i] for p in pts) for i in range(3)]
+    span = [max(h - lo_, 1e-12) for lo_, h in zip(lo, hi, strict=True)]
+    cz, sz = 0.45 * 0.866, 0.45 * 0.5
+
+    def proj(p: tuple[float, float, float]) -> tuple[float, float]:
+        u = [(p[i] - lo[i]) / span[i] for i in range(3)]
+        x = 60 + (u[0] + cz * u[2]) * (width - 180) / (1 + cz)
+        y = height - 40 - (u[1] + sz * u[2]) * (height - 80) / (1 + sz)
+        return x, y
+
+    out = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+        "font-size='11' font-family='sans-serif'>",
+        f"<text x='10' y='16' font-size='13'>{e(plot.title)}</text>",
+    ]
+    origin = proj((lo[0], lo[1], lo[2]))
+    for axis in range(3):
+        end = [lo[0], lo[1], lo[2]]
+        end[axis] = hi[axis]
+        ex, ey = proj((end[0], end[1], end[2]))
+        out.append(
+            f"<line x1='{origin[0]:.1f}' y1='{origin[1]:.1f}' x2='{ex:.1f}' y2='{ey:.1f}' "
+            f"stroke='#999'/><text x='{ex + 3:.1f}' y='{ey:.1f}'>{e(plot.labels[axis])}</text>"
+        )
+    for k, (name, g) in enumerate(plot.groups):
+        c = _COLOURS[k % len(_COLOURS)]
+        for p in g:
+            x, y = proj(p)
+            out.append(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='2' fill='{c}' fill-opacity='0.6'/>")
+        out.append(
+            f"<circle cx='{width - 110}' cy='{30 + 16 * k}' r='4' fill='{c}'/>"
+            f"<text x='{width - 100}' y='{34 + 16 * k}'>{e(name)}</text>"
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
 _CSS = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0 2em; }
@@ -125,7 +186,7 @@ def write_report(
     intro: str,
     tables: Sequence[ReportTable],
     figures: Sequence[Figure],
-    plots: Sequence[Plot] = (),
+    plots: Sequence[Plot | Scatter3D] = (),
 ) -> Path:
     """Write one HTML file with every table, plot and figure inline; returns its path."""
     e = html.escape
@@ -141,7 +202,8 @@ def write_report(
             parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
         parts.append("</table>")
     if plots:
-        parts.append("<div>" + "".join(plot_svg(p) for p in plots) + "</div>")
+        svgs = (plot_svg(p) if isinstance(p, Plot) else scatter3d_svg(p) for p in plots)
+        parts.append("<div>" + "".join(svgs) + "</div>")
     for f in figures:
         parts.append(f"<h2>{e(f.title)}</h2><div>")
         for caption, img in f.images:

@@ -44,7 +44,13 @@ from advsr.experiments.store import ResultStore
 from advsr.io import file_sha256
 from advsr.models.classifiers import create_classifier
 
-__all__ = ["DefendConfig", "DefendSession", "attack_label", "summarise"]
+__all__ = [
+    "DefendConfig",
+    "DefendSession",
+    "attack_label",
+    "correctly_classified",
+    "summarise",
+]
 
 EXPERIMENT = "defend"
 Mode = Literal["non-adaptive", "adaptive"]
@@ -81,6 +87,28 @@ def attack_label(attack: str, eps: float | None) -> str:
     if attack in ("fgm-l2", "pgd-l2"):
         return f"{attack}-{eps:g}"
     return f"{attack}-{eps * 255:g}/255"
+
+
+def correctly_classified(
+    model: torch.nn.Module, data: LabelledSet, limit: int | None, device: torch.device
+) -> tuple[LabelledSet, float]:
+    """The first ``limit`` images the model classifies correctly (all when None), in order,
+    and the model's accuracy on the images scanned to find them."""
+    keep: list[int] = []
+    scanned = 0
+    for start in range(0, len(data.names), 256):
+        xb = data.x[start : start + 256].to(device)
+        with torch.no_grad():
+            ok = (model(xb).argmax(1).cpu() == data.y[start : start + 256]).nonzero()[:, 0]
+        keep.extend(int(i) + start for i in ok)
+        scanned = min(start + 256, len(data.names))
+        if limit is not None and len(keep) >= limit:
+            break
+    accuracy = len(keep) / max(scanned, 1)
+    keep = keep[:limit] if limit is not None else keep
+    idx = torch.tensor(keep, dtype=torch.long)
+    sub = replace(data, names=[data.names[i] for i in keep], x=data.x[idx], y=data.y[idx])
+    return sub, accuracy
 
 
 @dataclass
@@ -122,22 +150,9 @@ class DefendSession:
             raise InputError(
                 f"labels of {cfg.data} exceed the {model.num_classes} classes of {cfg.model}"
             )
-        keep: list[int] = []
-        scanned = 0
-        for start in range(0, len(data.names), 256):
-            xb = data.x[start : start + 256].to(device)
-            with torch.no_grad():
-                ok = (model(xb).argmax(1).cpu() == data.y[start : start + 256]).nonzero()[:, 0]
-            keep.extend(int(i) + start for i in ok)
-            scanned = min(start + 256, len(data.names))
-            if cfg.limit is not None and len(keep) >= cfg.limit:
-                break
-        clean_accuracy = len(keep) / scanned
-        keep = keep[: cfg.limit] if cfg.limit is not None else keep
-        if not keep:
+        sub, clean_accuracy = correctly_classified(model, data, cfg.limit, device)
+        if not sub.names:
             raise InputError(f"{cfg.model} classifies none of the images of {cfg.data} correctly")
-        idx = torch.tensor(keep)
-        sub = replace(data, names=[data.names[i] for i in keep], x=data.x[idx], y=data.y[idx])
         prep = _Prepared(model, sub, clean_accuracy)
         self._prepared[key] = prep
         return prep
