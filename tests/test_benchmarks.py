@@ -60,3 +60,12 @@ def test_defense_speed_benchmark_quick() -> None:
         "ssim_speedup_vs_skimage",
     ]
     assert all(float(line.split(":")[1]) > 0 for line in tail)
+
+
+def test_perceptual_speed_benchmark_quick() -> None:
+    tail = _quick("perceptual_speed.py")[-2:]
+    assert [line.split(":")[0] for line in tail] == [
+        "fpgap_speedup_vs_pgap_32",
+        "fpgap_speedup_vs_pgap_224",
+    ]
+    assert all(float(line.split(":")[1]) > 1 for line in tail)

@@ -798,6 +798,84 @@ def manifold(
 
 
 @app.command()
+def explain(
+    model: Annotated[str, typer.Option(help="Zoo classifier.")] = "digits-cnn",
+    weights: Annotated[Path | None, typer.Option(help="Weights of the classifier.")] = None,
+    data: Annotated[str, typer.Option(help="Labelled dataset name or folder.")] = "digits-test",
+    pattern: Annotated[str | None, typer.Option(help="File-name glob.")] = None,
+    per_class: Annotated[int | None, typer.Option(help="First N images of each class.")] = None,
+    limit: Annotated[int, typer.Option(help="Correctly classified images to explain.")] = 8,
+    attack: Annotated[str, typer.Option(help="Attack or attack@budget.")] = "pgd@8/255",
+    steps: Annotated[int, typer.Option(help="Iterations of iterative attacks.")] = 10,
+    layer: Annotated[
+        str | None, typer.Option(help="CAM layer (dotted module name; default: last stage).")
+    ] = None,
+    method: Annotated[str, typer.Option(help="gradcam++ or gradcam.")] = "gradcam++",
+    window: Annotated[str, typer.Option(help="SSIM map window: gaussian or block.")] = "gaussian",
+    threshold: Annotated[float, typer.Option(help="Noise threshold on 1 - SSIM.")] = 0.11,
+    seed: Annotated[int, typer.Option(help="Seed of the attack.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """SSIM maps, CAMs and perturbation/saliency overlap (PGAP paper Table I, Fig. 3, 5)."""
+    from advsr.data.labelled import open_labelled
+    from advsr.devices import resolve_device
+    from advsr.experiments.attack_clf import run_clf_attack
+    from advsr.experiments.defend import correctly_classified
+    from advsr.experiments.explain import explain_images, write_explain_report
+    from advsr.models.classifiers import create_classifier
+
+    if method not in ("gradcam++", "gradcam"):
+        raise InputError(f"--method must be gradcam++ or gradcam, got {method!r}")
+    if window not in ("gaussian", "block"):
+        raise InputError(f"--window must be gaussian or block, got {window!r}")
+    if limit < 1 or steps < 1:
+        raise InputError("--limit and --steps must be >= 1")
+    ((name, eps),) = _attack_specs([attack], None)
+    dev = resolve_device(device)
+    clf = create_classifier(model, str(weights) if weights else None).to(dev).eval()
+    ds, _ = correctly_classified(
+        clf, open_labelled(data, pattern=pattern, per_class=per_class), limit, dev
+    )
+    if not ds.names:
+        raise InputError(f"{model} classifies none of the images of {data} correctly")
+    x, y = ds.x.to(dev), ds.y.to(dev)
+    out = run_clf_attack(clf, _AttackCfg(name, eps, steps, "ce", 0.0, seed), x, y, 0)
+    res = explain_images(
+        clf, x, out.x_adv, layer=layer, method=method, window=window, threshold=threshold
+    )
+    fooled = [bool(v) for v in out.success.tolist()]
+    doc = {
+        "experiment": "explain",
+        "model": model,
+        "data": data,
+        "attack": attack,
+        "images": ds.names,
+        "fooled": fooled,
+        "threshold": threshold,
+        "per_image": res.per_image,
+        "mean": res.means,
+    }
+    if report is not None:
+        intro = f"{model} on {data}, {attack}: {len(ds.names)} correctly classified images."
+        doc["report"] = str(write_explain_report(res, report, intro))
+    if json_:
+        _print_json(doc)
+        return
+    t = RichTable(title=f"{attack}: overlap at noise threshold {threshold}")
+    keys = list(res.means)
+    for c in ["image", "fooled", *keys]:
+        t.add_column(c, justify="left" if c == "image" else "right")
+    for n, f, r in zip(ds.names, fooled, res.per_image, strict=True):
+        t.add_row(n, str(f), *(_fmt(r[k], 3) for k in keys))
+    t.add_row("mean", "", *(_fmt(res.means[k], 3) for k in keys))
+    console.print(t)
+    if report is not None:
+        console.print(f"wrote {doc['report']}")
+
+
+@app.command()
 def results(
     experiment: Annotated[
         str | None, typer.Option(help="Keep one experiment (e.g. eval-sr).")

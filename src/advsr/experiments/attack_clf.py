@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from advsr.attacks.classifier import ATTACKS, AttackOutput
 from advsr.attacks.minimal import MINIMAL_ATTACKS, carlini_wagner_l2
+from advsr.attacks.perceptual import fpgap, pgap
 from advsr.data.labelled import LabelledSet, open_labelled
 from advsr.devices import resolve_device
 from advsr.errors import InputError, UnknownNameError
@@ -64,6 +65,15 @@ class AttackClfConfig(BaseModel):
     device: str = "auto"
 
 
+def _pgap(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, **kw: Any) -> AttackOutput:
+    res = pgap(model, x, y, **kw)
+    return AttackOutput(res.x_adv, model, y)
+
+
+PERCEPTUAL_ATTACKS: dict[str, Any] = {"fpgap": fpgap, "pgap": _pgap}
+"""SSIM-constrained attacks (budget ``eps2``, ``steps`` = iterations of Algorithm 1/2)."""
+
+
 class AttackSettings(Protocol):
     """The attack fields shared by the classifier experiments' configs."""
 
@@ -88,6 +98,9 @@ def run_clf_attack(
     which seeds the attack's randomness independently of batching)."""
     if cfg.attack == "cw-l2":
         return carlini_wagner_l2(model, x, y, kappa=cfg.kappa)
+    if cfg.attack in PERCEPTUAL_ATTACKS:  # the budget is eps2 of S2 >= 1 - eps2^2
+        fn = PERCEPTUAL_ATTACKS[cfg.attack]
+        return fn(model, x, y, eps2=float(cfg.eps or 0.0), iterations=cfg.steps)
     if cfg.attack in MINIMAL_ATTACKS:
         fn = MINIMAL_ATTACKS.get(cfg.attack)
         return fn(model, x, y)  # type: ignore[operator]
@@ -111,9 +124,9 @@ def check_attack_name(name: str, extra: tuple[str, ...] = ()) -> bool:
     """
     if name in MINIMAL_ATTACKS or name in extra:
         return True
-    if name in ATTACKS:
+    if name in ATTACKS or name in PERCEPTUAL_ATTACKS:
         return False
-    known = ATTACKS.names() + MINIMAL_ATTACKS.names() + list(extra)
+    known = ATTACKS.names() + list(PERCEPTUAL_ATTACKS) + MINIMAL_ATTACKS.names() + list(extra)
     close = difflib.get_close_matches(name.lower(), known, n=2)
     hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
     raise UnknownNameError(f"unknown attack {name!r}{hint}; known: {', '.join(known)}")

@@ -84,7 +84,7 @@ def attack_label(attack: str, eps: float | None) -> str:
     """``fgsm-2/255``-style column label (L2 budgets as plain numbers)."""
     if attack == "none" or eps is None:
         return "clean" if attack == "none" else attack
-    if attack in ("fgm-l2", "pgd-l2"):
+    if attack in ("fgm-l2", "pgd-l2", "fpgap", "pgap"):
         return f"{attack}-{eps:g}"
     return f"{attack}-{eps * 255:g}/255"
 
