@@ -876,6 +876,122 @@ def explain(
 
 
 @app.command()
+def perceptual(
+    model: Annotated[str, typer.Option(help="Zoo classifier.")] = "digits-cnn",
+    weights: Annotated[Path | None, typer.Option(help="Weights of the classifier.")] = None,
+    data: Annotated[str, typer.Option(help="Labelled dataset name or folder.")] = "digits-test",
+    pattern: Annotated[str | None, typer.Option(help="File-name glob.")] = None,
+    per_class: Annotated[int | None, typer.Option(help="First N images of each class.")] = None,
+    limit: Annotated[int, typer.Option(help="Correctly classified images.")] = 200,
+    sweep: Annotated[
+        list[str] | None,
+        typer.Option(help="METHOD=v1,v2,... (repeatable; default: all six methods)."),
+    ] = None,
+    pgap_limit: Annotated[int, typer.Option(help="Images for PGAP (cvxpy is slow).")] = 50,
+    steps: Annotated[int, typer.Option(help="Iterations of PGD/PGAP/FPGAP.")] = 10,
+    ssim_target: Annotated[float, typer.Option(help="Common mean SSIM (Table II).")] = 0.998,
+    psnr_target: Annotated[
+        float | None, typer.Option(help="Common mean PSNR (Table III; default: mid range).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of random starts.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Fooling rate at a common image quality (PGAP paper Tables II and III)."""
+    from advsr.experiments.attack_sr import parse_alpha
+    from advsr.experiments.perceptual_cmp import DEFAULT_SWEEPS, run_perceptual
+
+    if not 0 < ssim_target < 1:
+        raise InputError(f"--ssim-target must be in (0, 1), got {ssim_target}")
+    sweeps: dict[str, list[float]] = {}
+    for item in sweep or []:
+        name, eq, values = item.partition("=")
+        if not eq or not values:
+            raise InputError(f"--sweep expects METHOD=v1,v2,..., got {item!r}")
+        sweeps[name] = [parse_alpha(v, upper=None) for v in values.split(",")]
+    if not sweeps:
+        sweeps = {k: list(v) for k, v in DEFAULT_SWEEPS.items()}
+    base = {
+        "model": model,
+        "weights": str(weights) if weights else None,
+        "data": data,
+        "pattern": pattern,
+        "per_class": per_class,
+        "limit": limit,
+        "steps": steps,
+        "seed": seed,
+        "device": device,
+    }
+    with _open_store(store) as st:
+        doc = run_perceptual(
+            st,
+            base,
+            sweeps,
+            ssim_target=ssim_target,
+            psnr_target=psnr_target,
+            limits={"pgap": pgap_limit},
+        )
+    doc = {"experiment": "perceptual", "model": model, "data": data, **doc}
+    if report is not None:
+        from advsr.report import Plot, ReportTable, write_report
+
+        methods = list(doc["sweeps"])
+        tables = [
+            ReportTable(
+                f"fooling rate at mean SSIM {doc['ssim_target']:g} (Table II) and at mean PSNR "
+                f"{doc['psnr_target'] or float('nan'):.2f} dB (Table III)",
+                ["", *methods],
+                [
+                    ["SSIM", *(_fmt(doc["table2"][m], 3) for m in methods)],
+                    ["PSNR", *(_fmt(doc["table3"][m], 3) for m in methods)],
+                ],
+            ),
+            ReportTable(
+                "sweeps",
+                ["method", "param", "images", "fooling rate", "mean SSIM", "mean PSNR"],
+                [
+                    [
+                        m,
+                        f"{p['param']:.4g}",
+                        str(p["images"]),
+                        f"{p['fooling_rate']:.3f}",
+                        f"{p['ssim']:.5f}",
+                        f"{p['psnr']:.2f}",
+                    ]
+                    for m in methods
+                    for p in doc["sweeps"][m]
+                ],
+            ),
+        ]
+        plots = [
+            Plot(
+                f"fooling rate vs mean {q.upper()}",
+                f"mean {q.upper()}",
+                "fooling rate",
+                [(m, [(p[q], p["fooling_rate"]) for p in doc["sweeps"][m]]) for m in methods],
+            )
+            for q in ("ssim", "psnr")
+        ]
+        intro = f"{model} on {data}: {doc['images']} correctly classified images."
+        doc["report"] = str(write_report(report, "advsr perceptual", intro, tables, [], plots))
+    if json_:
+        _print_json(doc)
+        return
+    t = RichTable(title=f"fooling rate at a common quality, {doc['images']} images")
+    t.add_column("level")
+    for m in doc["sweeps"]:
+        t.add_column(m, justify="right")
+    t.add_row(f"SSIM {doc['ssim_target']:g}", *(_fmt(doc["table2"][m], 3) for m in doc["sweeps"]))
+    level = "-" if doc["psnr_target"] is None else f"{doc['psnr_target']:.2f}"
+    t.add_row(f"PSNR {level} dB", *(_fmt(doc["table3"][m], 3) for m in doc["sweeps"]))
+    console.print(t)
+    if report is not None:
+        console.print(f"wrote {doc['report']}")
+
+
+@app.command()
 def results(
     experiment: Annotated[
         str | None, typer.Option(help="Keep one experiment (e.g. eval-sr).")
