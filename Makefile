@@ -39,6 +39,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sr_models.py
 	$(BIN)/python benchmarks/attack_overhead.py
 	$(BIN)/python benchmarks/attack_memory.py
+	$(BIN)/python benchmarks/attack_speed.py
+	$(BIN)/python benchmarks/defense_speed.py
+	$(BIN)/python benchmarks/perceptual_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache advsr-results.sqlite*
