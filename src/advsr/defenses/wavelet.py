@@ -36,9 +36,9 @@ Conventions and deviations (checked against scikit-image 0.26 and PyWavelets 1.8
   per name on the CPU): analysis as a strided sum of shifted products, summed in pywt's order
   with separate multiplies and adds (a fused multiply-add, as ``conv1d`` uses in float32,
   turns pywt's exact-zero Haar details into ~1e-9 noise and shifts the masked-median sigma),
-  synthesis as a strided ``conv_transpose1d``. Any discrete PyWavelets wavelet works;
-  BayesShrink/VisuShrink assume an orthogonal one (skimage warns for biorthogonal wavelets;
-  this port does not).
+  synthesis as a transposed convolution written as strided slice-adds. Any discrete
+  PyWavelets wavelet works; BayesShrink/VisuShrink assume an orthogonal one (skimage warns
+  for biorthogonal wavelets; this port does not).
 * Output range: skimage >= 0.16 does not clip float inputs (the output can leave ``[0, 1]``
   slightly), and neither does :func:`denoise_wavelet`; the defense :class:`WaveletDenoise`
   clamps to ``[0, 1]`` (skimage < 0.16, which the reference codes ran, clipped to ``[0, 1]``).
@@ -82,7 +82,6 @@ from typing import Literal
 
 import pywt
 import torch
-import torch.nn.functional as F
 
 from advsr.checks import check_image, check_non_negative, check_positive_int
 from advsr.defenses.base import Defense
@@ -180,40 +179,52 @@ def _symmetric_index(idx: torch.Tensor, n: int) -> torch.Tensor:
     return torch.where(idx >= n, 2 * n - 1 - idx, idx)
 
 
+def _along(dim: int, ndim: int, sl: slice) -> tuple[slice, ...]:
+    """An indexing tuple applying ``sl`` on axis ``dim`` only."""
+    axis = dim % ndim
+    return (slice(None),) * axis + (sl,)
+
+
 def _analysis(x: torch.Tensor, bank: _FilterBank, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One DWT step along ``dim``: ``(lo, hi)`` with ``floor((n + F - 1) / 2)`` samples.
 
     pywt: ``out[k] = sum_j filt[j] * x[2k + 1 - j]`` with ``x`` extended symmetrically.
+    Works on the axis in place (strided slices), without moving it last.
     """
-    x = x.movedim(dim, -1)
-    lead, n, f = x.shape[:-1], x.shape[-1], bank.length
+    n, f = x.shape[dim], bank.length
     n_out = (n + f - 1) // 2
     start = 2 - f  # x index of the first sample seen by the first output
     idx = _symmetric_index(torch.arange(start, start + 2 * n_out + f - 2, device=x.device), n)
-    ext = x.reshape(-1, n).index_select(-1, idx)
+    ext = x.index_select(dim, idx)
     taps = bank.analysis(x)  # (2, F), reversed: taps[:, m] multiplies ext[2k + m]
     # Products are summed in pywt's order with separate multiply and add (no fused
     # multiply-add as conv1d may use in float32): a flat or mirrored stretch then gives
     # exactly 0 for Haar as in pywt, which matters to the masked-median sigma estimate.
-    seg = ext[:, f - 1 : f + 2 * n_out - 2 : 2]
+    seg = ext[_along(dim, x.ndim, slice(f - 1, f + 2 * n_out - 2, 2))]
     lo, hi = seg * taps[0, f - 1], seg * taps[1, f - 1]
     for m in range(f - 2, -1, -1):
-        seg = ext[:, m : m + 2 * n_out - 1 : 2]
+        seg = ext[_along(dim, x.ndim, slice(m, m + 2 * n_out - 1, 2))]
         lo = lo + seg * taps[0, m]
         hi = hi + seg * taps[1, m]
-    return (
-        lo.reshape(*lead, n_out).movedim(-1, dim),
-        hi.reshape(*lead, n_out).movedim(-1, dim),
-    )
+    return lo, hi
 
 
 def _synthesis(lo: torch.Tensor, hi: torch.Tensor, bank: _FilterBank, dim: int) -> torch.Tensor:
-    """One inverse DWT step along ``dim`` (pywt's ``idwt``): ``2 n - F + 2`` samples."""
-    lo, hi = lo.movedim(dim, -1), hi.movedim(dim, -1)
-    lead, n, f = lo.shape[:-1], lo.shape[-1], bank.length
-    z = torch.stack([lo, hi], dim=-2).reshape(-1, 2, n)
-    y = F.conv_transpose1d(z, bank.synthesis(lo), stride=2, padding=f - 2)  # (B, 1, 2n-f+2)
-    return y.reshape(*lead, y.shape[-1]).movedim(-1, dim)
+    """One inverse DWT step along ``dim`` (pywt's ``idwt``): ``2 n - F + 2`` samples.
+
+    The transposed convolution with stride 2 is written as ``F`` strided slice-adds,
+    ``y_full[2k + j] += lo[k] w_lo[j] + hi[k] w_hi[j]``, then ``F - 2`` samples are cropped
+    from each side (torch's CPU ``conv_transpose1d`` in float64 loops over rows and was 4x
+    slower than this).
+    """
+    n, f = lo.shape[dim], bank.length
+    w = bank.synthesis(lo)  # (2, 1, F): the transposed convolution's taps
+    shape = list(lo.shape)
+    shape[dim] = 2 * (n - 1) + f
+    y = lo.new_zeros(shape)
+    for j in range(f):
+        y[_along(dim, lo.ndim, slice(j, j + 2 * n - 1, 2))] += lo * w[0, 0, j] + hi * w[1, 0, j]
+    return y[_along(dim, lo.ndim, slice(f - 2, f - 2 + 2 * n - f + 2))]
 
 
 Details = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -312,8 +323,12 @@ def _masked_median_abs(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Median of ``|d|`` over the non-zero entries of the last two axes, and their count."""
     a = d.abs().flatten(-2)
     total = a.shape[-1]
-    s, _ = torch.sort(a, dim=-1)  # zeros first
     nz = total - (a == 0).sum(-1, keepdim=True)
+    if bool((nz == total).all()):  # no exact zeros (natural images): plain median, O(n)
+        lo = torch.kthvalue(a, (total + 1) // 2, dim=-1).values
+        hi = lo if total % 2 else torch.kthvalue(a, total // 2 + 1, dim=-1).values
+        return (lo + hi) / 2, nz.squeeze(-1)
+    s, _ = torch.sort(a, dim=-1)  # zeros first
     first = total - nz
     i1 = (first + torch.div(nz - 1, 2, rounding_mode="floor")).clamp(0, total - 1)
     i2 = (first + torch.div(nz, 2, rounding_mode="floor")).clamp(0, total - 1)
