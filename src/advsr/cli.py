@@ -38,6 +38,17 @@ StoreOpt = Annotated[
 ]
 
 
+ClfModelOpt = Annotated[str, typer.Option(help="Zoo classifier (e.g. resnet20-cifar10).")]
+ClfWeightsOpt = Annotated[Path | None, typer.Option(help="Weights of the classifier.")]
+LabelledDataOpt = Annotated[
+    str, typer.Option(help="Labelled dataset: digits, digits-test or a class-folder path.")
+]
+PatternOpt = Annotated[str | None, typer.Option(help="File-name glob (e.g. 'cifar10_*').")]
+PerClassOpt = Annotated[int | None, typer.Option(help="First N images of each class.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")]
+ReportOpt = Annotated[Path | None, typer.Option(help="Write an HTML report here.")]
+
+
 def _print_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(json_safe(doc), indent=2, allow_nan=False) + "\n")
 
@@ -184,7 +195,7 @@ def eval_sr_cmd(
     crop_border: Annotated[
         int | None, typer.Option(help="Border crop in pixels (default: scale).")
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    device: DeviceOpt = "auto",
     store: StoreOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -257,7 +268,7 @@ def attack_sr_cmd(
     adaptive: Annotated[
         bool, typer.Option("--adaptive", help="Craft through the defense (default: bare model).")
     ] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    device: DeviceOpt = "auto",
     store: StoreOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -336,7 +347,7 @@ def transfer(
     ] = "clean-8bit",
     random_start: Annotated[bool, typer.Option("--random-start")] = False,
     hr_crop: Annotated[int | None, typer.Option(help="Centre-crop HR images.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    device: DeviceOpt = "auto",
     store: StoreOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -433,14 +444,14 @@ def _transfer_table(doc: dict[str, Any]) -> RichTable:
 @app.command("train-classifier")
 def train_classifier_cmd(
     out: Annotated[Path, typer.Option(help="Weights to write (.safetensors).")],
-    model: Annotated[str, typer.Option(help="Zoo classifier architecture.")] = "digits-cnn",
+    model: ClfModelOpt = "digits-cnn",
     data: Annotated[str, typer.Option(help="Labelled training set.")] = "digits-train",
     val: Annotated[str, typer.Option(help="Labelled validation set.")] = "digits-test",
     epochs: Annotated[int, typer.Option(help="Epochs.")] = 40,
     batch: Annotated[int, typer.Option(help="Batch size.")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-3,
     seed: Annotated[int, typer.Option(help="Seed of all randomness.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    device: DeviceOpt = "auto",
     json_: JsonOpt = False,
 ) -> None:
     """Train a zoo classifier with cross-entropy (default: the digits CNN)."""
@@ -474,15 +485,13 @@ def attack_clf_cmd(
     model: Annotated[
         str, typer.Option(help="Zoo classifier (e.g. resnet20-cifar10).")
     ] = "digits-cnn",
-    weights: Annotated[Path | None, typer.Option(help="Weights of the classifier.")] = None,
+    weights: ClfWeightsOpt = None,
     data: Annotated[
         str, typer.Option(help="digits, digits-test or a labelled folder.")
     ] = "digits-test",
-    pattern: Annotated[str | None, typer.Option(help="File-name glob in a flat folder.")] = None,
+    pattern: PatternOpt = None,
     limit: Annotated[int | None, typer.Option(help="First N images only.")] = None,
-    per_class: Annotated[
-        int | None, typer.Option(help="First N images of each class (class folders).")
-    ] = None,
+    per_class: PerClassOpt = None,
     attack: Annotated[list[str] | None, typer.Option(help="Attack name (repeatable).")] = None,
     eps: Annotated[list[str] | None, typer.Option(help="Budget, e.g. 8/255 (repeatable).")] = None,
     steps: Annotated[int, typer.Option(help="Iterations of iterative attacks.")] = 10,
@@ -493,7 +502,7 @@ def attack_clf_cmd(
         float, typer.Option(help="Confidence of the C&W margin (--loss cw, cw-l2).")
     ] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of random starts and diversity.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    device: DeviceOpt = "auto",
     store: StoreOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -613,13 +622,11 @@ def defenses(json_: JsonOpt = False) -> None:
 
 @app.command()
 def defend(
-    model: Annotated[str, typer.Option(help="Zoo classifier.")] = "digits-cnn",
-    weights: Annotated[Path | None, typer.Option(help="Weights of the classifier.")] = None,
-    data: Annotated[str, typer.Option(help="Labelled dataset name or folder.")] = "digits-test",
-    pattern: Annotated[str | None, typer.Option(help="File-name glob in a flat folder.")] = None,
-    per_class: Annotated[
-        int | None, typer.Option(help="First N images of each class (class folders).")
-    ] = None,
+    model: ClfModelOpt = "digits-cnn",
+    weights: ClfWeightsOpt = None,
+    data: LabelledDataOpt = "digits-test",
+    pattern: PatternOpt = None,
+    per_class: PerClassOpt = None,
     limit: Annotated[int | None, typer.Option(help="First N correctly classified images.")] = None,
     attack: Annotated[
         list[str] | None,
@@ -639,8 +646,8 @@ def defend(
     eot: Annotated[int, typer.Option(help="EOT draws per step (stochastic defenses).")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of attacks and defenses.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 64,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
-    report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    device: DeviceOpt = "auto",
+    report: ReportOpt = None,
     store: StoreOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -690,11 +697,11 @@ def defend(
 
 @app.command()
 def manifold(
-    model: Annotated[str, typer.Option(help="Zoo classifier (frozen).")] = "digits-cnn",
-    weights: Annotated[Path | None, typer.Option(help="Weights of the classifier.")] = None,
-    data: Annotated[str, typer.Option(help="Labelled dataset name or folder.")] = "digits-test",
-    pattern: Annotated[str | None, typer.Option(help="File-name glob.")] = None,
-    per_class: Annotated[int | None, typer.Option(help="First N images of each class.")] = None,
+    model: ClfModelOpt = "digits-cnn",
+    weights: ClfWeightsOpt = None,
+    data: LabelledDataOpt = "digits-test",
+    pattern: PatternOpt = None,
+    per_class: PerClassOpt = None,
     limit: Annotated[int, typer.Option(help="Correctly classified images to use.")] = 400,
     attack: Annotated[
         list[str] | None,
@@ -705,8 +712,8 @@ def manifold(
     ] = "sr:output=input",
     epochs: Annotated[int, typer.Option(help="Detector training epochs.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the split, training and attacks.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
-    report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    device: DeviceOpt = "auto",
+    report: ReportOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Manifold check (SR-defense paper 4.1): a clean-vs-adversarial detector on frozen
@@ -799,11 +806,11 @@ def manifold(
 
 @app.command()
 def explain(
-    model: Annotated[str, typer.Option(help="Zoo classifier.")] = "digits-cnn",
-    weights: Annotated[Path | None, typer.Option(help="Weights of the classifier.")] = None,
-    data: Annotated[str, typer.Option(help="Labelled dataset name or folder.")] = "digits-test",
-    pattern: Annotated[str | None, typer.Option(help="File-name glob.")] = None,
-    per_class: Annotated[int | None, typer.Option(help="First N images of each class.")] = None,
+    model: ClfModelOpt = "digits-cnn",
+    weights: ClfWeightsOpt = None,
+    data: LabelledDataOpt = "digits-test",
+    pattern: PatternOpt = None,
+    per_class: PerClassOpt = None,
     limit: Annotated[int, typer.Option(help="Correctly classified images to explain.")] = 8,
     attack: Annotated[str, typer.Option(help="Attack or attack@budget.")] = "pgd@8/255",
     steps: Annotated[int, typer.Option(help="Iterations of iterative attacks.")] = 10,
@@ -814,8 +821,8 @@ def explain(
     window: Annotated[str, typer.Option(help="SSIM map window: gaussian or block.")] = "gaussian",
     threshold: Annotated[float, typer.Option(help="Noise threshold on 1 - SSIM.")] = 0.11,
     seed: Annotated[int, typer.Option(help="Seed of the attack.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
-    report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    device: DeviceOpt = "auto",
+    report: ReportOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """SSIM maps, CAMs and perturbation/saliency overlap (PGAP paper Table I, Fig. 3, 5)."""
@@ -877,11 +884,11 @@ def explain(
 
 @app.command()
 def perceptual(
-    model: Annotated[str, typer.Option(help="Zoo classifier.")] = "digits-cnn",
-    weights: Annotated[Path | None, typer.Option(help="Weights of the classifier.")] = None,
-    data: Annotated[str, typer.Option(help="Labelled dataset name or folder.")] = "digits-test",
-    pattern: Annotated[str | None, typer.Option(help="File-name glob.")] = None,
-    per_class: Annotated[int | None, typer.Option(help="First N images of each class.")] = None,
+    model: ClfModelOpt = "digits-cnn",
+    weights: ClfWeightsOpt = None,
+    data: LabelledDataOpt = "digits-test",
+    pattern: PatternOpt = None,
+    per_class: PerClassOpt = None,
     limit: Annotated[int, typer.Option(help="Correctly classified images.")] = 200,
     sweep: Annotated[
         list[str] | None,
@@ -894,8 +901,8 @@ def perceptual(
         float | None, typer.Option(help="Common mean PSNR (Table III; default: mid range).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of random starts.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
-    report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    device: DeviceOpt = "auto",
+    report: ReportOpt = None,
     store: StoreOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -1090,7 +1097,7 @@ def demo(
     report: Annotated[Path, typer.Option(help="HTML report to write.")] = Path(
         "advsr-demo-report.html"
     ),
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    device: DeviceOpt = "auto",
     store: StoreOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -1193,7 +1200,7 @@ def train_sr_cmd(
     seed: Annotated[int, typer.Option(help="Seed of all randomness.")] = 0,
     val_every: Annotated[int, typer.Option(help="Validate and checkpoint every N steps.")] = 250,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from --out.")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    device: DeviceOpt = "auto",
     json_: JsonOpt = False,
 ) -> None:
     """L1-train a zoo architecture (random crops, flips/rotations, bicubic LR, Adam)."""

@@ -121,8 +121,8 @@ def at_level(points: Sequence[tuple[float, float]], target: float) -> float | No
         the interpolated fooling rate, or None when ``target`` is outside the points' range.
 
     Example:
-        >>> at_level([(0.99, 0.9), (0.999, 0.5)], 0.998)
-        0.5444444444444446
+        >>> round(at_level([(0.99, 0.9), (0.999, 0.5)], 0.998), 6)
+        0.544444
     """
     pts = sorted(points)
     for (x0, y0), (x1, y1) in itertools.pairwise(pts):
