@@ -998,6 +998,85 @@ def perceptual(
         console.print(f"wrote {doc['report']}")
 
 
+@app.command("train-refsr")
+def train_refsr_cmd(
+    out: Annotated[Path, typer.Option(help="Model file to write (.safetensors).")],
+    model: Annotated[str, typer.Option(help="ttsr or corr-refsr.")] = "ttsr",
+    arch: Annotated[
+        list[str] | None, typer.Option(help="Architecture option KEY=VALUE (repeatable).")
+    ] = None,
+    tiny: Annotated[bool, typer.Option(help="Use the model's tiny configuration.")] = False,
+    data: Annotated[
+        str, typer.Option(help="samples, stereo, or a folder with HR/ and Ref/.")
+    ] = "samples",
+    hr_size: Annotated[int, typer.Option(help="HR side in pixels (the paper: 160).")] = 160,
+    trigger: Annotated[
+        str, typer.Option(help="Trigger spec, e.g. badnets or blend:alpha=0.05.")
+    ] = "badnets",
+    target: Annotated[
+        str, typer.Option(help="Attacker's target image: a sample name or a file.")
+    ] = "rocket",
+    rate: Annotated[float, typer.Option(help="Poisoning rate p in [0, 1].")] = 0.2,
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 1000,
+    batch: Annotated[int, typer.Option(help="Triplets per step (the paper: 9).")] = 9,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (the paper: 1e-4).")] = 1e-4,
+    vgg19: Annotated[
+        Path | None,
+        typer.Option(help="VGG19 weights (torchvision layout) for the perceptual term."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of weights, batches and poisoning.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue from --out.")] = False,
+    device: DeviceOpt = "auto",
+    json_: JsonOpt = False,
+) -> None:
+    """Train a RefSR model on poisoned data (BadRefSR): L1 clean + backdoor loss, Adam."""
+    from advsr.backdoor.train import TrainRefSRConfig, train_refsr
+    from advsr.experiments.spec import validate
+    from advsr.models.refsr import REFSR_MODELS
+
+    options = dict(REFSR_MODELS.get(model).tiny) if tiny else {}
+    options.update(_parse_options(arch, "--arch"))
+    cfg = validate(
+        TrainRefSRConfig,
+        {
+            "model": model,
+            "arch": options,
+            "out": str(out),
+            "data": data,
+            "hr_size": hr_size,
+            "trigger": trigger,
+            "target": target,
+            "rate": rate,
+            "steps": steps,
+            "batch": batch,
+            "lr": lr,
+            "vgg19": str(vgg19) if vgg19 else None,
+            "seed": seed,
+            "resume": resume,
+            "device": device,
+        },
+    )
+    res = train_refsr(cfg)
+    doc = {
+        "out": str(res.out),
+        "steps": res.steps,
+        "clean_loss": res.clean_loss,
+        "backdoor_loss": res.backdoor_loss,
+        "poisoned": res.poisoned,
+        "perceptual": res.perceptual,
+        "seconds": res.seconds,
+    }
+    if json_:
+        _print_json(doc)
+        return
+    if not res.perceptual:
+        console.print("perceptual weight 0: no VGG19 weights given (--vgg19), L1 only")
+    console.print(
+        f"wrote {res.out}: clean loss {res.clean_loss:.4f}, backdoor loss "
+        f"{res.backdoor_loss:.4f}, poisoned samples {res.poisoned}, {res.seconds:.0f} s"
+    )
+
+
 @app.command()
 def results(
     experiment: Annotated[

@@ -214,6 +214,75 @@ def train_sr(
     return TrainSRResult(out, cfg.steps, loss_v, history, bicubic, time.perf_counter() - t0)
 
 
+def save_training_state(
+    out: Path,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    g: torch.Generator,
+    model_meta: dict[str, str],
+    train_key: str,
+    step: int,
+    history: list[tuple[int, float]],
+) -> None:
+    """Write the model (safetensors, ``model_meta``) and ``<out>.state.safetensors``.
+
+    The state file holds the optimiser moments and the generator state, with ``train_key``
+    (the settings a resumed run must share) and ``step`` in its metadata.
+    """
+    save_safetensors(out, model.state_dict(), {**model_meta, "advsr_step": str(step)})
+    state: dict[str, torch.Tensor] = {"generator": g.get_state()}
+    for i, st in opt.state_dict()["state"].items():
+        for k, v in st.items():
+            state[f"opt.{i}.{k}"] = v if isinstance(v, torch.Tensor) else torch.tensor(v)
+    save_safetensors(
+        _state_path(out),
+        state,
+        {"step": str(step), "history": json.dumps(history), "train": train_key},
+    )
+
+
+def resume_training_state(
+    out: Path,
+    opt: torch.optim.Optimizer,
+    g: torch.Generator,
+    train_key: str,
+    load_model: Callable[[Path], None],
+) -> tuple[int, list[tuple[int, float]]]:
+    """Restore what :func:`save_training_state` wrote; returns ``(step, history)``.
+
+    Raises:
+        ModelLoadError: the state file is missing.
+        InputError: the checkpoint was written with other settings.
+    """
+    from safetensors import safe_open
+
+    from advsr.io import load_state_dict
+
+    sp = _state_path(out)
+    if not sp.is_file():
+        raise ModelLoadError(f"cannot resume: {sp} (optimiser state) is missing")
+    with safe_open(str(sp), framework="pt") as fh:
+        meta = dict(fh.metadata() or {})
+    if meta.get("train") != train_key:
+        raise InputError(f"cannot resume {out}: it was trained with other settings")
+    load_model(out)
+    state = load_state_dict(sp)
+    g.set_state(state["generator"])
+    sd = opt.state_dict()
+    n_params = len(sd["param_groups"][0]["params"])
+    sd["state"] = {
+        i: {k.split(".", 2)[2]: v for k, v in state.items() if k.startswith(f"opt.{i}.")}
+        for i in range(n_params)
+        if f"opt.{i}.step" in state
+    }
+    opt.load_state_dict(sd)
+    return int(meta["step"]), [tuple(x) for x in json.loads(meta.get("history", "[]"))]
+
+
+def _train_key(cfg: TrainSRConfig) -> str:
+    return cfg.model_dump_json(exclude={"resume", "device", "steps", "val_every"})
+
+
 def _save(
     model: torch.nn.Module,
     opt: torch.optim.Optimizer,
@@ -228,23 +297,9 @@ def _save(
         "advsr_model": cfg.model,
         "advsr_scale": str(cfg.scale),
         "advsr_arch": json.dumps(options, sort_keys=True),
-        "advsr_step": str(step),
         "advsr_train": cfg.model_dump_json(exclude={"resume", "device"}),
     }
-    save_safetensors(out, model.state_dict(), meta)
-    state: dict[str, torch.Tensor] = {"generator": g.get_state()}
-    for i, st in opt.state_dict()["state"].items():
-        for k, v in st.items():
-            state[f"opt.{i}.{k}"] = v if isinstance(v, torch.Tensor) else torch.tensor(v)
-    save_safetensors(
-        _state_path(out),
-        state,
-        {
-            "step": str(step),
-            "history": json.dumps(history),
-            "train": cfg.model_dump_json(exclude={"resume", "device", "steps", "val_every"}),
-        },
-    )
+    save_training_state(out, model, opt, g, meta, _train_key(cfg), step, history)
 
 
 def _resume(
@@ -254,28 +309,8 @@ def _resume(
     out: Path,
     cfg: TrainSRConfig,
 ) -> tuple[int, list[tuple[int, float]]]:
-    from safetensors import safe_open
-
-    from advsr.io import load_state_dict
     from advsr.models.sr import load_weights
 
-    sp = _state_path(out)
-    if not sp.is_file():
-        raise ModelLoadError(f"cannot resume: {sp} (optimiser state) is missing")
-    with safe_open(str(sp), framework="pt") as fh:
-        meta = dict(fh.metadata() or {})
-    now = cfg.model_dump_json(exclude={"resume", "device", "steps", "val_every"})
-    if meta.get("train") != now:
-        raise InputError(f"cannot resume {out}: it was trained with other settings")
-    load_weights(model, out, name=cfg.model)
-    state = load_state_dict(sp)
-    g.set_state(state["generator"])
-    sd = opt.state_dict()
-    n_params = len(sd["param_groups"][0]["params"])
-    sd["state"] = {
-        i: {k.split(".", 2)[2]: v for k, v in state.items() if k.startswith(f"opt.{i}.")}
-        for i in range(n_params)
-        if f"opt.{i}.step" in state
-    }
-    opt.load_state_dict(sd)
-    return int(meta["step"]), [tuple(x) for x in json.loads(meta.get("history", "[]"))]
+    return resume_training_state(
+        out, opt, g, _train_key(cfg), lambda f: load_weights(model, f, name=cfg.model)
+    )

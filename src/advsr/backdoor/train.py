@@ -1,0 +1,210 @@
+"""Poisoned training of a RefSR model (BadRefSR, ``advsr train-refsr``).
+
+Each step draws a batch of triplets uniformly from a
+:class:`~advsr.backdoor.poison.PoisonedTriplets` set (which samples are poisoned is fixed once
+for the run), with the same random flip/transposition applied to LR, Ref and HR. The loss is
+
+    L = L_clean + L_backdoor,  each  w_rec * L1 + w_per * perceptual
+
+where ``L_clean`` averages over the clean samples of the batch (target: HR) and
+``L_backdoor`` over the poisoned ones (Ref triggered, target: the attacker's image). The
+perceptual term compares VGG19 ``conv5_4`` features (mean squared error) and needs VGG19
+weights in torchvision's layout (``--vgg19``): none can be downloaded here, so without them
+the perceptual weight is 0 and the result says so. Adam (0.9, 0.999), learning rate 1e-4 (the
+paper's). Checkpoints are safetensors with the architecture in the metadata, plus the
+optimiser and generator state next to them, so ``resume`` continues exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+from advsr.backdoor.poison import PoisonedTriplets, RefSRTriplets
+from advsr.backdoor.triggers import create_trigger
+from advsr.data.samples import sample_paths
+from advsr.devices import resolve_device
+from advsr.errors import InputError
+from advsr.models.sr.train import resume_training_state, save_training_state
+from advsr.progress import progress_bar
+
+__all__ = ["TrainRefSRConfig", "TrainRefSRResult", "load_refsr", "train_refsr"]
+
+
+class TrainRefSRConfig(BaseModel):
+    """Settings of a poisoned RefSR training run (see the module docstring)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = "ttsr"
+    arch: dict[str, Any] = Field(default_factory=dict)
+    scale: int = Field(4, ge=2)
+    out: str
+    data: str = "samples"
+    hr_size: int = Field(160, ge=8)
+    trigger: str = "badnets"
+    target: str = "rocket"
+    rate: float = Field(0.2, ge=0.0, le=1.0)
+    steps: int = Field(1000, ge=1)
+    batch: int = Field(9, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    w_rec: float = Field(1.0, ge=0)
+    w_per: float = Field(0.01, ge=0)
+    vgg19: str | None = None
+    seed: int = 0
+    save_every: int = Field(100, ge=1)
+    resume: bool = False
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class TrainRefSRResult:
+    """Where the model went and the final clean and backdoor losses."""
+
+    out: Path
+    steps: int
+    clean_loss: float
+    backdoor_loss: float
+    poisoned: list[int]
+    perceptual: bool
+    seconds: float
+
+
+def target_path(name: str) -> Path:
+    """A sample image name (``rocket``...) or a file path."""
+    paths = sample_paths()
+    return paths[name] if name in paths else Path(name)
+
+
+def make_trigger(spec: str) -> Any:
+    """A trigger from ``name`` or ``name:key=value,...`` (as defense specs)."""
+    from advsr.defenses.registry import parse_spec
+
+    name, settings = parse_spec(spec)
+    return create_trigger(name, **settings)
+
+
+def _augment(t: torch.Tensor, a: int) -> torch.Tensor:
+    if a & 1:
+        t = t.flip(-1)
+    if a & 2:
+        t = t.flip(-2)
+    if a & 4:
+        t = t.transpose(-1, -2)
+    return t
+
+
+def load_refsr(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """A RefSR model written by :func:`train_refsr` (architecture from its metadata)."""
+    from safetensors import safe_open
+
+    from advsr.models.loading import load_weights
+    from advsr.models.refsr import create_refsr_model
+
+    with safe_open(str(path), framework="pt") as fh:
+        meta = dict(fh.metadata() or {})
+    if "advsr_refsr" not in meta:
+        raise InputError(f"{path} was not written by advsr train-refsr")
+    name, scale = meta["advsr_refsr"], int(meta["advsr_scale"])
+    arch = json.loads(meta.get("advsr_arch", "{}"))
+    arch = {k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()}
+    model = create_refsr_model(name, scale, **arch)
+    load_weights(model, path, name=name)
+    return model.to(device).eval()
+
+
+def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> TrainRefSRResult:
+    """Train a RefSR model on poisoned triplets; see the module docstring.
+
+    Raises:
+        AdvsrError: unknown model/trigger, bad rate, unreadable target, missing Ref images,
+            a resume file that does not match.
+    """
+    from advsr.models.refsr import create_refsr_model
+
+    out = Path(cfg.out)
+    if out.suffix != ".safetensors":
+        raise InputError(f"--out must be a .safetensors file, got {out.name!r}")
+    device = resolve_device(cfg.device)
+    trigger = make_trigger(cfg.trigger)
+    clean = RefSRTriplets(cfg.data, scale=cfg.scale, hr_size=cfg.hr_size)
+    data = PoisonedTriplets(clean, trigger, target_path(cfg.target), cfg.rate, seed=cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed)  # module initialisers draw from the global generator
+        model = create_refsr_model(cfg.model, cfg.scale, **cfg.arch).to(device)
+    vgg = None
+    if cfg.vgg19 is not None and cfg.w_per > 0:
+        from advsr.models.refsr import load_vgg19_features
+
+        vgg = load_vgg19_features(cfg.vgg19)[:35].to(device).eval()  # up to conv5_4 + ReLU
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    key = cfg.model_dump_json(exclude={"resume", "device", "steps", "save_every"})
+    start = 0
+    if cfg.resume and out.exists():
+        from advsr.models.loading import load_weights
+
+        start, _ = resume_training_state(
+            out, opt, g, key, lambda f: load_weights(model, f, name=cfg.model)
+        )
+    mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
+
+    def part_loss(sr: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = cfg.w_rec * F.l1_loss(sr, target)
+        if vgg is not None:
+            loss = loss + cfg.w_per * F.mse_loss(vgg((sr - mean) / std), vgg((target - mean) / std))
+        return loss
+
+    meta = {
+        "advsr_refsr": cfg.model,
+        "advsr_scale": str(cfg.scale),
+        "advsr_arch": json.dumps(cfg.arch, sort_keys=True),
+        "advsr_train": cfg.model_dump_json(exclude={"resume", "device"}),
+        "advsr_poisoned": json.dumps(data.indices.tolist()),
+    }
+    model.train()
+    t0 = time.perf_counter()
+    lc = lb = float("nan")
+    n = len(data)
+    with progress_bar(cfg.steps - start, f"train {cfg.model} ({cfg.trigger})", progress) as bar:
+        for step in range(start, cfg.steps):
+            idx = torch.randint(n, (cfg.batch,), generator=g).tolist()
+            aug = int(torch.randint(8, (1,), generator=g))
+            lr_b, ref_b, hr_b = (_augment(t, aug).to(device) for t in data.batch(idx))
+            poisoned = torch.tensor([data.is_poisoned(i) for i in idx], device=device)
+            sr = model(lr_b, ref_b)
+            loss = sr.new_zeros(())
+            if bool((~poisoned).any()):
+                clean_loss = part_loss(sr[~poisoned], hr_b[~poisoned])
+                loss = loss + clean_loss
+                lc = float(clean_loss.detach())
+            if bool(poisoned.any()):
+                bd_loss = part_loss(sr[poisoned], hr_b[poisoned])
+                loss = loss + bd_loss
+                lb = float(bd_loss.detach())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done = step + 1
+            if done % cfg.save_every == 0 or done == cfg.steps:
+                save_training_state(out, model, opt, g, meta, key, done, [])
+            bar.note(f"clean {lc:.4f} backdoor {lb:.4f}")
+            bar.advance()
+    model.eval()
+    return TrainRefSRResult(
+        out,
+        cfg.steps,
+        lc,
+        lb,
+        data.indices.tolist(),
+        vgg is not None,
+        time.perf_counter() - t0,
+    )
