@@ -45,3 +45,38 @@ def test_train_refsr_bad_input(cli, tmp_path: Path) -> None:
     ):
         r = cli("train-refsr", "--out", out, "--steps", "1", *ARGS, *bad)
         assert r.code == 2 and r.err.count("\n") == 1 and "Traceback" not in r.err, (bad, r.err)
+
+
+def test_backdoor_end_to_end_test_size(cli, tmp_path: Path) -> None:
+    """Train p = 0 and p = 0.25 tiny models for a few steps and evaluate both (mechanics)."""
+    files = {}
+    for rate in ("0", "0.25"):
+        files[rate] = tmp_path / f"m{rate}.safetensors"
+        r = cli(
+            "train-refsr", "--out", str(files[rate]), "--steps", "4", *ARGS[:-2], "--rate", rate
+        )
+        assert r.code == 0, r.err
+    res = cli(
+        "backdoor",
+        "--model-file",
+        str(files["0.25"]),
+        "--baseline",
+        str(files["0"]),
+        "--report",
+        str(tmp_path / "b.html"),
+        "--json",
+    )
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    assert [(r["trigger"], r["rate"]) for r in doc["results"]] == [
+        ("badnets", 0.25),
+        ("badnets", 0.0),
+    ]
+    for r in doc["results"]:
+        assert 0 <= r["asr"] <= 1 and r["clean_psnr"] > 5
+    assert "<figure>" in (tmp_path / "b.html").read_text()
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"junk")
+    for bad in (str(tmp_path / "none.safetensors"), str(junk)):
+        r = cli("backdoor", "--model-file", bad)
+        assert r.code == 2 and r.err.count("\n") == 1 and "Traceback" not in r.err, (bad, r.err)

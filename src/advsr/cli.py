@@ -1014,8 +1014,8 @@ def train_refsr_cmd(
         str, typer.Option(help="Trigger spec, e.g. badnets or blend:alpha=0.05.")
     ] = "badnets",
     target: Annotated[
-        str, typer.Option(help="Attacker's target image: a sample name or a file.")
-    ] = "rocket",
+        str, typer.Option(help="Attacker's target: an image skimage ships or a file.")
+    ] = "hubble_deep_field",
     rate: Annotated[float, typer.Option(help="Poisoning rate p in [0, 1].")] = 0.2,
     steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 1000,
     batch: Annotated[int, typer.Option(help="Triplets per step (the paper: 9).")] = 9,
@@ -1075,6 +1075,93 @@ def train_refsr_cmd(
         f"wrote {res.out}: clean loss {res.clean_loss:.4f}, backdoor loss "
         f"{res.backdoor_loss:.4f}, poisoned samples {res.poisoned}, {res.seconds:.0f} s"
     )
+
+
+@app.command()
+def backdoor(
+    model_file: Annotated[
+        list[Path], typer.Option(help="A model written by train-refsr (repeatable).")
+    ],
+    baseline: Annotated[
+        Path | None, typer.Option(help="The same model trained with p = 0 (functionality).")
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option(help="Evaluation triplets (default: the training data).")
+    ] = None,
+    hr_size: Annotated[int | None, typer.Option(help="HR size (default: training's).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Triplets per forward pass.")] = 4,
+    device: DeviceOpt = "auto",
+    report: ReportOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Evaluate backdoored RefSR models: clean and triggered PSNR/SSIM (Y), attack success."""
+    from advsr.backdoor.evaluate import (
+        BACKDOOR_HEADER,
+        backdoor_table,
+        evaluate_backdoor,
+        image_grid,
+        rate_plots,
+    )
+    from advsr.backdoor.poison import RefSRTriplets
+    from advsr.backdoor.train import load_refsr, make_trigger, target_path
+    from advsr.devices import resolve_device
+    from advsr.io import read_safetensors_metadata
+
+    dev = resolve_device(device)
+    results = {}
+    figures = []
+    runs = [(f, False) for f in model_file] + ([(baseline, True)] if baseline else [])
+    triggers_seen: list[str] = []
+    settings: dict[str, Any] = {}
+    for path, is_base in runs:
+        model = load_refsr(path, dev)  # checks the file first
+        train = json.loads(read_safetensors_metadata(path)["advsr_train"])
+        clean = RefSRTriplets(
+            data or train["data"], scale=train["scale"], hr_size=hr_size or train["hr_size"]
+        )
+        specs = triggers_seen if is_base else [train["trigger"]]
+        for spec in specs:
+            trig = make_trigger(spec)
+            ev = evaluate_backdoor(
+                model, clean, trig, target_path(train["target"]), batch_size=batch_size
+            )
+            rate = 0.0 if is_base else float(train["rate"])
+            results[(spec, rate)] = ev
+            if not is_base:
+                triggers_seen.append(spec)
+                figures += image_grid(model, clean, trig, [0], target_path(train["target"]))
+        settings[str(path)] = train
+    rows = backdoor_table(results)
+    doc = {
+        "experiment": "backdoor",
+        "header": list(BACKDOOR_HEADER),
+        "rows": rows,
+        "results": [
+            {"trigger": t, "rate": r, **{k: float(v) for k, v in ev.means().items()}}
+            for (t, r), ev in results.items()
+        ],
+    }
+    if report is not None:
+        from advsr.report import ReportTable, write_report
+
+        intro = "BadRefSR: models trained on poisoned triplets; p = 0 rows are the baseline."
+        table = ReportTable(
+            "clean and triggered quality (Y), attack success", BACKDOOR_HEADER, rows
+        )
+        doc["report"] = str(
+            write_report(report, "advsr backdoor", intro, [table], figures, rate_plots(results))
+        )
+    if json_:
+        _print_json(doc)
+        return
+    t = RichTable(title="BadRefSR: clean PSNR/SSIM vs HR, triggered vs target")
+    for c in BACKDOOR_HEADER:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*r)
+    console.print(t)
+    if report is not None:
+        console.print(f"wrote {doc['report']}")
 
 
 @app.command()

@@ -484,3 +484,18 @@ def save_safetensors(
     p.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
     save_file(tensors, str(p), metadata=metadata)
+
+
+def read_safetensors_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The string metadata of a safetensors file (empty for other or unreadable files;
+    :func:`load_state_dict` reports those when the weights are loaded)."""
+    p = Path(path)
+    if p.suffix.lower() != ".safetensors" or not p.is_file():
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(p), framework="pt") as fh:
+            return dict(fh.metadata() or {})
+    except Exception:
+        return {}

@@ -50,7 +50,7 @@ class TrainRefSRConfig(BaseModel):
     data: str = "samples"
     hr_size: int = Field(160, ge=8)
     trigger: str = "badnets"
-    target: str = "rocket"
+    target: str = "hubble_deep_field"
     rate: float = Field(0.2, ge=0.0, le=1.0)
     steps: int = Field(1000, ge=1)
     batch: int = Field(9, ge=1)
@@ -78,9 +78,16 @@ class TrainRefSRResult:
 
 
 def target_path(name: str) -> Path:
-    """A sample image name (``rocket``...) or a file path."""
+    """The attacker's target: an image scikit-image ships (``hubble_deep_field``, ``coins``,
+    a sample name...) or a file path."""
     paths = sample_paths()
-    return paths[name] if name in paths else Path(name)
+    if name in paths:
+        return paths[name]
+    skdata = paths["astronaut"].parent  # skimage/data
+    for cand in (name, f"{name}.png", f"{name}.jpg"):
+        if (skdata / cand).is_file() and "/" not in name:
+            return skdata / cand
+    return Path(name)
 
 
 def make_trigger(spec: str) -> Any:
@@ -103,13 +110,13 @@ def _augment(t: torch.Tensor, a: int) -> torch.Tensor:
 
 def load_refsr(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """A RefSR model written by :func:`train_refsr` (architecture from its metadata)."""
-    from safetensors import safe_open
-
+    from advsr.io import read_safetensors_metadata
     from advsr.models.loading import load_weights
     from advsr.models.refsr import create_refsr_model
 
-    with safe_open(str(path), framework="pt") as fh:
-        meta = dict(fh.metadata() or {})
+    if not Path(path).is_file():
+        raise InputError(f"no such model file: {path}")
+    meta = read_safetensors_metadata(path)
     if "advsr_refsr" not in meta:
         raise InputError(f"{path} was not written by advsr train-refsr")
     name, scale = meta["advsr_refsr"], int(meta["advsr_scale"])
@@ -135,6 +142,8 @@ def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> Train
     device = resolve_device(cfg.device)
     trigger = make_trigger(cfg.trigger)
     clean = RefSRTriplets(cfg.data, scale=cfg.scale, hr_size=cfg.hr_size)
+    if target_path(cfg.target).stem in {t.name for t in clean.triplets}:
+        raise InputError(f"the target image {cfg.target!r} is one of the training images")
     data = PoisonedTriplets(clean, trigger, target_path(cfg.target), cfg.rate, seed=cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     with torch.random.fork_rng():

@@ -29,6 +29,7 @@ from torch import nn
 
 from advsr.checks import check_scale
 from advsr.errors import InputError, ModelLoadError
+from advsr.io import read_safetensors_metadata
 from advsr.models.loading import StateDict, load_weights
 from advsr.models.sr.bicubic import Bicubic
 from advsr.models.sr.carn import CARN
@@ -249,15 +250,7 @@ def _check_options(name: str, arch: Callable[..., nn.Module], options: Mapping[s
 
 
 def _file_metadata(path: Path) -> dict[str, str]:
-    if path.suffix.lower() != ".safetensors" or not path.is_file():
-        return {}
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            return dict(fh.metadata() or {})
-    except Exception:  # unreadable files are reported by load_state_dict
-        return {}
+    return read_safetensors_metadata(path)
 
 
 def create_sr_model(
