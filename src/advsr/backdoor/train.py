@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from advsr.backdoor.poison import PoisonedTriplets, RefSRTriplets
 from advsr.backdoor.triggers import create_trigger
 from advsr.data.samples import sample_paths
+from advsr.defenses.sr_side import dihedral
 from advsr.devices import resolve_device
 from advsr.errors import InputError
 from advsr.models.sr.train import resume_training_state, save_training_state
@@ -96,16 +97,6 @@ def make_trigger(spec: str) -> Any:
 
     name, settings = parse_spec(spec)
     return create_trigger(name, **settings)
-
-
-def _augment(t: torch.Tensor, a: int) -> torch.Tensor:
-    if a & 1:
-        t = t.flip(-1)
-    if a & 2:
-        t = t.flip(-2)
-    if a & 4:
-        t = t.transpose(-1, -2)
-    return t
 
 
 def load_refsr(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -187,7 +178,7 @@ def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> Train
         for step in range(start, cfg.steps):
             idx = torch.randint(n, (cfg.batch,), generator=g).tolist()
             aug = int(torch.randint(8, (1,), generator=g))
-            lr_b, ref_b, hr_b = (_augment(t, aug).to(device) for t in data.batch(idx))
+            lr_b, ref_b, hr_b = (dihedral(t, aug).to(device) for t in data.batch(idx))
             poisoned = torch.tensor([data.is_poisoned(i) for i in idx], device=device)
             sr = model(lr_b, ref_b)
             loss = sr.new_zeros(())

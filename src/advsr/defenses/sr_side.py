@@ -55,8 +55,12 @@ class _DefendedSR(nn.Module):
         return self.model(self.defense(x))
 
 
-def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
-    """The k-th of the 8 flips/rotations (k in 0..7)."""
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th of the 8 flips/rotations of the last two axes (k in 0..7).
+
+    Shape:
+        ``(..., H, W)`` -> ``(..., H, W)``, or ``(..., W, H)`` when ``k & 4``.
+    """
     if k & 4:
         x = x.transpose(-1, -2)
     if k & 2:
@@ -88,7 +92,7 @@ class SelfEnsemble(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = [_undo(self.model(_dihedral(x, k)), k) for k in range(8)]
+        outs = [_undo(self.model(dihedral(x, k)), k) for k in range(8)]
         return torch.stack(outs).mean(dim=0)
 
 

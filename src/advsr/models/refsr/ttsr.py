@@ -54,6 +54,7 @@ from advsr.checks import check_image, check_int_range, check_positive_int
 from advsr.errors import InputError, ModelLoadError, ShapeError
 from advsr.imaging.resize import imresize
 from advsr.models.sr.common import finish
+from advsr.models.sr.edsr import ResBlock  # TTSR's blocks are EDSR's (no BN)
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -361,22 +362,6 @@ def check_lr_ref(lr: object, ref: object, scale: int, *, exact: bool) -> None:
         )
     if hr % scale or wr % scale:
         raise ShapeError(f"ref height and width must be multiples of {scale}, got {hr}x{wr}")
-
-
-class ResBlock(nn.Module):
-    """conv-ReLU-conv scaled by ``res_scale``, plus the input (TTSR/EDSR, no BN)."""
-
-    def __init__(self, n_feats: int, res_scale: float = 1.0) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(n_feats, n_feats, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(n_feats, n_feats, 3, padding=1),
-        )
-        self.res_scale = res_scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x) * self.res_scale
 
 
 def res_stack(n_feats: int, n_blocks: int, res_scale: float = 1.0) -> nn.Sequential:

@@ -19,7 +19,7 @@ __all__ = ["EDSR"]
 class ResBlock(nn.Module):
     """conv-ReLU-conv, scaled by ``res_scale``, plus the input."""
 
-    def __init__(self, n_feats: int, res_scale: float) -> None:
+    def __init__(self, n_feats: int, res_scale: float = 1.0) -> None:
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(n_feats, n_feats, 3, padding=1),
