@@ -47,15 +47,16 @@ class StepResult:
 
 @contextmanager
 def eval_mode(*modules: nn.Module) -> Iterator[None]:
-    """Put modules in eval mode for the duration and restore each one's mode afterwards."""
-    modes = [m.training for m in modules]
+    """Put modules in eval mode for the duration; afterwards every submodule gets its own
+    flag back (a model with, say, a frozen eval-mode block inside a training one keeps it)."""
+    flags = [(sub, sub.training) for m in modules for sub in m.modules()]
     try:
         for m in modules:
             m.eval()
         yield
     finally:
-        for m, was in zip(modules, modes, strict=True):
-            m.train(was)
+        for sub, was in flags:
+            sub.training = was
 
 
 def _per_sample_norm(t: torch.Tensor, p: float) -> torch.Tensor:

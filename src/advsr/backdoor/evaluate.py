@@ -41,8 +41,7 @@ model's parameters.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advsr.attacks._loop import eval_mode
 from advsr.backdoor.poison import PoisonedTriplets, RefSRTriplets
 from advsr.checks import check_int_range, check_non_negative, check_positive_int
 from advsr.errors import InputError, ShapeError
@@ -135,19 +135,6 @@ class BackdoorEval:
         return out
 
 
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no_grad for the block; every sub-module's own mode is restored after."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
 def _placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     """Device and floating dtype of the model's first parameter/buffer (CPU float32 if none)."""
     for t in (*model.parameters(), *model.buffers()):
@@ -231,7 +218,7 @@ def evaluate_backdoor(
         k: []
         for k in ("cp", "cs", "tp", "ts", "up", "us")  # clean / triggered / untriggered
     }
-    with _eval_mode(model):
+    with eval_mode(model), torch.no_grad():
         for start in range(0, len(clean), batch_size):
             items = [clean[i] for i in range(start, min(start + batch_size, len(clean)))]
             lr = torch.cat([t.lr for t in items]).to(device=device, dtype=dtype)
@@ -421,7 +408,7 @@ def image_grid(
     tgt = None if target is None else _target(triplets, trigger, target)
     border = triplets.scale
     figures = []
-    with _eval_mode(model):
+    with eval_mode(model), torch.no_grad():
         for i in indices:
             t = triplets[i]
             lr, ref, hr = (x.to(device=device, dtype=dtype) for x in (t.lr, t.ref, t.hr))

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from advsr.attacks._loop import eval_mode
 from advsr.checks import check_positive_int
 from advsr.errors import InputError
 
@@ -56,12 +57,9 @@ def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = 25
     grabbed: list[torch.Tensor] = []
     handle = layer.register_forward_hook(lambda m, i, o: grabbed.append(i[0].detach()))
     try:
-        was = model.training
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             for s in range(0, x.shape[0], batch_size):
                 model(x[s : s + batch_size])
-        model.train(was)
     finally:
         handle.remove()
     return torch.cat(grabbed).flatten(1)

@@ -45,14 +45,14 @@ Conventions:
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advsr.attacks._loop import eval_mode
 from advsr.checks import check_image
 from advsr.errors import InputError, UnknownNameError
 
@@ -71,18 +71,6 @@ Method = Literal["gradcam", "gradcam++"]
 Target = int | Sequence[int] | torch.Tensor | None
 
 _MAX_LISTED = 12
-
-
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put every submodule in eval mode, restoring each one's own flag afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
 
 
 def _depth_order(names: list[str]) -> list[str]:
@@ -133,7 +121,7 @@ def cam_layers(model: nn.Module, x: torch.Tensor | None = None) -> list[str]:
         if name:
             handles.append(m.register_forward_hook(make_hook(name)))
     try:
-        with _eval_mode(model), torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(x[:1])
     finally:
         for h in handles:
@@ -271,7 +259,7 @@ def _activations_and_gradients(
 
     handle = module.register_forward_hook(hook)
     try:
-        with _eval_mode(model), torch.enable_grad():
+        with eval_mode(model), torch.enable_grad():
             logits = model(x)
             if bad:
                 raise InputError(
