@@ -1112,13 +1112,14 @@ def backdoor(
     figures = []
     runs = [(f, False) for f in model_file] + ([(baseline, True)] if baseline else [])
     triggers_seen: list[str] = []
-    settings: dict[str, Any] = {}
+    sets: dict[tuple[str, int, int], RefSRTriplets] = {}  # read each evaluation set once
     for path, is_base in runs:
         model = load_refsr(path, dev)  # checks the file first
         train = json.loads(read_safetensors_metadata(path)["advsr_train"])
-        clean = RefSRTriplets(
-            data or train["data"], scale=train["scale"], hr_size=hr_size or train["hr_size"]
-        )
+        key = (data or train["data"], int(train["scale"]), hr_size or int(train["hr_size"]))
+        if key not in sets:
+            sets[key] = RefSRTriplets(key[0], scale=key[1], hr_size=key[2])
+        clean = sets[key]
         specs = triggers_seen if is_base else [train["trigger"]]
         for spec in specs:
             trig = make_trigger(spec)
@@ -1130,7 +1131,6 @@ def backdoor(
             if not is_base:
                 triggers_seen.append(spec)
                 figures += image_grid(model, clean, trig, [0], target_path(train["target"]))
-        settings[str(path)] = train
     rows = backdoor_table(results)
     doc = {
         "experiment": "backdoor",
