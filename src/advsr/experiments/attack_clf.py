@@ -35,6 +35,7 @@ from advsr.models.classifiers import create_classifier
 __all__ = [
     "AttackClfConfig",
     "AttackSettings",
+    "ClassifierCellConfig",
     "attack_clf",
     "check_attack_name",
     "run_clf_attack",
@@ -44,8 +45,8 @@ __all__ = [
 EXPERIMENT = "attack-clf"
 
 
-class AttackClfConfig(BaseModel):
-    """Settings of one ``attack-clf`` cell (one attack at one budget)."""
+class ClassifierCellConfig(BaseModel):
+    """Settings every classifier-attack experiment cell has (classifier, data, running)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -53,16 +54,21 @@ class AttackClfConfig(BaseModel):
     weights: str | None = None
     data: str = "digits-test"
     pattern: str | None = None
-    limit: int | None = Field(None, ge=1)
     per_class: int | None = Field(None, ge=1)
-    attack: str = "pgd"
-    eps: float | None = Field(8 / 255, ge=0.0)
     steps: int = Field(10, ge=1)
-    loss: Literal["ce", "cw"] = "ce"
-    kappa: float = Field(0.0, ge=0.0)
     seed: int = 0
     batch_size: int = Field(64, ge=1)
     device: str = "auto"
+
+
+class AttackClfConfig(ClassifierCellConfig):
+    """Settings of one ``attack-clf`` cell (one attack at one budget)."""
+
+    limit: int | None = Field(None, ge=1)
+    attack: str = "pgd"
+    eps: float | None = Field(8 / 255, ge=0.0)
+    loss: Literal["ce", "cw"] = "ce"
+    kappa: float = Field(0.0, ge=0.0)
 
 
 def _pgap(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, **kw: Any) -> AttackOutput:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from advsr.data.labelled import LabelledSet, open_labelled
 from advsr.defenses.adaptive import adaptive, defend
@@ -37,7 +37,11 @@ from advsr.defenses.base import Defense
 from advsr.defenses.registry import canonical_spec, create_defense
 from advsr.devices import resolve_device
 from advsr.errors import InputError
-from advsr.experiments.attack_clf import check_attack_name, run_clf_attack
+from advsr.experiments.attack_clf import (
+    ClassifierCellConfig,
+    check_attack_name,
+    run_clf_attack,
+)
 from advsr.experiments.runner import CellResult, CellRow, run_cell
 from advsr.experiments.spec import validate
 from advsr.experiments.store import ResultStore
@@ -56,28 +60,17 @@ EXPERIMENT = "defend"
 Mode = Literal["non-adaptive", "adaptive"]
 
 
-class DefendConfig(BaseModel):
+class DefendConfig(ClassifierCellConfig):
     """Settings of one ``defend`` cell."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str = "digits-cnn"
-    weights: str | None = None
-    data: str = "digits-test"
-    pattern: str | None = None
-    per_class: int | None = Field(None, ge=1)
     limit: int | None = Field(None, ge=1)
     attack: str = "none"
     eps: float | None = Field(None, ge=0.0)
-    steps: int = Field(10, ge=1)
     loss: Literal["ce", "cw"] = "ce"
     kappa: float = Field(0.0, ge=0.0)
     defense: str = "none"
     mode: Mode = "non-adaptive"
     eot: int = Field(10, ge=1)
-    seed: int = 0
-    batch_size: int = Field(64, ge=1)
-    device: str = "auto"
 
 
 def attack_label(attack: str, eps: float | None) -> str:

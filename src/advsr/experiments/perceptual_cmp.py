@@ -26,12 +26,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from advsr.data.labelled import LabelledSet, open_labelled
 from advsr.devices import resolve_device
 from advsr.errors import InputError
-from advsr.experiments.attack_clf import check_attack_name, run_clf_attack
+from advsr.experiments.attack_clf import ClassifierCellConfig, check_attack_name, run_clf_attack
 from advsr.experiments.defend import correctly_classified
 from advsr.experiments.runner import CellResult, CellRow, run_cell
 from advsr.experiments.spec import validate
@@ -54,23 +54,12 @@ DEFAULT_SWEEPS: dict[str, tuple[float, ...]] = {
 }
 
 
-class PerceptualConfig(BaseModel):
+class PerceptualConfig(ClassifierCellConfig):
     """One sweep point: a method at one parameter value."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str = "digits-cnn"
-    weights: str | None = None
-    data: str = "digits-test"
-    pattern: str | None = None
-    per_class: int | None = Field(None, ge=1)
     limit: int = Field(200, ge=1)
     attack: str = "fpgap"
     eps: float = Field(0.05, gt=0.0)
-    steps: int = Field(10, ge=1)
-    seed: int = 0
-    batch_size: int = Field(64, ge=1)
-    device: str = "auto"
 
     @property
     def loss(self) -> str:
