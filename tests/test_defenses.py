@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from advsr.defenses import (
+    BPDA,
     DEFENSES,
     EOT,
     DefendedClassifier,
@@ -116,6 +117,11 @@ def test_eot_averages_probabilities_over_draws() -> None:
     p = torch.softmax(net(draws), 1).view(5, 2, 3).mean(0)
     assert torch.allclose(out.exp(), p, atol=1e-6)
     assert isinstance(adaptive(d, 5), EOT)
+    # a random, non-differentiable defense gets BPDA inside EOT (not BPDA alone)
+    tvm = create_defense("tvm:p=0.5")
+    wrapped_tvm = adaptive(tvm, 5)
+    assert isinstance(wrapped_tvm, EOT) and isinstance(wrapped_tvm.defense, BPDA)
+    assert wrapped_tvm(x, torch.Generator().manual_seed(0)).shape == (10, 3, 8, 8)
 
 
 def test_random_resize_pad_equals_per_image_resize_and_pad() -> None:

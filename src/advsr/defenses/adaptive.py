@@ -48,7 +48,11 @@ class BPDA(Defense):
         super().__init__()
         self.defense = defense
         self.scale = defense.scale
-        self.stochastic_inner = defense.stochastic
+
+    @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        """As random as the wrapped defense (so EOT still applies on top of BPDA)."""
+        return self.defense.stochastic
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.no_grad():
