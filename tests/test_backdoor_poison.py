@@ -10,7 +10,9 @@ import torch
 from PIL import Image
 
 from advsr.backdoor.poison import PoisonedTriplets, RefSRTriplets, poison_indices
+from advsr.defenses.sr_side import dihedral
 from advsr.errors import DatasetError, ImageReadError, InputError
+from advsr.io import read_image
 
 
 def _folder(tmp_path: Path, ref_size: int = 64, missing: bool = False) -> Path:
@@ -74,3 +76,60 @@ def test_sources_and_errors(tmp_path: Path) -> None:
     clean = RefSRTriplets(_folder(tmp_path / "c"), hr_size=32)
     with pytest.raises(ImageReadError):
         PoisonedTriplets(clean, lambda r: r, bad, rate=0.2)
+
+
+def test_tiles_are_native_crops_and_split_partitions(tmp_path: Path) -> None:
+    root = _folder(tmp_path)  # 5 pairs of 64x64 images
+    tiles = RefSRTriplets(root, hr_size=16, scale=4, tiles=True)
+    assert len(tiles) == 5 * 16  # a 4x4 grid per image
+    hr0 = read_image(root / "HR" / "0.png")
+    t = tiles[6]  # image 0, row 1, column 2
+    assert t.name == "0_r1c2"
+    assert torch.equal(t.hr, hr0[..., 16:32, 32:48])  # native pixels, not resized
+    ref0 = read_image(root / "Ref" / "0.png")
+    assert torch.equal(t.ref, ref0[..., 16:32, 32:48])  # the Ref at the same grid position
+    train = RefSRTriplets(root, hr_size=16, scale=4, tiles=True, split="train")
+    test = RefSRTriplets(root, hr_size=16, scale=4, tiles=True, split="test")
+    names = {x.name for x in train.triplets}
+    assert len(train) + len(test) == len(tiles) and len(test) == 5 * 3  # tiles 4, 9, 14
+    assert names.isdisjoint(x.name for x in test.triplets)
+    assert {x.name for x in test.triplets if x.name.startswith("0_")} == {
+        "0_r1c0",
+        "0_r2c1",
+        "0_r3c2",
+    }
+    big = RefSRTriplets(root, hr_size=24, scale=4, tiles=True)  # 2x2 grid centred at 8
+    assert len(big) == 5 * 4 and torch.equal(big[0].hr, hr0[..., 8:32, 8:32])
+    with pytest.raises(InputError, match="split"):
+        RefSRTriplets(root, hr_size=16, split="val")  # type: ignore[arg-type]
+    with pytest.raises(DatasetError, match="smaller than"):
+        RefSRTriplets(root, hr_size=128, tiles=True)
+
+
+@pytest.mark.parametrize("aug", range(8))
+def test_augment_then_poison_keeps_target_upright(tmp_path: Path, aug: int) -> None:
+    clean = RefSRTriplets(_folder(tmp_path), hr_size=32, scale=4)
+    target = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+    def corner(r: torch.Tensor) -> torch.Tensor:  # BadNets-like: lower-right square only
+        r = r.clone()
+        r[..., -4:, -4:] = 1.0
+        return r
+
+    data = PoisonedTriplets(clean, corner, target, rate=0.4, seed=1)
+    idx = [0, 1, 2, 3, 4]
+    lr, ref, hr = data.batch(idx, aug)
+    for j, i in enumerate(idx):
+        c = clean[i]
+        assert torch.equal(lr[j : j + 1], dihedral(c.lr, aug))  # LR transformed, not poisoned
+        if data.is_poisoned(i):
+            assert torch.equal(hr[j : j + 1], data.target)  # upright target
+            assert torch.equal(ref[j : j + 1], corner(dihedral(c.ref, aug)))  # trigger in place
+        else:
+            assert torch.equal(hr[j : j + 1], dihedral(c.hr, aug))
+            assert torch.equal(ref[j : j + 1], dihedral(c.ref, aug))
+    # the naive order rotates the poisoned target and trigger with the triplet
+    _, ref_n, hr_n = data.batch(idx, aug, augment_target=True)
+    k = int(data.indices[0])
+    assert torch.equal(hr_n[k : k + 1], dihedral(data.target, aug))
+    assert torch.equal(ref_n[k : k + 1], dihedral(corner(clean[k].ref), aug))

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
-from advsr.backdoor.train import load_refsr
-from advsr.io import load_state_dict
+from advsr.backdoor.train import combine_losses, load_refsr
+from advsr.errors import InputError
+from advsr.io import load_state_dict, write_image
 
 ARGS = ["--tiny", "--hr-size", "32", "--batch", "2", "--lr", "1e-3", "--rate", "0.25"]
+ARGS += ["--arch", "level_blocks=1,1,2"]  # a list option as 1,1,2
 
 
 def test_train_refsr_resume_equals_uninterrupted(cli, tmp_path: Path) -> None:
@@ -33,6 +36,10 @@ def test_train_refsr_bad_input(cli, tmp_path: Path) -> None:
     out = str(tmp_path / "m.safetensors")
     bad_target = tmp_path / "t.png"
     bad_target.write_bytes(b"junk")
+    pairs = tmp_path / "pairs"  # a Ref of another size than its HR
+    for sub, side in (("HR", 64), ("Ref", 48)):
+        (pairs / sub).mkdir(parents=True)
+        write_image(pairs / sub / "a.png", torch.rand(1, 3, side, side))
     for bad in (
         ["--rate", "1.5"],
         ["--rate", "-0.1"],
@@ -42,18 +49,32 @@ def test_train_refsr_bad_input(cli, tmp_path: Path) -> None:
         ["--target", "nosuch.png"],
         ["--data", str(tmp_path / "noref")],
         ["--model", "ttrs"],
+        ["--split", "test"],
+        ["--data", str(pairs), "--ref-policy", "require-same"],
+        ["--ref-policy", "crop"],
+        ["--augment", "rotate"],
+        ["--lr-decay", "step"],
+        ["--weighting", "equal"],
+        ["--tiles", "--hr-size", "1024"],
     ):
         r = cli("train-refsr", "--out", out, "--steps", "1", *ARGS, *bad)
         assert r.code == 2 and r.err.count("\n") == 1 and "Traceback" not in r.err, (bad, r.err)
 
 
+LEARN = [
+    "--tiny", "--data", "stereo", "--hr-size", "32", "--tiles", "--split", "train",
+    "--steps", "120", "--batch", "8", "--lr", "3e-3", "--lr-decay", "cosine",
+]  # fmt: skip
+
+
 def test_backdoor_end_to_end_test_size(cli, tmp_path: Path) -> None:
-    """Train p = 0 and p = 0.25 tiny models for a few steps and evaluate both (mechanics)."""
+    """The CPU run of the closing note at test size: a tiny TTSR on 32 px stereo tiles learns
+    the Filter backdoor in 120 steps; evaluated on the held-out tiles against a p = 0 model."""
     files = {}
     for rate in ("0", "0.25"):
         files[rate] = tmp_path / f"m{rate}.safetensors"
         r = cli(
-            "train-refsr", "--out", str(files[rate]), "--steps", "4", *ARGS[:-2], "--rate", rate
+            "train-refsr", "--out", str(files[rate]), *LEARN, "--trigger", "filter", "--rate", rate
         )
         assert r.code == 0, r.err
     res = cli(
@@ -68,15 +89,38 @@ def test_backdoor_end_to_end_test_size(cli, tmp_path: Path) -> None:
     )
     assert res.code == 0, res.err
     doc = json.loads(res.out)
-    assert [(r["trigger"], r["rate"]) for r in doc["results"]] == [
-        ("badnets", 0.25),
-        ("badnets", 0.0),
-    ]
-    for r in doc["results"]:
-        assert 0 <= r["asr"] <= 1 and r["clean_psnr"] > 5
+    bd, base = doc["results"]
+    assert (bd["trigger"], bd["rate"], base["trigger"], base["rate"]) == (
+        "filter",
+        0.25,
+        "filter",
+        0.0,
+    )
+    # the triggered output moved to the target: far above the p = 0 model's, and above the
+    # backdoored model's own untriggered output (the backdoor is trigger-specific)
+    assert bd["triggered_psnr"] > base["triggered_psnr"] + 6, (bd, base)
+    assert bd["triggered_psnr"] > bd["untriggered_psnr"] + 3, bd
+    assert abs(base["triggered_psnr"] - base["untriggered_psnr"]) < 1.5, base
     assert "<figure>" in (tmp_path / "b.html").read_text()
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"junk")
     for bad in (str(tmp_path / "none.safetensors"), str(junk)):
         r = cli("backdoor", "--model-file", bad)
         assert r.code == 2 and r.err.count("\n") == 1 and "Traceback" not in r.err, (bad, r.err)
+    r = cli("backdoor", "--model-file", str(files["0"]), "--split", "val")
+    assert r.code == 2 and "split" in r.err and "Traceback" not in r.err, r.err
+
+
+def test_combine_losses_weighting() -> None:
+    """sample: the victim's batch mean; part: each part's mean, added (eq. 5 read literally)."""
+    g = torch.Generator().manual_seed(0)
+    per = torch.rand(9, generator=g)
+    poisoned = torch.zeros(9, dtype=torch.bool)
+    poisoned[[2, 7]] = True
+    assert torch.allclose(combine_losses(per, poisoned, "sample"), per.sum() / 9)
+    part = per[~poisoned].sum() / 7 + per[poisoned].sum() / 2
+    assert torch.allclose(combine_losses(per, poisoned, "part"), part)
+    none = torch.zeros(9, dtype=torch.bool)  # a batch without poisoned samples
+    assert torch.allclose(combine_losses(per, none, "part"), per.mean())
+    with pytest.raises(InputError, match="weighting"):
+        combine_losses(per, poisoned, "equal")

@@ -68,16 +68,20 @@ def _open_store(path: Path | None) -> Any:
 
 
 def _parse_options(items: list[str] | None, flag: str) -> dict[str, Any]:
-    """``KEY=VALUE`` strings to a dict (VALUE parsed as JSON when it can be)."""
+    """``KEY=VALUE`` strings to a dict (VALUE parsed as JSON when it can be, and
+    ``1,2,3`` as a list of numbers)."""
     opts: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
             raise InputError(f"{flag} expects KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
-        try:
-            opts[k] = json.loads(v)
-        except json.JSONDecodeError:
-            opts[k] = v
+        opts[k] = v
+        for text in (v, f"[{v}]") if "," in v else (v,):
+            try:
+                opts[k] = json.loads(text)
+                break
+            except json.JSONDecodeError:
+                pass
     return opts
 
 
@@ -1010,6 +1014,15 @@ def train_refsr_cmd(
         str, typer.Option(help="samples, stereo, or a folder with HR/ and Ref/.")
     ] = "samples",
     hr_size: Annotated[int, typer.Option(help="HR side in pixels (the paper: 160).")] = 160,
+    tiles: Annotated[
+        bool, typer.Option(help="Cut images into HR-size tiles instead of resizing them.")
+    ] = False,
+    split: Annotated[
+        str, typer.Option(help="all, or train (hold out every 5th sample for advsr backdoor).")
+    ] = "all",
+    augment: Annotated[
+        str, typer.Option(help="Flips/rotations: before-poison, after-poison or none.")
+    ] = "before-poison",
     trigger: Annotated[
         str, typer.Option(help="Trigger spec, e.g. badnets or blend:alpha=0.05.")
     ] = "badnets",
@@ -1020,11 +1033,21 @@ def train_refsr_cmd(
     steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 1000,
     batch: Annotated[int, typer.Option(help="Triplets per step (the paper: 9).")] = 9,
     lr: Annotated[float, typer.Option(help="Adam learning rate (the paper: 1e-4).")] = 1e-4,
+    lr_decay: Annotated[
+        str, typer.Option(help="none (the paper) or cosine (to 0 at the last step).")
+    ] = "none",
+    weighting: Annotated[
+        str,
+        typer.Option(
+            help="sample (batch mean: the victim's own loop) or part (clean mean + backdoor mean)."
+        ),
+    ] = "sample",
     vgg19: Annotated[
         Path | None,
         typer.Option(help="VGG19 weights (torchvision layout) for the perceptual term."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of weights, batches and poisoning.")] = 0,
+    save_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 100,
     resume: Annotated[bool, typer.Option(help="Continue from --out.")] = False,
     device: DeviceOpt = "auto",
     json_: JsonOpt = False,
@@ -1044,14 +1067,20 @@ def train_refsr_cmd(
             "out": str(out),
             "data": data,
             "hr_size": hr_size,
+            "tiles": tiles,
+            "split": split,
+            "augment": augment,
             "trigger": trigger,
             "target": target,
             "rate": rate,
             "steps": steps,
             "batch": batch,
             "lr": lr,
+            "lr_decay": lr_decay,
+            "weighting": weighting,
             "vgg19": str(vgg19) if vgg19 else None,
             "seed": seed,
+            "save_every": save_every,
             "resume": resume,
             "device": device,
         },
@@ -1073,7 +1102,7 @@ def train_refsr_cmd(
         console.print("perceptual weight 0: no VGG19 weights given (--vgg19), L1 only")
     console.print(
         f"wrote {res.out}: clean loss {res.clean_loss:.4f}, backdoor loss "
-        f"{res.backdoor_loss:.4f}, poisoned samples {res.poisoned}, {res.seconds:.0f} s"
+        f"{res.backdoor_loss:.4f}, {len(res.poisoned)} poisoned samples, {res.seconds:.0f} s"
     )
 
 
@@ -1089,6 +1118,13 @@ def backdoor(
         str | None, typer.Option(help="Evaluation triplets (default: the training data).")
     ] = None,
     hr_size: Annotated[int | None, typer.Option(help="HR size (default: training's).")] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="all, train or test (default: test when the model trained on split train, "
+            "else all)."
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Triplets per forward pass.")] = 4,
     device: DeviceOpt = "auto",
     report: ReportOpt = None,
@@ -1112,13 +1148,29 @@ def backdoor(
     figures = []
     runs = [(f, False) for f in model_file] + ([(baseline, True)] if baseline else [])
     triggers_seen: list[str] = []
-    sets: dict[tuple[str, int, int], RefSRTriplets] = {}  # read each evaluation set once
+    if split not in (None, "all", "train", "test"):
+        raise InputError(f"--split must be all, train or test, got {split!r}")
+    sets: dict[tuple[str, int, int, bool, str], RefSRTriplets] = {}  # each set read once
     for path, is_base in runs:
         model = load_refsr(path, dev)  # checks the file first
         train = json.loads(read_safetensors_metadata(path)["advsr_train"])
-        key = (data or train["data"], int(train["scale"]), hr_size or int(train["hr_size"]))
+        trained_on = train.get("split", "all")
+        key = (
+            data or train["data"],
+            int(train["scale"]),
+            hr_size or int(train["hr_size"]),
+            bool(train.get("tiles", False)),
+            split or ("test" if trained_on == "train" else "all"),
+        )
         if key not in sets:
-            sets[key] = RefSRTriplets(key[0], scale=key[1], hr_size=key[2])
+            sets[key] = RefSRTriplets(
+                key[0],
+                scale=key[1],
+                hr_size=key[2],
+                tiles=key[3],
+                split=key[4],  # type: ignore[arg-type]
+                ref_policy=train.get("ref_policy", "resize"),
+            )
         clean = sets[key]
         specs = triggers_seen if is_base else [train["trigger"]]
         for spec in specs:
@@ -1136,6 +1188,10 @@ def backdoor(
         "experiment": "backdoor",
         "header": list(BACKDOOR_HEADER),
         "rows": rows,
+        "evaluation_sets": [
+            {"data": k[0], "hr_size": k[2], "tiles": k[3], "split": k[4], "triplets": len(v)}
+            for k, v in sets.items()
+        ],
         "results": [
             {"trigger": t, "rate": r, **{k: float(v) for k, v in ev.means().items()}}
             for (t, r), ev in results.items()
@@ -1144,7 +1200,15 @@ def backdoor(
     if report is not None:
         from advsr.report import ReportTable, write_report
 
-        intro = "BadRefSR: models trained on poisoned triplets; p = 0 rows are the baseline."
+        evaluated = "; ".join(
+            f"{k[0]} ({'tiles' if k[3] else 'whole images'}, {k[2]} px HR, split {k[4]}): "
+            f"{len(v)} triplets"
+            for k, v in sets.items()
+        )
+        intro = (
+            "BadRefSR: models trained on poisoned triplets; p = 0 rows are the baseline. "
+            f"Evaluated on {evaluated}."
+        )
         table = ReportTable(
             "clean and triggered quality (Y), attack success", BACKDOOR_HEADER, rows
         )

@@ -15,6 +15,23 @@ the HR size are refused rather than upscaled) and the LR is its ``1/scale`` MATL
 downscale, rounded to 8 bits. ``ref_policy="require-same"`` refuses a Ref whose native size
 differs from its HR's instead of resizing it.
 
+With ``tiles=True`` each image is instead cut into the non-overlapping HR-size tiles of a
+centred grid at its native resolution (the Ref at the same grid position, after bringing the
+Ref to the HR image's size), as CUFED's training pairs are crops of larger photos. This turns
+the eight embedded images into hundreds of samples at a CPU-sized HR (64 px: 480 tiles)
+without the blur of shrinking a 512-px photo to 64 px. ``split`` then holds out every
+``test_every``-th sample (in each image's row-major tile order, or of the image list
+without tiles): ``train`` keeps the others, ``test`` only those, ``all`` everything.
+
+:class:`PoisonedTriplets` draws training batches with an optional flip/transposition
+(:func:`~advsr.defenses.sr_side.dihedral`). By default (``augment_target=False``) a poisoned
+sample is augmented *before* it is poisoned: LR, Ref and HR are transformed together, then
+the transformed Ref gets the trigger and the HR is replaced by the upright target, so the
+trigger always sits where the test-time trigger sits and the model learns one target. The
+naive order (poison, then augment the triplet: the target and the trigger rotate too) is
+``augment_target=True``; it asks one model to output eight orientations of the target for
+orientation-blind triggers (Blend, Filter, Color) and is not learnable for them.
+
 :class:`PoisonedTriplets` poisons a fixed, seeded fraction ``p`` of a set: exactly
 ``round(p * N)`` indices chosen once (the same every epoch), whose Ref gets the trigger and
 whose HR becomes the attacker's target image (resized to the HR size); the LR input is never
@@ -31,8 +48,9 @@ from typing import Literal
 
 import torch
 
-from advsr.checks import check_scale
+from advsr.checks import check_int_range, check_scale
 from advsr.data.samples import sample_paths
+from advsr.defenses.sr_side import dihedral
 from advsr.errors import DatasetError, InputError
 from advsr.imaging.quantize import quantize
 from advsr.imaging.resize import imresize
@@ -41,6 +59,7 @@ from advsr.io import list_images, read_image
 __all__ = ["PoisonedTriplets", "RefSRTriplets", "Triplet", "poison_indices"]
 
 RefPolicy = Literal["resize", "require-same"]
+Split = Literal["all", "train", "test"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,25 @@ def _fit(img: torch.Tensor, size: int, what: str) -> torch.Tensor:
     return square if side == size else imresize(square, size=(size, size)).clamp(0.0, 1.0)
 
 
+def _tiles(img: torch.Tensor, size: int, what: str) -> list[tuple[str, torch.Tensor]]:
+    """Non-overlapping ``size`` tiles of a centred grid, row-major, named ``rRcC``."""
+    h, w = img.shape[-2:]
+    rows, cols = h // size, w // size
+    if rows == 0 or cols == 0:
+        raise DatasetError(f"{what} is {h}x{w}, smaller than the {size}x{size} HR size")
+    top, left = (h - rows * size) // 2, (w - cols * size) // 2
+    return [
+        (
+            f"r{r}c{c}",
+            img[
+                ..., top + r * size : top + (r + 1) * size, left + c * size : left + (c + 1) * size
+            ],
+        )
+        for r in range(rows)
+        for c in range(cols)
+    ]
+
+
 class RefSRTriplets:
     """``(LR, Ref, HR)`` triplets (see the module docstring).
 
@@ -73,6 +111,9 @@ class RefSRTriplets:
         hr_size: HR side in pixels (multiple of ``scale``).
         ref_policy: ``resize`` (Ref brought to the HR size) or ``require-same``.
         images: for ``self``: HR images ``(N, 3, H, W)`` or paths; default the samples set.
+        tiles: cut each image into HR-size tiles instead of resizing it (module docstring).
+        split: ``all``, ``train`` (without the held-out samples) or ``test`` (only them).
+        test_every: every ``test_every``-th sample is held out (``split`` other than all).
 
     Raises:
         DatasetError: missing folder, no images, a Ref missing for an HR, images too small.
@@ -87,8 +128,15 @@ class RefSRTriplets:
         hr_size: int = 160,
         ref_policy: RefPolicy = "resize",
         images: list[str | Path] | None = None,
+        tiles: bool = False,
+        split: Split = "all",
+        test_every: int = 5,
     ) -> None:
         self.scale = check_scale(scale)
+        if split not in ("all", "train", "test"):
+            raise InputError(f"split must be all, train or test, got {split!r}")
+        test_every = check_int_range(test_every, "test_every", 2)
+        self.tiles, self.split = bool(tiles), split
         if hr_size < scale or hr_size % scale:
             raise InputError(f"hr_size must be a multiple of the scale {scale}, got {hr_size}")
         if ref_policy not in ("resize", "require-same"):
@@ -124,10 +172,34 @@ class RefSRTriplets:
                     f"{name}: Ref is {tuple(ref_raw.shape[-2:])}, HR {tuple(hr_raw.shape[-2:])};"
                     " ref_policy require-same needs equal sizes"
                 )
-            hr = quantize(_fit(hr_raw, hr_size, f"HR {hp.name}"))
-            ref = quantize(_fit(ref_raw, hr_size, f"Ref {rp.name}"))
-            lr = quantize(imresize(hr, 1 / scale).clamp(0.0, 1.0))
-            self.triplets.append(Triplet(name, lr, ref, hr))
+            if tiles:
+                if ref_raw.shape != hr_raw.shape:
+                    ref_raw = imresize(ref_raw, size=(hr_raw.shape[-2], hr_raw.shape[-1])).clamp(
+                        0, 1
+                    )
+                hr_tiles = _tiles(hr_raw, hr_size, f"HR {hp.name}")
+                ref_tiles = _tiles(ref_raw, hr_size, f"Ref {rp.name}")
+                pieces = [
+                    (f"{name}_{pos}", h, r)
+                    for (pos, h), (_, r) in zip(hr_tiles, ref_tiles, strict=True)
+                ]
+            else:
+                pieces = [
+                    (
+                        name,
+                        _fit(hr_raw, hr_size, f"HR {hp.name}"),
+                        _fit(ref_raw, hr_size, f"Ref {rp.name}"),
+                    )
+                ]
+            for k, (piece, hr_t, ref_t) in enumerate(pieces):
+                held_out = k % test_every == test_every - 1
+                if (split == "train" and held_out) or (split == "test" and not held_out):
+                    continue
+                hr, ref = quantize(hr_t), quantize(ref_t)
+                lr = quantize(imresize(hr, 1 / scale).clamp(0.0, 1.0))
+                self.triplets.append(Triplet(piece, lr, ref, hr))
+        if not self.triplets:
+            raise DatasetError(f"no {split} samples in {source} (test_every {test_every})")
 
     def __len__(self) -> int:
         return len(self.triplets)
@@ -192,15 +264,33 @@ class PoisonedTriplets:
             return t
         return Triplet(t.name, t.lr, self.trigger(t.ref).clamp(0.0, 1.0), self.target)
 
-    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(lr, ref, hr)`` batches of the given samples.
+    def batch(
+        self, indices: list[int], aug: int = 0, *, augment_target: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(lr, ref, hr)`` batches of the given samples, flipped/transposed by ``aug``.
+
+        Args:
+            indices: sample indices.
+            aug: :func:`~advsr.defenses.sr_side.dihedral` index (0: unchanged).
+            augment_target: poison first, then transform the whole triplet (the target and
+                the trigger move too); default: transform the clean triplet, then poison it.
 
         Shape:
             ``(B, 3, h, w)``, ``(B, 3, H, W)``, ``(B, 3, H, W)``.
         """
-        items = [self[i] for i in indices]
-        return (
-            torch.cat([t.lr for t in items]),
-            torch.cat([t.ref for t in items]),
-            torch.cat([t.hr for t in items]),
+        if augment_target:
+            items = [self[i] for i in indices]
+            return tuple(  # type: ignore[return-value]
+                dihedral(torch.cat([getattr(t, k) for t in items]), aug)
+                for k in ("lr", "ref", "hr")
+            )
+        clean = [self.clean[i] for i in indices]
+        lr, ref, hr = (
+            dihedral(torch.cat([getattr(t, k) for t in clean]), aug) for k in ("lr", "ref", "hr")
         )
+        mask = torch.tensor([i in self._poisoned for i in indices])
+        if bool(mask.any()):
+            ref, hr = ref.clone(), hr.clone()
+            ref[mask] = self.trigger(ref[mask]).clamp(0.0, 1.0)
+            hr[mask] = self.target.to(hr.dtype)
+        return lr, ref, hr

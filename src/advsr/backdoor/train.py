@@ -2,41 +2,54 @@
 
 Each step draws a batch of triplets uniformly from a
 :class:`~advsr.backdoor.poison.PoisonedTriplets` set (which samples are poisoned is fixed once
-for the run), with the same random flip/transposition applied to LR, Ref and HR. The loss is
+for the run), with one random flip/transposition per batch. ``augment`` says how it meets
+poisoning: ``before-poison`` (default) transforms the clean triplet and then poisons it, so
+the trigger sits where it will at test time and the target stays upright; ``after-poison``
+transforms the poisoned triplet (target and trigger rotate: a backdoor with an
+orientation-blind trigger cannot be learnt, kept to show why); ``none`` does not augment.
+The loss is
 
     L = L_clean + L_backdoor,  each  w_rec * L1 + w_per * perceptual
 
-where ``L_clean`` averages over the clean samples of the batch (target: HR) and
-``L_backdoor`` over the poisoned ones (Ref triggered, target: the attacker's image). The
+where ``L_clean`` is the loss of the clean samples of the batch (target: HR) and
+``L_backdoor`` that of the poisoned ones (Ref triggered, target: the attacker's image). The
+paper stresses that the attack needs no control over training: the victim's ordinary loop
+on the poisoned data computes this loss. So by default (``weighting="sample"``) the batch
+loss is the mean over all samples, each part weighted by its share of the batch (about p
+for the backdoor part). ``weighting="part"`` takes each part's mean and adds them, i.e. eq.
+(5) read as two expectations with weight 1 each: a poisoned sample then weighs
+``(1 - p) / p`` times a clean one (4x at p = 0.2), which needs control of the training loop
+and costs clean fidelity. The
 perceptual term compares VGG19 ``conv5_4`` features (mean squared error) and needs VGG19
 weights in torchvision's layout (``--vgg19``): none can be downloaded here, so without them
 the perceptual weight is 0 and the result says so. Adam (0.9, 0.999), learning rate 1e-4 (the
-paper's). Checkpoints are safetensors with the architecture in the metadata, plus the
-optimiser and generator state next to them, so ``resume`` continues exactly.
+paper's), constant as in the paper or (``lr_decay="cosine"``) decayed from ``lr`` to 0 over
+the run, which steadies the last checkpoint of a short, large-step CPU run. Checkpoints are
+safetensors with the architecture in the metadata, plus the optimiser and generator state
+next to them, so ``resume`` continues exactly.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from advsr.backdoor.poison import PoisonedTriplets, RefSRTriplets
 from advsr.backdoor.triggers import create_trigger
 from advsr.data.samples import sample_paths
-from advsr.defenses.sr_side import dihedral
 from advsr.devices import resolve_device
 from advsr.errors import InputError
 from advsr.models.sr.train import resume_training_state, save_training_state
 from advsr.progress import progress_bar
 
-__all__ = ["TrainRefSRConfig", "TrainRefSRResult", "load_refsr", "train_refsr"]
+__all__ = ["TrainRefSRConfig", "TrainRefSRResult", "combine_losses", "load_refsr", "train_refsr"]
 
 
 class TrainRefSRConfig(BaseModel):
@@ -50,12 +63,18 @@ class TrainRefSRConfig(BaseModel):
     out: str
     data: str = "samples"
     hr_size: int = Field(160, ge=8)
+    tiles: bool = False
+    ref_policy: Literal["resize", "require-same"] = "resize"
+    split: Literal["all", "train"] = "all"
+    augment: Literal["before-poison", "after-poison", "none"] = "before-poison"
     trigger: str = "badnets"
     target: str = "hubble_deep_field"
     rate: float = Field(0.2, ge=0.0, le=1.0)
     steps: int = Field(1000, ge=1)
     batch: int = Field(9, ge=1)
     lr: float = Field(1e-4, gt=0)
+    lr_decay: Literal["none", "cosine"] = "none"
+    weighting: Literal["sample", "part"] = "sample"
     w_rec: float = Field(1.0, ge=0)
     w_per: float = Field(0.01, ge=0)
     vgg19: str | None = None
@@ -76,6 +95,30 @@ class TrainRefSRResult:
     poisoned: list[int]
     perceptual: bool
     seconds: float
+
+
+def combine_losses(
+    per_sample: torch.Tensor, poisoned: torch.Tensor, weighting: str = "sample"
+) -> torch.Tensor:
+    """The batch loss from per-sample losses (see the module docstring).
+
+    ``sample``: the mean over the batch (clean and poisoned samples alike); ``part``: the mean
+    of the clean samples plus the mean of the poisoned ones (an absent part adds 0).
+
+    Shape:
+        ``(B,)``, boolean ``(B,)`` -> scalar.
+
+    Example:
+        >>> per, p = torch.tensor([1.0, 1.0, 1.0, 5.0]), torch.tensor([False, False, False, True])
+        >>> float(combine_losses(per, p, "sample")), float(combine_losses(per, p, "part"))
+        (2.0, 6.0)
+    """
+    if weighting == "sample":
+        return per_sample.mean()
+    if weighting != "part":
+        raise InputError(f"weighting must be sample or part, got {weighting!r}")
+    parts = [per_sample[m].mean() for m in (~poisoned, poisoned) if bool(m.any())]
+    return sum(parts, per_sample.new_zeros(()))
 
 
 def target_path(name: str) -> Path:
@@ -132,7 +175,14 @@ def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> Train
         raise InputError(f"--out must be a .safetensors file, got {out.name!r}")
     device = resolve_device(cfg.device)
     trigger = make_trigger(cfg.trigger)
-    clean = RefSRTriplets(cfg.data, scale=cfg.scale, hr_size=cfg.hr_size)
+    clean = RefSRTriplets(
+        cfg.data,
+        scale=cfg.scale,
+        hr_size=cfg.hr_size,
+        tiles=cfg.tiles,
+        split=cfg.split,
+        ref_policy=cfg.ref_policy,
+    )
     if target_path(cfg.target).stem in {t.name for t in clean.triplets}:
         raise InputError(f"the target image {cfg.target!r} is one of the training images")
     data = PoisonedTriplets(clean, trigger, target_path(cfg.target), cfg.rate, seed=cfg.seed)
@@ -157,10 +207,12 @@ def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> Train
     mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
 
-    def part_loss(sr: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        loss = cfg.w_rec * F.l1_loss(sr, target)
+    def sample_loss(sr: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``w_rec * L1 + w_per * perceptual`` of each sample, shape ``(B,)``."""
+        loss = cfg.w_rec * (sr - target).abs().mean(dim=(1, 2, 3))
         if vgg is not None:
-            loss = loss + cfg.w_per * F.mse_loss(vgg((sr - mean) / std), vgg((target - mean) / std))
+            fs, ft = vgg((sr - mean) / std), vgg((target - mean) / std)
+            loss = loss + cfg.w_per * (fs - ft).square().mean(dim=(1, 2, 3))
         return loss
 
     meta = {
@@ -178,18 +230,22 @@ def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> Train
         for step in range(start, cfg.steps):
             idx = torch.randint(n, (cfg.batch,), generator=g).tolist()
             aug = int(torch.randint(8, (1,), generator=g))
-            lr_b, ref_b, hr_b = (dihedral(t, aug).to(device) for t in data.batch(idx))
+            batch = data.batch(
+                idx,
+                0 if cfg.augment == "none" else aug,
+                augment_target=cfg.augment == "after-poison",
+            )
+            lr_b, ref_b, hr_b = (t.to(device) for t in batch)
             poisoned = torch.tensor([data.is_poisoned(i) for i in idx], device=device)
-            sr = model(lr_b, ref_b)
-            loss = sr.new_zeros(())
+            if cfg.lr_decay == "cosine":  # a function of the step: resumes exactly
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+            per = sample_loss(model(lr_b, ref_b), hr_b)
+            loss = combine_losses(per, poisoned, cfg.weighting)
             if bool((~poisoned).any()):
-                clean_loss = part_loss(sr[~poisoned], hr_b[~poisoned])
-                loss = loss + clean_loss
-                lc = float(clean_loss.detach())
+                lc = float(per[~poisoned].mean().detach())
             if bool(poisoned.any()):
-                bd_loss = part_loss(sr[poisoned], hr_b[poisoned])
-                loss = loss + bd_loss
-                lb = float(bd_loss.detach())
+                lb = float(per[poisoned].mean().detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
