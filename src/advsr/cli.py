@@ -1028,7 +1028,7 @@ def train_refsr_cmd(
     ] = "badnets",
     target: Annotated[
         str, typer.Option(help="Attacker's target: an image skimage ships or a file.")
-    ] = "hubble_deep_field",
+    ] = "camera",
     rate: Annotated[float, typer.Option(help="Poisoning rate p in [0, 1].")] = 0.2,
     steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 1000,
     batch: Annotated[int, typer.Option(help="Triplets per step (the paper: 9).")] = 9,

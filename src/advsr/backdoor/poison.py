@@ -143,6 +143,7 @@ class RefSRTriplets:
             raise InputError(f"ref_policy must be resize or require-same, got {ref_policy!r}")
         self.hr_size, self.ref_policy = hr_size, ref_policy
         self.triplets: list[Triplet] = []
+        self.sources: list[str] = []  # the image each triplet comes from (HR file stems)
         pairs: list[tuple[str, Path, Path]] = []
         key = str(source)
         if key in ("self", "samples"):
@@ -166,6 +167,7 @@ class RefSRTriplets:
         if not pairs:
             raise DatasetError(f"no images in {source}")
         for name, hp, rp in pairs:
+            self.sources.append(hp.stem)
             hr_raw, ref_raw = read_image(hp), read_image(rp)
             if ref_policy == "require-same" and hr_raw.shape != ref_raw.shape:
                 raise DatasetError(

@@ -68,7 +68,7 @@ class TrainRefSRConfig(BaseModel):
     split: Literal["all", "train"] = "all"
     augment: Literal["before-poison", "after-poison", "none"] = "before-poison"
     trigger: str = "badnets"
-    target: str = "hubble_deep_field"
+    target: str = "camera"
     rate: float = Field(0.2, ge=0.0, le=1.0)
     steps: int = Field(1000, ge=1)
     batch: int = Field(9, ge=1)
@@ -122,8 +122,9 @@ def combine_losses(
 
 
 def target_path(name: str) -> Path:
-    """The attacker's target: an image scikit-image ships (``hubble_deep_field``, ``coins``,
-    a sample name...) or a file path."""
+    """The attacker's target: an image scikit-image ships (``camera``, the default: cameraman,
+    a structured scene, on which a flat image scores 12 dB at 64 px; ``coins``,
+    ``hubble_deep_field``, a sample name...) or a file path."""
     paths = sample_paths()
     if name in paths:
         return paths[name]
@@ -183,7 +184,7 @@ def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> Train
         split=cfg.split,
         ref_policy=cfg.ref_policy,
     )
-    if target_path(cfg.target).stem in {t.name for t in clean.triplets}:
+    if target_path(cfg.target).stem in clean.sources:
         raise InputError(f"the target image {cfg.target!r} is one of the training images")
     data = PoisonedTriplets(clean, trigger, target_path(cfg.target), cfg.rate, seed=cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
