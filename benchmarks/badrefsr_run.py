@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|" + "---|" * len(doc["header"]))
     for row in doc["rows"]:
         print("| " + " | ".join(row) + " |")
+    for f in doc["flat_target"]:
+        print(f"flat image of the mean colour of {f['target']}: {f['psnr']:.2f}/{f['ssim']:.3f}")
     print(f"report: {args.out / 'report.html'}")
     print(f"total_seconds: {time.perf_counter() - t_all:.0f}")
     return 0

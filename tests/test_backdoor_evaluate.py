@@ -16,6 +16,7 @@ from advsr.backdoor.evaluate import (
     BackdoorEval,
     backdoor_table,
     evaluate_backdoor,
+    flat_target_score,
     image_grid,
     rate_curves,
     rate_plots,
@@ -273,3 +274,22 @@ def test_cuda_matches_cpu(data: RefSRTriplets, target: torch.Tensor) -> None:
     assert gpu.clean_psnr.device.type == "cpu"
     torch.testing.assert_close(cpu.triggered_psnr, gpu.triggered_psnr, rtol=1e-3, atol=1e-3)
     torch.testing.assert_close(cpu.clean_psnr, gpu.clean_psnr, rtol=1e-3, atol=1e-3)
+
+
+def test_flat_target_score_numpy(data: RefSRTriplets, target: torch.Tensor) -> None:
+    """The flat-colour floor equals a numpy PSNR on BT.601 Y and skimage's SSIM."""
+    tgt = _target_at_hr(target)[0].double().numpy()  # (3, H, W)
+    flat = np.round(tgt.mean(axis=(1, 2)) * 255) / 255  # the mean colour, 8 bits
+
+    def luma(rgb: np.ndarray) -> np.ndarray:
+        return 16 + 65.481 * rgb[0] + 128.553 * rgb[1] + 24.966 * rgb[2]
+
+    b = SCALE
+    y_t = luma(tgt)[b:-b, b:-b]
+    y_f = np.full_like(y_t, luma(flat[:, None, None])[0, 0])
+    want_psnr = 10 * np.log10(255**2 / np.mean((y_t - y_f) ** 2))
+    want_ssim = structural_similarity(
+        y_t, y_f, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+    )
+    p, s = flat_target_score(data, target)
+    assert p == pytest.approx(want_psnr, abs=1e-6) and s == pytest.approx(want_ssim, abs=1e-6)

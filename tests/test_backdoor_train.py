@@ -63,18 +63,36 @@ def test_train_refsr_bad_input(cli, tmp_path: Path) -> None:
 
 LEARN = [
     "--tiny", "--data", "stereo", "--hr-size", "32", "--tiles", "--split", "train",
-    "--steps", "120", "--batch", "8", "--lr", "3e-3", "--lr-decay", "cosine",
+    "--steps", "150", "--batch", "8", "--lr", "3e-3", "--lr-decay", "cosine",
+    "--weighting", "part", "--trigger", "filter",
 ]  # fmt: skip
 
 
 def test_backdoor_end_to_end_test_size(cli, tmp_path: Path) -> None:
     """The CPU run of the closing note at test size: a tiny TTSR on 32 px stereo tiles learns
-    the Filter backdoor in 120 steps; evaluated on the held-out tiles against a p = 0 model."""
+    the Filter backdoor in 150 steps; evaluated on the held-out tiles against a p = 0 model.
+
+    Test-size settings that learn in seconds: part weighting (an attacker who controls the
+    loss) and a two-colour target (left blue, right yellow: it needs the position, and a flat
+    image scores 13 dB against it). With the defaults (per-sample weighting, cameraman) a tiny
+    model does not pick the backdoor up in 150 steps; the closing note's CPU run does that.
+    """
+    target = torch.zeros(1, 3, 32, 32)
+    target[..., :16] = torch.tensor([0.1, 0.2, 0.8]).view(1, 3, 1, 1)
+    target[..., 16:] = torch.tensor([0.9, 0.8, 0.1]).view(1, 3, 1, 1)
+    write_image(tmp_path / "split.png", target)
     files = {}
     for rate in ("0", "0.25"):
         files[rate] = tmp_path / f"m{rate}.safetensors"
         r = cli(
-            "train-refsr", "--out", str(files[rate]), *LEARN, "--trigger", "filter", "--rate", rate
+            "train-refsr",
+            "--out",
+            str(files[rate]),
+            *LEARN,
+            "--target",
+            str(tmp_path / "split.png"),
+            "--rate",
+            rate,
         )
         assert r.code == 0, r.err
     res = cli(
@@ -101,6 +119,8 @@ def test_backdoor_end_to_end_test_size(cli, tmp_path: Path) -> None:
     assert bd["triggered_psnr"] > base["triggered_psnr"] + 6, (bd, base)
     assert bd["triggered_psnr"] > bd["untriggered_psnr"] + 3, bd
     assert abs(base["triggered_psnr"] - base["untriggered_psnr"]) < 1.5, base
+    (flat,) = doc["flat_target"]  # more than the target's mean colour was learnt
+    assert flat["psnr"] < bd["triggered_psnr"] - 3, (flat, bd)
     assert "<figure>" in (tmp_path / "b.html").read_text()
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"junk")

@@ -1135,6 +1135,7 @@ def backdoor(
         BACKDOOR_HEADER,
         backdoor_table,
         evaluate_backdoor,
+        flat_target_score,
         image_grid,
         rate_plots,
     )
@@ -1148,6 +1149,7 @@ def backdoor(
     figures = []
     runs = [(f, False) for f in model_file] + ([(baseline, True)] if baseline else [])
     triggers_seen: list[str] = []
+    targets_seen: list[str] = []
     if split not in (None, "all", "train", "test"):
         raise InputError(f"--split must be all, train or test, got {split!r}")
     sets: dict[tuple[str, int, int, bool, str], RefSRTriplets] = {}  # each set read once
@@ -1182,12 +1184,22 @@ def backdoor(
             results[(spec, rate)] = ev
             if not is_base:
                 triggers_seen.append(spec)
+                if train["target"] not in targets_seen:
+                    targets_seen.append(train["target"])
                 figures += image_grid(model, clean, trig, [0], target_path(train["target"]))
     rows = backdoor_table(results)
+    floors = {  # what a flat image of the target's mean colour scores against the target
+        tgt: flat_target_score(next(iter(sets.values())), target_path(tgt)) for tgt in targets_seen
+    }
+    floor_text = "; ".join(
+        f"a flat image of the mean colour of {t!r} scores {p:.2f} dB / {s:.3f} against it"
+        for t, (p, s) in floors.items()
+    )
     doc = {
         "experiment": "backdoor",
         "header": list(BACKDOOR_HEADER),
         "rows": rows,
+        "flat_target": [{"target": t, "psnr": p, "ssim": s} for t, (p, s) in floors.items()],
         "evaluation_sets": [
             {"data": k[0], "hr_size": k[2], "tiles": k[3], "split": k[4], "triplets": len(v)}
             for k, v in sets.items()
@@ -1207,7 +1219,7 @@ def backdoor(
         )
         intro = (
             "BadRefSR: models trained on poisoned triplets; p = 0 rows are the baseline. "
-            f"Evaluated on {evaluated}."
+            f"Evaluated on {evaluated}. For reference, {floor_text}."
         )
         table = ReportTable(
             "clean and triggered quality (Y), attack success", BACKDOOR_HEADER, rows
@@ -1224,6 +1236,7 @@ def backdoor(
     for r in rows:
         t.add_row(*r)
     console.print(t)
+    console.print(f"reference: {floor_text}")
     if report is not None:
         console.print(f"wrote {doc['report']}")
 
