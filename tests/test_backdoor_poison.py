@@ -133,3 +133,23 @@ def test_augment_then_poison_keeps_target_upright(tmp_path: Path, aug: int) -> N
     k = int(data.indices[0])
     assert torch.equal(hr_n[k : k + 1], dihedral(data.target, aug))
     assert torch.equal(ref_n[k : k + 1], dihedral(corner(clean[k].ref), aug))
+
+
+def test_ref_shift_tiles(tmp_path: Path) -> None:
+    """A shifted Ref tile is the HR image's pixels ``shift`` away (back at the far borders)."""
+    root = _folder(tmp_path)  # 64x64 images; self pairs via the HR folder as both sources
+    data = RefSRTriplets(
+        "self", images=[root / "HR" / "0.png"], hr_size=16, scale=4, tiles=True, ref_shift=5
+    )
+    img = read_image(root / "HR" / "0.png")
+    by_name = {t.name: t for t in data.triplets}
+    assert torch.equal(by_name["0_r0c0"].ref, img[..., 5:21, 5:21])  # down and right
+    assert torch.equal(by_name["0_r3c1"].ref, img[..., 43:59, 21:37])  # last row: up
+    assert torch.equal(by_name["0_r1c3"].ref, img[..., 21:37, 43:59])  # last column: left
+    assert all(torch.equal(t.hr, img[..., :16, :16]) for t in data.triplets[:1])
+    with pytest.raises(InputError, match="needs tiles"):
+        RefSRTriplets(root, hr_size=16, ref_shift=2)
+    with pytest.raises(InputError, match="ref_shift"):
+        RefSRTriplets(root, hr_size=16, tiles=True, ref_shift=16)
+    with pytest.raises(DatasetError, match="no room"):
+        RefSRTriplets(root, hr_size=60, tiles=True, ref_shift=8)

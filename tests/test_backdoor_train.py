@@ -56,9 +56,19 @@ def test_train_refsr_bad_input(cli, tmp_path: Path) -> None:
         ["--lr-decay", "step"],
         ["--weighting", "equal"],
         ["--tiles", "--hr-size", "1024"],
+        ["--ref-shift", "8"],  # needs --tiles
+        ["--tiles", "--ref-shift", "-1"],
     ):
         r = cli("train-refsr", "--out", out, "--steps", "1", *ARGS, *bad)
         assert r.code == 2 and r.err.count("\n") == 1 and "Traceback" not in r.err, (bad, r.err)
+        assert "No such option" not in r.err, (bad, r.err)  # refused for its value
+    r = cli("train-refsr", "--out", out, "--steps", "1", *ARGS, "--data", str(pairs))
+    assert r.code == 0, r.err  # the same pairs are fine under the default policy (resize)
+    r = cli(
+        "train-refsr", "--out", out, "--steps", "1", *ARGS, "--data", str(pairs),
+        "--ref-policy", "require-same",
+    )  # fmt: skip
+    assert r.code == 2 and "require-same" in r.err, r.err
 
 
 LEARN = [

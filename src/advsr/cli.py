@@ -1020,6 +1020,12 @@ def train_refsr_cmd(
     split: Annotated[
         str, typer.Option(help="all, or train (hold out every 5th sample for advsr backdoor).")
     ] = "all",
+    ref_policy: Annotated[
+        str, typer.Option(help="resize (Ref to the HR size) or require-same (refuse others).")
+    ] = "resize",
+    ref_shift: Annotated[
+        int, typer.Option(help="With --tiles: cut each Ref tile this many pixels off its HR.")
+    ] = 0,
     augment: Annotated[
         str, typer.Option(help="Flips/rotations: before-poison, after-poison or none.")
     ] = "before-poison",
@@ -1069,6 +1075,8 @@ def train_refsr_cmd(
             "hr_size": hr_size,
             "tiles": tiles,
             "split": split,
+            "ref_policy": ref_policy,
+            "ref_shift": ref_shift,
             "augment": augment,
             "trigger": trigger,
             "target": target,
@@ -1152,7 +1160,7 @@ def backdoor(
     targets_seen: list[str] = []
     if split not in (None, "all", "train", "test"):
         raise InputError(f"--split must be all, train or test, got {split!r}")
-    sets: dict[tuple[str, int, int, bool, str], RefSRTriplets] = {}  # each set read once
+    sets: dict[tuple[Any, ...], RefSRTriplets] = {}  # each evaluation set read once
     for path, is_base in runs:
         model = load_refsr(path, dev)  # checks the file first
         train = json.loads(read_safetensors_metadata(path)["advsr_train"])
@@ -1163,15 +1171,19 @@ def backdoor(
             hr_size or int(train["hr_size"]),
             bool(train.get("tiles", False)),
             split or ("test" if trained_on == "train" else "all"),
+            train.get("ref_policy", "resize"),
+            int(train.get("ref_shift", 0)),
         )
         if key not in sets:
+            d, sc, hs, ti, sp, pol, shift = key
             sets[key] = RefSRTriplets(
-                key[0],
-                scale=key[1],
-                hr_size=key[2],
-                tiles=key[3],
-                split=key[4],  # type: ignore[arg-type]
-                ref_policy=train.get("ref_policy", "resize"),
+                d,
+                scale=sc,
+                hr_size=hs,
+                tiles=ti,
+                split=sp,  # type: ignore[arg-type]  # checked above / by the training config
+                ref_policy=pol,
+                ref_shift=shift,
             )
         clean = sets[key]
         specs = triggers_seen if is_base else [train["trigger"]]
@@ -1201,7 +1213,14 @@ def backdoor(
         "rows": rows,
         "flat_target": [{"target": t, "psnr": p, "ssim": s} for t, (p, s) in floors.items()],
         "evaluation_sets": [
-            {"data": k[0], "hr_size": k[2], "tiles": k[3], "split": k[4], "triplets": len(v)}
+            {
+                "data": k[0],
+                "hr_size": k[2],
+                "tiles": k[3],
+                "split": k[4],
+                "ref_shift": k[6],
+                "triplets": len(v),
+            }
             for k, v in sets.items()
         ],
         "results": [
@@ -1213,8 +1232,8 @@ def backdoor(
         from advsr.report import ReportTable, write_report
 
         evaluated = "; ".join(
-            f"{k[0]} ({'tiles' if k[3] else 'whole images'}, {k[2]} px HR, split {k[4]}): "
-            f"{len(v)} triplets"
+            f"{k[0]} ({'tiles' if k[3] else 'whole images'}, {k[2]} px HR, split {k[4]}, "
+            f"Ref shift {k[6]} px): {len(v)} triplets"
             for k, v in sets.items()
         )
         intro = (

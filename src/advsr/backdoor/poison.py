@@ -19,8 +19,9 @@ With ``tiles=True`` each image is instead cut into the non-overlapping HR-size t
 centred grid at its native resolution (the Ref at the same grid position, after bringing the
 Ref to the HR image's size), as CUFED's training pairs are crops of larger photos. This turns
 the eight embedded images into hundreds of samples at a CPU-sized HR (64 px: 480 tiles)
-without the blur of shrinking a 512-px photo to 64 px. ``split`` then holds out every
-``test_every``-th sample (in each image's row-major tile order, or of the image list
+without the blur of shrinking a 512-px photo to 64 px. ``ref_shift`` takes each Ref tile a
+few pixels away from its HR tile, so Ref and HR overlap without being equal. ``split`` then
+holds out every ``test_every``-th sample (in each image's row-major tile order, or of the image list
 without tiles): ``train`` keeps the others, ``test`` only those, ``all`` everything.
 
 :class:`PoisonedTriplets` draws training batches with an optional flip/transposition
@@ -82,23 +83,33 @@ def _fit(img: torch.Tensor, size: int, what: str) -> torch.Tensor:
     return square if side == size else imresize(square, size=(size, size)).clamp(0.0, 1.0)
 
 
-def _tiles(img: torch.Tensor, size: int, what: str) -> list[tuple[str, torch.Tensor]]:
-    """Non-overlapping ``size`` tiles of a centred grid, row-major, named ``rRcC``."""
+def _tiles(
+    img: torch.Tensor, size: int, what: str, shift: int = 0
+) -> list[tuple[str, torch.Tensor]]:
+    """Non-overlapping ``size`` tiles of a centred grid, row-major, named ``rRcC``.
+
+    ``shift > 0`` moves every tile by ``shift`` pixels down and right, or up / left where
+    that would leave the image (the Ref of ``ref_shift``).
+    """
     h, w = img.shape[-2:]
     rows, cols = h // size, w // size
     if rows == 0 or cols == 0:
         raise DatasetError(f"{what} is {h}x{w}, smaller than the {size}x{size} HR size")
+    if shift and min(h, w) < size + shift:
+        raise DatasetError(f"{what} is {h}x{w}: no room to shift a {size} px tile by {shift}")
     top, left = (h - rows * size) // 2, (w - cols * size) // 2
-    return [
-        (
-            f"r{r}c{c}",
-            img[
-                ..., top + r * size : top + (r + 1) * size, left + c * size : left + (c + 1) * size
-            ],
-        )
-        for r in range(rows)
-        for c in range(cols)
-    ]
+
+    def moved(start: int, extent: int) -> int:
+        if shift == 0:
+            return start
+        return start + shift if start + shift + size <= extent else start - shift
+
+    out = []
+    for r in range(rows):
+        for c in range(cols):
+            y, x = moved(top + r * size, h), moved(left + c * size, w)
+            out.append((f"r{r}c{c}", img[..., y : y + size, x : x + size]))
+    return out
 
 
 class RefSRTriplets:
@@ -114,6 +125,10 @@ class RefSRTriplets:
         tiles: cut each image into HR-size tiles instead of resizing it (module docstring).
         split: ``all``, ``train`` (without the held-out samples) or ``test`` (only them).
         test_every: every ``test_every``-th sample is held out (``split`` other than all).
+        ref_shift: with tiles, cut each Ref tile ``ref_shift`` pixels down and right of its HR
+            tile (up / left at the far borders): a reference that overlaps the HR without
+            being it, like CUFED's similar-content pairs, so the clean task is real SR rather
+            than copying. 0: the Ref tile is at the HR tile's position.
 
     Raises:
         DatasetError: missing folder, no images, a Ref missing for an HR, images too small.
@@ -131,11 +146,15 @@ class RefSRTriplets:
         tiles: bool = False,
         split: Split = "all",
         test_every: int = 5,
+        ref_shift: int = 0,
     ) -> None:
         self.scale = check_scale(scale)
         if split not in ("all", "train", "test"):
             raise InputError(f"split must be all, train or test, got {split!r}")
         test_every = check_int_range(test_every, "test_every", 2)
+        ref_shift = check_int_range(ref_shift, "ref_shift", 0, hr_size - 1)
+        if ref_shift and not tiles:
+            raise InputError("ref_shift needs tiles (the Ref is a shifted tile of its image)")
         self.tiles, self.split = bool(tiles), split
         if hr_size < scale or hr_size % scale:
             raise InputError(f"hr_size must be a multiple of the scale {scale}, got {hr_size}")
@@ -180,7 +199,7 @@ class RefSRTriplets:
                         0, 1
                     )
                 hr_tiles = _tiles(hr_raw, hr_size, f"HR {hp.name}")
-                ref_tiles = _tiles(ref_raw, hr_size, f"Ref {rp.name}")
+                ref_tiles = _tiles(ref_raw, hr_size, f"Ref {rp.name}", ref_shift)
                 pieces = [
                     (f"{name}_{pos}", h, r)
                     for (pos, h), (_, r) in zip(hr_tiles, ref_tiles, strict=True)

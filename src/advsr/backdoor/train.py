@@ -64,6 +64,7 @@ class TrainRefSRConfig(BaseModel):
     data: str = "samples"
     hr_size: int = Field(160, ge=8)
     tiles: bool = False
+    ref_shift: int = Field(0, ge=0)
     ref_policy: Literal["resize", "require-same"] = "resize"
     split: Literal["all", "train"] = "all"
     augment: Literal["before-poison", "after-poison", "none"] = "before-poison"
@@ -183,6 +184,7 @@ def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> Train
         tiles=cfg.tiles,
         split=cfg.split,
         ref_policy=cfg.ref_policy,
+        ref_shift=cfg.ref_shift,
     )
     if target_path(cfg.target).stem in clean.sources:
         raise InputError(f"the target image {cfg.target!r} is one of the training images")
