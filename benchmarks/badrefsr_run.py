@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arch", action="append", help="KEY=VALUE, replaces the CPU setting")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ref-shift", type=int, default=0, help="Ref tile offset (px)")
+    ap.add_argument("--weighting", default="sample", choices=["sample", "part"])
     ap.add_argument("--paper", action="store_true", help="160 px HR, full model, lr 1e-4")
     ap.add_argument(
         "--jobs", type=int, default=2, help="trainings at once (CPU threads split between them)"
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         "--model", args.model, "--hr-size", hr, "--tiles", "--split", "train",
         "--steps", str(args.steps), "--batch", str(args.batch), "--lr", lr, "--lr-decay", decay,
         "--seed", str(args.seed), "--device", args.device, "--save-every", "250", "--resume",
+        "--ref-shift", str(args.ref_shift), "--weighting", args.weighting,
     ]  # fmt: skip
     for a in arch:
         common += ["--arch", a]
