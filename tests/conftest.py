@@ -43,6 +43,8 @@ def cli(capsys, monkeypatch, tmp_path):
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         captured = capsys.readouterr()
+        if "No such option" in captured.err:  # a bad-input test must fail for its value
+            pytest.fail(f"the test used an option advsr does not have: {captured.err.strip()}")
         return CliResult(code, captured.out, captured.err)
 
     return run
