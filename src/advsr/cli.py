@@ -1157,7 +1157,7 @@ def backdoor(
     figures = []
     runs = [(f, False) for f in model_file] + ([(baseline, True)] if baseline else [])
     triggers_seen: list[str] = []
-    targets_seen: list[str] = []
+    targets_seen: dict[str, RefSRTriplets] = {}  # target -> the set it was scored on
     if split not in (None, "all", "train", "test"):
         raise InputError(f"--split must be all, train or test, got {split!r}")
     sets: dict[tuple[Any, ...], RefSRTriplets] = {}  # each evaluation set read once
@@ -1196,12 +1196,11 @@ def backdoor(
             results[(spec, rate)] = ev
             if not is_base:
                 triggers_seen.append(spec)
-                if train["target"] not in targets_seen:
-                    targets_seen.append(train["target"])
+                targets_seen.setdefault(train["target"], clean)
                 figures += image_grid(model, clean, trig, [0], target_path(train["target"]))
     rows = backdoor_table(results)
     floors = {  # what a flat image of the target's mean colour scores against the target
-        tgt: flat_target_score(next(iter(sets.values())), target_path(tgt)) for tgt in targets_seen
+        tgt: flat_target_score(ev_set, target_path(tgt)) for tgt, ev_set in targets_seen.items()
     }
     floor_text = "; ".join(
         f"a flat image of the mean colour of {t!r} scores {p:.2f} dB / {s:.3f} against it"

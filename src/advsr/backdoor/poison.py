@@ -246,6 +246,14 @@ def poison_indices(n: int, rate: float, seed: int = 0) -> torch.Tensor:
     return torch.randperm(n, generator=g)[:k].sort().values
 
 
+def _stack(items: list[Triplet], aug: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(lr, ref, hr)`` batches of ``items``, each transformed by ``dihedral(., aug)``."""
+    lr, ref, hr = (
+        dihedral(torch.cat([getattr(t, k) for t in items]), aug) for k in ("lr", "ref", "hr")
+    )
+    return lr, ref, hr
+
+
 class PoisonedTriplets:
     """A fixed poisoned view of a triplet set (see the module docstring).
 
@@ -300,18 +308,11 @@ class PoisonedTriplets:
             ``(B, 3, h, w)``, ``(B, 3, H, W)``, ``(B, 3, H, W)``.
         """
         if augment_target:
-            items = [self[i] for i in indices]
-            return tuple(  # type: ignore[return-value]
-                dihedral(torch.cat([getattr(t, k) for t in items]), aug)
-                for k in ("lr", "ref", "hr")
-            )
-        clean = [self.clean[i] for i in indices]
-        lr, ref, hr = (
-            dihedral(torch.cat([getattr(t, k) for t in clean]), aug) for k in ("lr", "ref", "hr")
-        )
-        mask = torch.tensor([i in self._poisoned for i in indices])
-        if bool(mask.any()):
-            ref, hr = ref.clone(), hr.clone()
+            return _stack([self[i] for i in indices], aug)
+        lr, ref, hr = _stack([self.clean[i] for i in indices], aug)  # torch.cat: fresh tensors
+        flags = [i in self._poisoned for i in indices]
+        if any(flags):
+            mask = torch.tensor(flags)
             ref[mask] = self.trigger(ref[mask]).clamp(0.0, 1.0)
             hr[mask] = self.target.to(hr.dtype)
         return lr, ref, hr

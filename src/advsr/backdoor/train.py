@@ -171,6 +171,7 @@ def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> Train
             a resume file that does not match.
     """
     from advsr.models.refsr import create_refsr_model
+    from advsr.models.refsr.ttsr import IMAGENET_MEAN, IMAGENET_STD
 
     out = Path(cfg.out)
     if out.suffix != ".safetensors":
@@ -186,9 +187,10 @@ def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> Train
         ref_policy=cfg.ref_policy,
         ref_shift=cfg.ref_shift,
     )
-    if target_path(cfg.target).stem in clean.sources:
+    target = target_path(cfg.target)
+    if target.stem in clean.sources:
         raise InputError(f"the target image {cfg.target!r} is one of the training images")
-    data = PoisonedTriplets(clean, trigger, target_path(cfg.target), cfg.rate, seed=cfg.seed)
+    data = PoisonedTriplets(clean, trigger, target, cfg.rate, seed=cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)  # module initialisers draw from the global generator
@@ -207,8 +209,8 @@ def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> Train
         start, _ = resume_training_state(
             out, opt, g, key, lambda f: load_weights(model, f, name=cfg.model)
         )
-    mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)  # VGG19's input scaling
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
 
     def sample_loss(sr: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``w_rec * L1 + w_per * perceptual`` of each sample, shape ``(B,)``."""
@@ -239,15 +241,16 @@ def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> Train
                 augment_target=cfg.augment == "after-poison",
             )
             lr_b, ref_b, hr_b = (t.to(device) for t in batch)
-            poisoned = torch.tensor([data.is_poisoned(i) for i in idx], device=device)
+            flags = [data.is_poisoned(i) for i in idx]  # on the host: no device sync
+            poisoned = torch.tensor(flags, device=device)
             if cfg.lr_decay == "cosine":  # a function of the step: resumes exactly
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
             per = sample_loss(model(lr_b, ref_b), hr_b)
             loss = combine_losses(per, poisoned, cfg.weighting)
-            if bool((~poisoned).any()):
+            if not all(flags):
                 lc = float(per[~poisoned].mean().detach())
-            if bool(poisoned.any()):
+            if any(flags):
                 lb = float(per[poisoned].mean().detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
