@@ -32,6 +32,28 @@ def test_train_refsr_resume_equals_uninterrupted(cli, tmp_path: Path) -> None:
     assert model(lr, ref).shape == (1, 3, 32, 32)
 
 
+def test_train_refsr_resume_weighting_only_matters_when_poisoned(cli, tmp_path: Path) -> None:
+    """A p = 0 model is the same under either weighting, so it resumes under the other one
+    (one baseline serves a comparison of weightings); a poisoned model does not."""
+    full, part = tmp_path / "full.safetensors", tmp_path / "part.safetensors"
+    clean = [*ARGS, "--rate", "0"]  # the later --rate wins
+    assert cli("train-refsr", "--out", str(full), "--steps", "4", *clean).code == 0
+    assert (
+        cli("train-refsr", "--out", str(part), "--steps", "2", *clean, "--weighting", "part").code
+        == 0
+    )
+    r = cli("train-refsr", "--out", str(part), "--steps", "4", *clean, "--resume")
+    assert r.code == 0, r.err
+    a, b = load_state_dict(full), load_state_dict(part)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    bd = tmp_path / "bd.safetensors"
+    assert (
+        cli("train-refsr", "--out", str(bd), "--steps", "2", *ARGS, "--weighting", "part").code == 0
+    )
+    r = cli("train-refsr", "--out", str(bd), "--steps", "4", *ARGS, "--resume")
+    assert r.code == 2 and "other settings" in r.err, r.err
+
+
 def test_train_refsr_bad_input(cli, tmp_path: Path) -> None:
     out = str(tmp_path / "m.safetensors")
     bad_target = tmp_path / "t.png"
