@@ -22,7 +22,14 @@ def test_train_refsr_resume_equals_uninterrupted(cli, tmp_path: Path) -> None:
     assert r.code == 0, r.err
     doc = json.loads(r.out)
     assert doc["poisoned"] == [0, 4] and doc["perceptual"] is False  # round(0.25 * 8) = 2
-    assert cli("train-refsr", "--out", str(part), "--steps", "3", *ARGS).code == 0
+    early = tmp_path / "early"  # trained 3 steps here, then the folder is moved
+    early.mkdir()
+    assert (
+        cli("train-refsr", "--out", str(early / "part.safetensors"), "--steps", "3", *ARGS).code
+        == 0
+    )
+    for name in ("part.safetensors", "part.state.safetensors"):
+        (early / name).rename(tmp_path / name)
     r = cli("train-refsr", "--out", str(part), "--steps", "6", *ARGS, "--resume")
     assert r.code == 0, r.err
     a, b = load_state_dict(full), load_state_dict(part)

@@ -49,7 +49,11 @@ def test_seeded_runs_are_identical_and_resume_continues_exactly(tmp_path: Path) 
 
     with pytest.raises(KeyboardInterrupt):
         train_sr(_cfg(tmp_path / "c.safetensors"), progress=False, on_validate=stop)
-    c = train_sr(_cfg(tmp_path / "c.safetensors", resume=True), progress=False)
+    moved = tmp_path / "moved"  # the run folder moved before the resume
+    moved.mkdir()
+    for name in ("c.safetensors", "c.state.safetensors"):
+        (tmp_path / name).rename(moved / name)
+    c = train_sr(_cfg(moved / "c.safetensors", resume=True), progress=False)
     sc = load_state_dict(c.out)
     assert all(torch.equal(sa[k], sc[k]) for k in sa)
     # a different seed gives different weights

@@ -201,8 +201,10 @@ def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> Train
 
         vgg = load_vgg19_features(cfg.vgg19)[:35].to(device).eval()  # up to conv5_4 + ReLU
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
-    # the weighting changes nothing without poisoned samples: a p = 0 model resumes under either
-    skip = {"resume", "device", "steps", "save_every"} | ({"weighting"} if cfg.rate == 0 else set())
+    # what decides the weights: not where they are written (a moved run folder resumes), nor the
+    # weighting without poisoned samples (a p = 0 model resumes under either)
+    skip = {"out", "resume", "device", "steps", "save_every"}
+    skip |= {"weighting"} if cfg.rate == 0 else set()
     key = cfg.model_dump_json(exclude=skip)
     start = 0
     if cfg.resume and out.exists():

@@ -280,7 +280,8 @@ def resume_training_state(
 
 
 def _train_key(cfg: TrainSRConfig) -> str:
-    return cfg.model_dump_json(exclude={"resume", "device", "steps", "val_every"})
+    # not the output path: a moved run folder resumes
+    return cfg.model_dump_json(exclude={"out", "resume", "device", "steps", "val_every"})
 
 
 def _save(
