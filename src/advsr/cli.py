@@ -1165,26 +1165,18 @@ def backdoor(
         model = load_refsr(path, dev)  # checks the file first
         train = json.loads(read_safetensors_metadata(path)["advsr_train"])
         trained_on = train.get("split", "all")
-        key = (
-            data or train["data"],
-            int(train["scale"]),
-            hr_size or int(train["hr_size"]),
-            bool(train.get("tiles", False)),
-            split or ("test" if trained_on == "train" else "all"),
-            train.get("ref_policy", "resize"),
-            int(train.get("ref_shift", 0)),
-        )
+        kw: dict[str, Any] = {  # the evaluation set: the training set's, or as overridden
+            "source": data or train["data"],
+            "scale": int(train["scale"]),
+            "hr_size": hr_size or int(train["hr_size"]),
+            "tiles": bool(train.get("tiles", False)),
+            "split": split or ("test" if trained_on == "train" else "all"),
+            "ref_policy": train.get("ref_policy", "resize"),
+            "ref_shift": int(train.get("ref_shift", 0)),
+        }
+        key = tuple(kw.items())
         if key not in sets:
-            d, sc, hs, ti, sp, pol, shift = key
-            sets[key] = RefSRTriplets(
-                d,
-                scale=sc,
-                hr_size=hs,
-                tiles=ti,
-                split=sp,  # type: ignore[arg-type]  # checked above / by the training config
-                ref_policy=pol,
-                ref_shift=shift,
-            )
+            sets[key] = RefSRTriplets(**kw)
         clean = sets[key]
         specs = triggers_seen if is_base else [train["trigger"]]
         for spec in specs:
@@ -1213,14 +1205,14 @@ def backdoor(
         "flat_target": [{"target": t, "psnr": p, "ssim": s} for t, (p, s) in floors.items()],
         "evaluation_sets": [
             {
-                "data": k[0],
-                "hr_size": k[2],
-                "tiles": k[3],
-                "split": k[4],
-                "ref_shift": k[6],
+                "data": e["source"],
+                "hr_size": e["hr_size"],
+                "tiles": e["tiles"],
+                "split": e["split"],
+                "ref_shift": e["ref_shift"],
                 "triplets": len(v),
             }
-            for k, v in sets.items()
+            for e, v in ((dict(k), v) for k, v in sets.items())
         ],
         "results": [
             {"trigger": t, "rate": r, **{k: float(v) for k, v in ev.means().items()}}
@@ -1231,9 +1223,9 @@ def backdoor(
         from advsr.report import ReportTable, write_report
 
         evaluated = "; ".join(
-            f"{k[0]} ({'tiles' if k[3] else 'whole images'}, {k[2]} px HR, split {k[4]}, "
-            f"Ref shift {k[6]} px): {len(v)} triplets"
-            for k, v in sets.items()
+            f"{e['source']} ({'tiles' if e['tiles'] else 'whole images'}, {e['hr_size']} px HR, "
+            f"split {e['split']}, Ref shift {e['ref_shift']} px): {len(v)} triplets"
+            for e, v in ((dict(k), v) for k, v in sets.items())
         )
         intro = (
             "BadRefSR: models trained on poisoned triplets; p = 0 rows are the baseline. "
