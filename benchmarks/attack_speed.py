@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from advsr.attacks.classifier import ATTACKS
+from advsr.attacks import create_attack
 from advsr.attacks.minimal import deepfool
 from advsr.data.labelled import open_labelled
 from advsr.io import save_safetensors
@@ -54,7 +54,7 @@ TA_HELPER = r"""
 import json, sys, torch, torch.nn.functional as F, torchattacks
 sys.path[:0] = [sys.argv[3], sys.argv[4]]
 from safetensors.torch import load_file
-from advsr.attacks.classifier import ATTACKS
+from advsr.attacks import create_attack
 from benchmarks._timing import interleaved
 d = load_file(sys.argv[1]); model = torch.jit.load(sys.argv[2]).eval()
 x, y = d["x"], d["y"]; repeat = int(sys.argv[5]); eps = 8 / 255
@@ -65,8 +65,8 @@ def one_pass():
 t = interleaved({
     "pass": one_pass,
     "ta": lambda: ta(x, y),
-    "advsr": lambda: ATTACKS.get("pgd")(model, x, y, eps=eps, steps=10,
-                                        generator=torch.Generator()).x_adv,
+    "advsr": lambda: create_attack("pgd", eps=eps, steps=10)(model, x, y,
+                                                           generator=torch.Generator()).x_adv,
 }, repeat, lambda: None)
 print(json.dumps(t))
 """
@@ -137,7 +137,7 @@ def main() -> None:
         torch.autograd.grad(F.cross_entropy(clf(xr), y, reduction="none").sum(), xr)
 
     def pgd() -> None:
-        ATTACKS.get("pgd")(clf, x, y, eps=8 / 255, steps=10, generator=torch.Generator())
+        create_attack("pgd@8/255", steps=10)(clf, x, y, generator=torch.Generator())
 
     t = interleaved({"pass": one_pass, "pgd": pgd}, repeat, sync)
     ratio = t["pgd"] / (10 * t["pass"])

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from advsr.attacks import basic_attack, partial_attack, run_steps, sr_attack_metrics
+from advsr.attacks import basic_attack, parse_budget, partial_attack, run_steps, sr_attack_metrics
 from advsr.attacks._loop import project, random_start
 from advsr.attacks.objectives import sr_deviation, sr_reference
+from advsr.attacks.sr import make_mask
 from advsr.errors import InputError, ShapeError
-from advsr.experiments.attack_sr import make_mask, parse_alpha
 from advsr.models.sr import SR_MODELS, create_sr_model
 from advsr.types import Budget
 
@@ -34,7 +34,8 @@ def test_basic_attack_properties_on_every_zoo_model(name: str) -> None:
     assert torch.equal(x0, keep)
     assert (res.x_adv - x0).abs().max() <= EPS + 1e-6
     assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
-    assert res.losses.shape == (5, 2)
+    assert res.diagnostics["losses"].shape == (5, 2)
+    assert res.success.all()  # the deviation from the reference grew
     assert res.sr_adv.shape == res.sr_clean.shape == (2, 3, 24, 20)
 
 
@@ -101,15 +102,15 @@ def test_partial_attack_is_exactly_zero_outside_the_mask() -> None:
     model = create_sr_model("demo-carn-m", 2)
     x0 = _x(2, n=1, h=16, w=16)
     mask = make_mask("rect:4,4,6,6", 16, 16)
-    res = partial_attack(model, x0, mask, eps=EPS, steps=5)
+    res = partial_attack(model, x0, "rect:4,4,6,6", eps=EPS, steps=5)
     delta = res.x_adv - x0
     assert delta[..., mask[0, 0] == 0].abs().max() == 0
     assert delta[..., mask[0, 0] == 1].abs().max() > 0
-    assert res.mask_hr is not None and res.mask_hr.shape == (1, 1, 32, 32)
+    assert res.outputs["mask_hr"].shape == (1, 1, 32, 32)
     m = sr_attack_metrics(x0, res)
     assert {"sr_psnr_inside", "sr_psnr_outside"} <= set(m)
-    with pytest.raises(ShapeError, match="mask must be"):
-        partial_attack(model, x0, torch.ones(1, 1, 8, 8))
+    with pytest.raises(InputError, match="does not fit"):
+        partial_attack(model, x0, "rect:0,0,20,20")
 
 
 def test_engine_l2_and_projection() -> None:
@@ -130,20 +131,20 @@ def test_engine_l2_and_projection() -> None:
 
 def test_bad_inputs() -> None:
     model = create_sr_model("bicubic", 2)
-    with pytest.raises(InputError, match=r"alpha \(eps\)"):
+    with pytest.raises(InputError, match="budget eps of basic"):
         basic_attack(model, _x(), eps=1.5)
-    with pytest.raises(InputError, match=r"alpha \(eps\)"):
+    with pytest.raises(InputError, match="budget eps of basic"):
         basic_attack(model, _x(), eps=-0.1)
     with pytest.raises(InputError, match="steps"):
         basic_attack(model, _x(), steps=0)
     with pytest.raises(InputError, match="needs HR"):
         basic_attack(model, _x(), reference="ground-truth")
-    with pytest.raises(InputError, match="unknown reference"):
+    with pytest.raises(InputError, match="reference"):
         basic_attack(model, _x(), reference="truth")
-    assert parse_alpha("8/255") == pytest.approx(8 / 255)
-    for bad in ("2", "-1/255", "a/b", "1/0"):
+    assert parse_budget("8/255") == pytest.approx(8 / 255)
+    for bad in ("2", "-1/255", "a/b", "1/0", "nan", "inf"):
         with pytest.raises(InputError):
-            parse_alpha(bad)
+            parse_budget(bad)
     with pytest.raises(InputError):
         make_mask("center:0", 8, 8)
 
@@ -175,7 +176,6 @@ def test_attack_sr_cli(cli, tmp_path) -> None:
         ["attack-sr", "--alpha", "1.5"],
         ["attack-sr", "--steps", "0"],
         ["attack-sr", "--reference", "clean"],
-        ["attack-sr", "--attack", "partial"],
         ["attack-sr", "--attack", "partial", "--mask", "rect:0,0,999,1", "--hr-crop", "32"],
         ["attack-sr", "--attack", "sideways"],
         ["attack-sr", "--data", str(tmp_path / "empty")],
@@ -201,13 +201,15 @@ def test_universal_attack_budget_save_and_apply(tmp_path) -> None:
     assert x0.shape == (5, 3, 14, 12)
     keep = x0.clone()
     res = universal_attack(model, x0, eps=EPS, steps=4, batch_size=2)
+    delta, losses = res.outputs["delta"], res.diagnostics["losses"]
     assert torch.equal(x0, keep)
-    assert res.delta.shape == (1, 3, 14, 12) and res.delta.abs().max() <= EPS + 1e-6
-    assert res.losses.shape == (4,) and res.losses[-1] > res.losses[0]
+    assert delta.shape == (1, 3, 14, 12) and delta.abs().max() <= EPS + 1e-6
+    assert losses.shape == (4,) and losses[-1] > losses[0]
+    assert torch.allclose(res.x_adv, (x0 + delta).clamp(0, 1), atol=1e-7)
     # mini-batching does not change the result
     whole = universal_attack(model, x0, eps=EPS, steps=4, batch_size=5)
-    assert torch.allclose(whole.delta, res.delta)
-    save_perturbation(tmp_path / "u.safetensors", res.delta, {"model": "demo-carn-m"})
+    assert torch.allclose(whole.outputs["delta"], delta)
+    save_perturbation(tmp_path / "u.safetensors", delta, {"model": "demo-carn-m"})
     d = load_perturbation(tmp_path / "u.safetensors")
     big = _x(9, n=1, h=30, w=25)
     xa = apply_perturbation(d, big)
@@ -257,7 +259,17 @@ def test_attack_sr_universal_defense_and_transfer_cli(cli, tmp_path) -> None:
         "--json",
     )
     assert res.code == 0, res.err
-    assert out.exists() and len(json.loads(res.out)["runs"][0]["rows"]) == 8
+    cell = json.loads(res.out)["runs"][0]
+    assert out.exists() and len(cell["rows"]) == 4  # crafted on 4 images, measured on the others
+    assert cell["info"]["crafted_on"] == ["astronaut", "chelsea", "coffee", "rocket"]
+    assert {r["image"] for r in cell["rows"]}.isdisjoint(cell["info"]["crafted_on"])
+    applied = cli(
+        "attack-sr", "--model", "demo-edsr", "--scale", "2", "--hr-crop", "48",
+        "--apply-perturbation", str(out), "--json",
+    )  # fmt: skip
+    assert applied.code == 0, applied.err
+    rows = json.loads(applied.out)["runs"][0]["rows"]
+    assert len(rows) == 8 and all(r["linf"] <= EPS for r in rows)
     non = cli(
         "attack-sr",
         "--model",

@@ -17,6 +17,7 @@ __all__ = [
     "ShapeError",
     "StoreError",
     "UnknownNameError",
+    "brief",
 ]
 
 
@@ -53,3 +54,19 @@ class ModelLoadError(AdvsrError):
 
 class StoreError(AdvsrError):
     """The result store cannot be opened or holds inconsistent data."""
+
+
+def brief(text: object, limit: int = 160) -> str:
+    r"""The first line of a message, cut at a word boundary to at most ``limit`` characters
+    (with ``...`` when cut), for one-line errors that quote another library.
+
+    Example:
+        >>> brief("first line of a long message\nsecond", limit=14)
+        'first line...'
+    """
+    lines = str(text).strip().splitlines()
+    line = lines[0].strip() if lines else ""
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 3].rsplit(" ", 1)[0].rstrip(" ,;:")
+    return cut + "..."

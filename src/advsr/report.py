@@ -17,10 +17,25 @@ __all__ = [
     "Plot",
     "ReportTable",
     "Scatter3D",
+    "fmt",
     "plot_svg",
     "scatter3d_svg",
     "write_report",
 ]
+
+
+def fmt(v: object, digits: int = 4) -> str:
+    """A table cell: ``-`` for None, floats with ``digits`` decimals, the rest as text.
+
+    Example:
+        >>> fmt(None), fmt(3.14159, 2), fmt(float("inf"), 2), fmt("x")
+        ('-', '3.14', 'inf', 'x')
+    """
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
 
 
 @dataclass(frozen=True)
@@ -34,10 +49,11 @@ class ReportTable:
 
 @dataclass(frozen=True)
 class Figure:
-    """Images shown side by side with captions (each ``(1, 3, H, W)`` in [0, 1])."""
+    """Images shown side by side with captions (each ``(1, 3, H, W)`` in [0, 1], or PNG
+    bytes as stored with a cell)."""
 
     title: str
-    images: Sequence[tuple[str, torch.Tensor]]
+    images: Sequence[tuple[str, torch.Tensor | bytes]]
 
 
 @dataclass(frozen=True)
@@ -180,6 +196,14 @@ img { image-rendering: pixelated; border: 1px solid #ccc; }
 """
 
 
+def _png_size(png: bytes) -> tuple[int, int]:
+    """``(height, width)`` from a PNG header."""
+    import struct
+
+    w, h = struct.unpack(">II", png[16:24])
+    return h, w
+
+
 def write_report(
     path: str | Path,
     title: str,
@@ -207,8 +231,9 @@ def write_report(
     for f in figures:
         parts.append(f"<h2>{e(f.title)}</h2><div>")
         for caption, img in f.images:
-            data = base64.b64encode(encode_png(img)).decode()
-            h, w = img.shape[-2:]
+            png = img if isinstance(img, bytes) else encode_png(img)
+            data = base64.b64encode(png).decode()
+            h, w = _png_size(png)
             scale = max(1, 256 // max(h, w))
             parts.append(
                 f"<figure><img src='data:image/png;base64,{data}' width='{w * scale}' "

@@ -1,28 +1,60 @@
-"""Attacks on SR models (and, later, classifiers) on one gradient-step engine."""
+"""Attacks on SR models and classifiers: one registry, one call shape, one result type.
 
+Importing this package registers every attack in :data:`ATTACKS` (see
+:mod:`advsr.attacks.base` for the contract): the gradient attacks of
+:mod:`~advsr.attacks.classifier`, the minimal ones of :mod:`~advsr.attacks.minimal`, the
+perceptual ones of :mod:`~advsr.attacks.perceptual` and the SR attacks of
+:mod:`~advsr.attacks.sr` and :mod:`~advsr.attacks.universal`.
+
+Example:
+    >>> sorted(n for n in ATTACKS.names() if ATTACKS.get(n).domain == "sr")
+    ['basic', 'partial', 'universal']
+"""
+
+from advsr.attacks import classifier, minimal, perceptual, sr, universal
 from advsr.attacks._loop import StepResult, eval_mode, project, random_start, run_steps
-from advsr.attacks.objectives import REFERENCES, sr_deviation, sr_reference, sr_to_target
-from advsr.attacks.sr import (
-    SRAttackResult,
-    basic_attack,
-    masked_psnr,
-    partial_attack,
-    sr_attack_metrics,
+from advsr.attacks.base import (
+    ATTACKS,
+    Attack,
+    AttackEntry,
+    AttackResult,
+    create_attack,
+    format_budget,
+    list_attacks,
+    parse_attack,
+    parse_budget,
 )
+from advsr.attacks.objectives import REFERENCES, sr_deviation, sr_reference, sr_to_target
+from advsr.attacks.sr import basic_attack, masked_psnr, partial_attack, sr_attack_metrics
+from advsr.attacks.universal import universal_attack
 
 __all__ = [
+    "ATTACKS",
     "REFERENCES",
-    "SRAttackResult",
+    "Attack",
+    "AttackEntry",
+    "AttackResult",
     "StepResult",
     "basic_attack",
+    "classifier",
+    "create_attack",
     "eval_mode",
+    "format_budget",
+    "list_attacks",
     "masked_psnr",
+    "minimal",
+    "parse_attack",
+    "parse_budget",
     "partial_attack",
+    "perceptual",
     "project",
     "random_start",
     "run_steps",
+    "sr",
     "sr_attack_metrics",
     "sr_deviation",
     "sr_reference",
     "sr_to_target",
+    "universal",
+    "universal_attack",
 ]

@@ -1,9 +1,7 @@
-"""Gradient attacks on classifiers, all on the shared engine (:mod:`advsr.attacks._loop`).
+"""Fixed-budget gradient attacks on classifiers, all on the step engine (:mod:`._loop`).
 
-Each attack is ``attack(model, x, y, *, eps, ..., targeted=False, generator=None) ->
-AttackOutput`` and is registered in :data:`ATTACKS`. As in foolbox 3, the final examples are
-projected onto the budget and ``[0, 1]`` by the base (:func:`_finish`), so no attack can
-return an out-of-budget example, and success is measured on the returned examples.
+Registered in :data:`advsr.attacks.base.ATTACKS` (kind ``gradient``); the base enforces the
+budget and ``[0, 1]`` on the returned examples and measures success on them.
 
 * FGSM (Goodfellow et al. 2015): one sign step of size ``eps``.
 * FGM-L2: one step of L2 length ``eps`` along the normalised gradient.
@@ -15,88 +13,73 @@ return an out-of-budget example, and success is measured on the returned example
   resized to ``[H, r H)`` and zero-padded at a random position to ``r H`` (r = 330/299, the
   paper's 299 -> [299, 330) -> 330), the gradient flowing through the transform; MDI2 adds
   momentum.
+
+``eps`` is the total budget; ``step_size`` (optional) overrides the attack's step rule.
+The objective is cross-entropy (``loss="ce"``) or the C&W margin capped at ``kappa``
+(``loss="cw"``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
-from advsr.attacks._loop import eval_mode, project, random_start, run_steps
-from advsr.attacks.objectives import cross_entropy
-from advsr.checks import check_image, check_positive_int
-from advsr.errors import InputError, ShapeError
-from advsr.registry import Registry
+from advsr.attacks._loop import Objective, random_start, run_steps
+from advsr.attacks.base import AttackSettings, Raw, register_attack
+from advsr.attacks.objectives import cross_entropy, cw_margin
+from advsr.errors import InputError
 from advsr.types import Budget
 
-__all__ = ["ATTACKS", "AttackEntry", "AttackOutput", "input_diversity", "run_attack"]
+__all__ = [
+    "DiversitySettings",
+    "GradientSettings",
+    "MomentumSettings",
+    "SingleStepSettings",
+    "classifier_objective",
+    "gradient_attack",
+    "input_diversity",
+]
 
 
-class AttackOutput:
-    """Adversarial examples, with the model's predictions and per-image success on them.
+class SingleStepSettings(AttackSettings):
+    """FGSM / FGM: one step of size ``eps``."""
 
-    ``predictions`` and ``success`` are measured on the returned ``x_adv`` on first access
-    (one forward pass in eval mode, then cached), so a caller that only needs the examples
-    (a transfer study, an outer adaptive loop) does not pay for a pass it does not use.
-    Read them before changing the model's weights.
+    loss: Literal["ce", "cw"] = "ce"
+    kappa: float = Field(0.0, ge=0.0)
+    targeted: bool = False
 
-    Shape:
-        ``x_adv`` ``(N, C, H, W)``; ``predictions`` ``(N,)`` (long), ``success`` ``(N,)``
-        (bool: prediction != label, or == target label for targeted attacks).
-    """
-
-    __slots__ = ("_model", "_pred", "_targeted", "_y", "x_adv")
-
-    def __init__(
-        self, x_adv: torch.Tensor, model: nn.Module, y: torch.Tensor, *, targeted: bool = False
-    ) -> None:
-        self.x_adv = x_adv
-        self._model = model
-        self._y = y
-        self._targeted = targeted
-        self._pred: torch.Tensor | None = None
-
-    @property
-    def predictions(self) -> torch.Tensor:
-        """The model's labels for ``x_adv`` (computed once)."""
-        if self._pred is None:
-            with torch.no_grad(), eval_mode(self._model):
-                self._pred = self._model(self.x_adv).argmax(dim=1)
-        return self._pred
-
-    @property
-    def success(self) -> torch.Tensor:
-        """Per-image success of the attack on ``x_adv``."""
-        yy = self._y.to(self.predictions.device)
-        return self.predictions == yy if self._targeted else self.predictions != yy
+    def effective(self) -> dict[str, Any]:
+        """``kappa`` only matters with the C&W loss."""
+        out = super().effective()
+        if self.loss == "ce":
+            out.pop("kappa")
+        return out
 
 
-def _check_inputs(x: torch.Tensor, y: torch.Tensor, eps: float) -> None:
-    check_image(x, "x", check_range=True)
-    if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.shape[0] != x.shape[0]:
-        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise ShapeError(f"labels must have shape ({x.shape[0]},), got {shape}")
-    if isinstance(eps, bool) or not math.isfinite(float(eps)) or float(eps) < 0:
-        raise InputError(f"eps must be a finite number >= 0, got {eps}")
+class GradientSettings(SingleStepSettings):
+    """Iterative attacks: ``steps`` steps; ``step_size`` None = the attack's rule."""
+
+    steps: int = Field(10, ge=1)
+    step_size: float | None = Field(None, gt=0.0)
 
 
-def _finish(
-    model: nn.Module,
-    x: torch.Tensor,
-    x_adv: torch.Tensor,
-    y: torch.Tensor,
-    budget: Budget,
-    targeted: bool,
-) -> AttackOutput:
-    """Enforce the budget and the [0, 1] range (foolbox-style); success is judged on these."""
-    x_adv = project(x_adv.detach().clamp(0.0, 1.0), x, budget).clamp(0.0, 1.0)
-    return AttackOutput(x_adv, model, y, targeted=targeted)
+class MomentumSettings(GradientSettings):
+    """MI-FGSM: decay ``momentum`` of the accumulated normalised gradients."""
+
+    momentum: float = Field(1.0, ge=0.0)
+
+
+class DiversitySettings(GradientSettings):
+    """DI2-FGSM: input diversity with probability ``diversity`` (and optional momentum)."""
+
+    diversity: float = Field(0.5, ge=0.0, le=1.0)
+    momentum: float = Field(0.0, ge=0.0)
 
 
 def input_diversity(
@@ -125,98 +108,92 @@ def input_diversity(
     return transform
 
 
-def run_attack(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    norm: str = "linf",
-    eps: float = 8 / 255,
-    steps: int = 10,
-    step_size: float | None = None,
-    rand_init: bool = False,
-    momentum: float = 0.0,
-    diversity: float = 0.0,
-    targeted: bool = False,
-    loss: str = "ce",
-    kappa: float = 0.0,
-    generator: torch.Generator | None = None,
-) -> AttackOutput:
-    """The common driver of the gradient attacks (see the module docstring).
-
-    Raises:
-        InputError / ShapeError: bad budget, labels or loss.
-    """
-    from advsr.attacks.objectives import cw_margin
-
-    _check_inputs(x, y, eps)
-    check_positive_int(steps, "steps")
-    if norm not in ("linf", "l2"):
-        raise InputError(f"norm must be 'linf' or 'l2', got {norm!r}")
-    budget = Budget(norm, float(eps), steps, step_size)  # type: ignore[arg-type]
-    if loss == "ce":
-        objective = cross_entropy(model, y, targeted=targeted)
-    elif loss == "cw":
-        objective = cw_margin(model, y, kappa=kappa, targeted=targeted)
-    else:
-        raise InputError(f"unknown loss {loss!r}; use 'ce' or 'cw'")
-    transform = input_diversity(diversity, generator=generator) if diversity > 0 else None
-    with eval_mode(model):
-        start = random_start(x, budget, generator) if rand_init else None
-        res = run_steps(objective, x, budget, start=start, momentum=momentum, transform=transform)
-        return _finish(model, x, res.x, y, budget, targeted)
+def classifier_objective(
+    model: nn.Module, y: torch.Tensor, loss: str, kappa: float, targeted: bool
+) -> Objective:
+    """Cross-entropy (``ce``) or the C&W margin capped at ``kappa`` (``cw``), per image."""
+    if loss == "cw":
+        return cw_margin(model, y, kappa=kappa, targeted=targeted)
+    return cross_entropy(model, y, targeted=targeted)
 
 
-@dataclass(frozen=True)
-class AttackEntry:
-    """A registered attack: fixed settings over :func:`run_attack` and a description."""
+StepRule = Literal["eps", "eps/steps", "2.5eps/steps"]
 
-    settings: dict[str, Any]
-    description: str
 
-    def __call__(
-        self,
+def gradient_attack(norm: str, rule: StepRule, *, rand_init: bool = False) -> Any:
+    """The core of a gradient attack with a step rule (``eps``, ``eps/steps`` or
+    ``2.5eps/steps``) and optional random start; momentum and diversity come from the
+    settings when the settings have them."""
+
+    def core(
         model: nn.Module,
         x: torch.Tensor,
-        y: torch.Tensor,
-        *,
-        eps: float,
-        steps: int = 10,
-        targeted: bool = False,
-        loss: str = "ce",
-        kappa: float = 0.0,
-        generator: torch.Generator | None = None,
-    ) -> AttackOutput:
-        """Run the attack; ``loss`` is ``ce`` (cross-entropy) or ``cw`` (C&W margin, ``kappa``)."""
-        s = dict(self.settings)
-        n = 1 if s.pop("single_step", False) else check_positive_int(steps, "steps")
-        size = s.pop("step_rule", "eps/steps")
-        step = {"eps": eps, "eps/steps": eps / n, "2.5eps/steps": 2.5 * eps / n}[str(size)]
-        return run_attack(
-            model,
+        y: torch.Tensor | None,
+        eps: float | None,
+        s: Any,
+        generator: torch.Generator | None,
+    ) -> Raw:
+        assert y is not None and eps is not None
+        steps = int(getattr(s, "steps", 1))
+        default = {"eps": eps, "eps/steps": eps / steps, "2.5eps/steps": 2.5 * eps / steps}[rule]
+        step = getattr(s, "step_size", None) or default
+        budget = Budget(norm, eps, steps, step)  # type: ignore[arg-type]
+        diversity = float(getattr(s, "diversity", 0.0))
+        transform = input_diversity(diversity, generator=generator) if diversity > 0 else None
+        start = random_start(x, budget, generator) if rand_init else None
+        res = run_steps(
+            classifier_objective(model, y, s.loss, s.kappa, s.targeted),
             x,
-            y,
-            eps=eps,
-            steps=n,
-            step_size=step,
-            targeted=targeted,
-            loss=loss,
-            kappa=kappa,
-            generator=generator,
-            **s,
+            budget,
+            start=start,
+            momentum=float(getattr(s, "momentum", 0.0)),
+            transform=transform,
         )
+        return Raw(res.x, diagnostics={"losses": res.losses})
+
+    return core
 
 
-ATTACKS: Registry[AttackEntry] = Registry("attack")
-for _name, _settings, _help in (
-    ("fgsm", {"single_step": True, "step_rule": "eps"}, "FGSM, one sign step of eps"),
-    ("fgm-l2", {"single_step": True, "step_rule": "eps", "norm": "l2"}, "FGM, one L2 step"),
-    ("ifgsm", {}, "I-FGSM / BIM, sign steps of eps/steps"),
-    ("bim", {}, "alias of ifgsm"),
-    ("pgd", {"rand_init": True, "step_rule": "2.5eps/steps"}, "PGD L-inf, random start"),
-    ("pgd-l2", {"rand_init": True, "step_rule": "2.5eps/steps", "norm": "l2"}, "PGD L2"),
-    ("mi-fgsm", {"momentum": 1.0}, "MI-FGSM, momentum 1.0"),
-    ("di2-fgsm", {"diversity": 0.5}, "DI2-FGSM, input diversity p = 0.5"),
-    ("mdi2-fgsm", {"diversity": 0.5, "momentum": 1.0}, "M-DI2-FGSM"),
-):
-    ATTACKS.register(_name, AttackEntry(_settings, _help), _help)
+def _diverse(s: Any) -> bool:
+    return bool(s.diversity > 0)
+
+
+class MDI2Settings(DiversitySettings):
+    """M-DI2-FGSM: input diversity and momentum 1.0."""
+
+    momentum: float = Field(1.0, ge=0.0)
+
+
+# name, norm, settings, step rule, random start, stochastic, description, paper
+_TABLE: tuple[tuple[str, str, type[AttackSettings], StepRule, bool, Any, str, str], ...] = (
+    ("fgsm", "linf", SingleStepSettings, "eps", False, False, "FGSM, one sign step of eps",
+     "Goodfellow et al. 2015"),
+    ("fgm-l2", "l2", SingleStepSettings, "eps", False, False, "FGM, one L2 step of length eps",
+     "Goodfellow et al. 2015"),
+    ("ifgsm", "linf", GradientSettings, "eps/steps", False, False,
+     "I-FGSM, sign steps of eps/steps", "Kurakin et al. 2017"),
+    ("bim", "linf", GradientSettings, "eps/steps", False, False, "BIM, the same attack as ifgsm",
+     "Kurakin et al. 2017"),
+    ("pgd", "linf", GradientSettings, "2.5eps/steps", True, True,
+     "PGD L-inf, random start, steps of 2.5 eps/steps", "Madry et al. 2018"),
+    ("pgd-l2", "l2", GradientSettings, "2.5eps/steps", True, True,
+     "PGD L2, random start, steps of 2.5 eps/steps", "Madry et al. 2018"),
+    ("mi-fgsm", "linf", MomentumSettings, "eps/steps", False, False, "MI-FGSM, momentum 1.0",
+     "Dong et al. 2018"),
+    ("di2-fgsm", "linf", DiversitySettings, "eps/steps", False, _diverse,
+     "DI2-FGSM, input diversity p = 0.5", "Xie et al. 2019"),
+    ("mdi2-fgsm", "linf", MDI2Settings, "eps/steps", False, _diverse,
+     "M-DI2-FGSM, diversity 0.5 and momentum 1.0", "Xie et al. 2019"),
+)  # fmt: skip
+for _name, _norm, _settings, _rule, _rand, _stoch, _help, _paper in _TABLE:
+    register_attack(
+        _name,
+        kind="gradient",
+        domain="classifier",
+        norm=_norm,  # type: ignore[arg-type]
+        settings=_settings,
+        core=gradient_attack(_norm, _rule, rand_init=_rand),
+        description=_help,
+        stochastic=_stoch,
+        reference=_paper,
+    )

@@ -124,15 +124,16 @@ import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from advsr.attacks._loop import Objective, eval_mode
-from advsr.attacks.classifier import AttackOutput, _check_inputs
+from advsr.attacks._loop import Objective
+from advsr.attacks.base import AttackResult, AttackSettings, Raw, create_attack, register_attack
 from advsr.attacks.objectives import cross_entropy, cw_margin
-from advsr.checks import check_image, check_non_negative, check_positive_int
+from advsr.checks import check_image
 from advsr.errors import InputError, ShapeError
 
 if TYPE_CHECKING:
@@ -146,8 +147,8 @@ __all__ = [
     "RADII",
     "SOLVERS",
     "STATS",
-    "PGAPResult",
-    "PerceptualOutput",
+    "FPGAPSettings",
+    "PGAPSettings",
     "QCQPSolution",
     "SSIMBall",
     "SolveInfo",
@@ -463,52 +464,6 @@ def fpgap_step(
     return _closed_form(mean, centre, r, _grouped(grad, stats), project).reshape(x.shape)
 
 
-class PerceptualOutput(AttackOutput):
-    """:class:`AttackOutput` of FPGAP with the SSIM factors to the original image.
-
-    ``s1``, ``s2`` and ``ssim`` (``S1 S2``, one window) are computed against the original
-    ``x`` with the attack's ``stats``; ``iterations`` counts the closed-form steps each image
-    took (0 when it was misclassified from the start).
-
-    Shape:
-        as :class:`AttackOutput`; ``iterations`` ``(N,)``; ``s1``/``s2``/``ssim`` ``(N,)`` or
-        ``(N, 3)``.
-    """
-
-    __slots__ = ("iterations", "stats", "x")
-
-    def __init__(
-        self,
-        x_adv: torch.Tensor,
-        model: nn.Module,
-        y: torch.Tensor,
-        *,
-        targeted: bool,
-        x: torch.Tensor,
-        iterations: torch.Tensor,
-        stats: str,
-    ) -> None:
-        super().__init__(x_adv, model, y, targeted=targeted)
-        self.x = x
-        self.iterations = iterations
-        self.stats = stats
-
-    @property
-    def s1(self) -> torch.Tensor:
-        """Luminance factor to the original image."""
-        return s1(self.x, self.x_adv, stats=self.stats)
-
-    @property
-    def s2(self) -> torch.Tensor:
-        """Contrast-structure factor to the original image."""
-        return s2(self.x, self.x_adv, stats=self.stats)
-
-    @property
-    def ssim(self) -> torch.Tensor:
-        """One-window SSIM ``S1 S2`` to the original image."""
-        return self.s1 * self.s2
-
-
 class _Tap(nn.Module):
     """Calls the model and keeps its last logits: one forward serves the loss and the test."""
 
@@ -528,27 +483,21 @@ Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, 
 
 
 def _iterate(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    iterations: int,
-    loss: str,
-    kappa: float,
-    targeted: bool,
-    step: Step,
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: Any, step: Step
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Algorithms 1/2 for a batch: per-image stop, gradients of the unfinished images only.
 
-    Returns the final iterates and the number of solves per image. The caller owns modes.
+    ``s`` gives ``steps``, ``loss``, ``kappa`` and ``targeted``. Returns the final iterates
+    and the number of solves per image. The caller owns modes.
     """
+    loss, kappa, targeted = s.loss, float(s.kappa), s.targeted
     n = x.shape[0]
     yd = y.to(x.device)
     x_cur = x.detach().clone()
     used = torch.zeros(n, dtype=torch.long, device=x.device)
     active = torch.arange(n, device=x.device)
     tap = _Tap(model)
-    for _ in range(iterations):
+    for _ in range(s.steps):
         ya = yd[active]
         objective: Objective = (
             cw_margin(tap, ya, kappa=kappa, targeted=targeted)
@@ -574,79 +523,68 @@ def _iterate(
     return x_cur, used
 
 
-def _check_attack(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    eps2: float,
-    iterations: int,
-    loss: str,
-    kappa: float,
-    anchor: str,
-    stats: str,
-    radius: str,
-) -> float:
-    _check_inputs(x, y, 0.0)
-    eps2 = _eps(eps2, "eps2", allow_zero=False)
-    check_positive_int(iterations, "iterations")
-    _choice(loss, "loss", LOSSES)
-    check_non_negative(kappa, "kappa")
-    _choice(anchor, "anchor", ANCHORS)
-    _choice(stats, "stats", STATS)
-    _choice(radius, "radius", RADII)
-    return eps2
+class _PerceptualSettings(AttackSettings):
+    """Settings shared by FPGAP and PGAP (defaults: the paper's loss, the exact sets)."""
+
+    steps: int = Field(10, ge=1)
+    loss: Literal["cw", "ce"] = "cw"
+    kappa: float = Field(50.0, ge=0.0)
+    anchor: Literal["original", "drift"] = "original"
+    stats: Literal["image", "channel"] = "image"
+    radius: Literal["corrected", "paper"] = "corrected"
+    targeted: bool = False
+
+    def effective(self) -> dict[str, Any]:
+        """``kappa`` only matters with the C&W loss."""
+        out = super().effective()
+        if self.loss == "ce":
+            out.pop("kappa")
+        return out
 
 
-def fpgap(
+class FPGAPSettings(_PerceptualSettings):
+    """FPGAP (Algorithm 2): ``steps`` closed-form steps; ``project`` removes the gradient's
+    mean (the exact maximiser; False is eq. 10 as printed); ``clip`` clips every iterate."""
+
+    project: bool = True
+    clip: bool = True
+
+
+class PGAPSettings(_PerceptualSettings):
+    """PGAP (Algorithm 1): ``steps`` QCQPs; ``eps1`` > 0 solves eq. (8) instead of (9);
+    ``box`` adds the [0, 1] box; ``solver`` CLARABEL or SCS with ``solver_options``."""
+
+    eps1: float = Field(0.0, ge=0.0, lt=1.0)
+    box: bool = True
+    solver: Literal["CLARABEL", "SCS"] = "CLARABEL"
+    solver_options: dict[str, Any] = Field(default_factory=dict)
+
+
+def _measure(
+    x: torch.Tensor, x_adv: torch.Tensor, eps2: float | None, s: Any
+) -> dict[str, torch.Tensor]:
+    """S1, S2 and the one-window SSIM against the original image, and whether the returned
+    example meets ``S2 >= 1 - eps2^2`` (up to 1e-6; every channel with ``stats="channel"``)."""
+    f1, f2 = s1(x, x_adv, stats=s.stats), s2(x, x_adv, stats=s.stats)
+    worst = f2.reshape(f2.shape[0], -1).amin(1)
+    eps2 = float(eps2 or 0.0)
+    out = {"s1": f1, "s2": f2, "ssim_global": f1 * f2}
+    out["within_budget"] = (worst >= 1.0 - eps2 * eps2 - 1e-6).double().cpu()
+    return out
+
+
+def _fpgap_core(
     model: nn.Module,
     x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    eps2: float = 0.05,
-    iterations: int = 10,
-    loss: str = "cw",
-    kappa: float = 50.0,
-    anchor: str = "original",
-    stats: str = "image",
-    radius: str = "corrected",
-    project: bool = True,
-    clip: bool = True,
-    targeted: bool = False,
-) -> PerceptualOutput:
-    """Faster PGAP (Algorithm 2): iterated closed-form steps on the SSIM constraint set.
-
-    Every image of the batch moves in the same tensor ops and stops on its own as soon as
-    its label flips (reaches ``y`` when ``targeted``); the gradient passes run on the
-    unfinished images only.
-
-    Args:
-        model: classifier (logits), on ``[0, 1]`` images.
-        x: clean images in ``[0, 1]`` (not modified).
-        y: true labels, or target labels when ``targeted``.
-        eps2: S2 tolerance (``S2 >= 1 - eps2^2``), in ``(0, 1)``.
-        iterations: maximum number of steps per image.
-        loss: ``cw`` (C&W margin capped at ``kappa``) or ``ce`` (cross-entropy).
-        kappa: C&W confidence (50, the paper's supplement).
-        anchor: ``original`` (the constraint set stays around ``x``) or ``drift`` (around
-            the last iterate, Algorithm 2 as printed).
-        stats: ``image`` (statistics over all values) or ``channel``.
-        radius: ``corrected`` or ``paper`` (see :func:`s2_ball`).
-        project: remove the mean of the gradient (see :func:`fpgap_step`).
-        clip: clip each iterate to ``[0, 1]``.
-        targeted: move towards the labels ``y``.
-
-    Returns:
-        a :class:`PerceptualOutput` (S1/S2/SSIM to the original, steps per image).
-
-    Raises:
-        InputError / ShapeError: bad images, labels or options (``eps2`` outside ``(0, 1)``,
-            ``iterations < 1``, unknown ``loss``/``anchor``/``stats``/``radius``).
-
-    Shape:
-        ``(N, 3, H, W)``, labels ``(N,)`` -> :class:`PerceptualOutput`.
-    """
-    eps2 = _check_attack(x, y, eps2, iterations, loss, kappa, anchor, stats, radius)
-    x = x.detach()
-    base = _ball(_grouped(x, stats), eps2, radius) if anchor == "original" else None
+    y: torch.Tensor | None,
+    eps: float | None,
+    s: FPGAPSettings,
+    generator: torch.Generator | None,
+) -> Raw:
+    """Faster PGAP (Algorithm 2), see :func:`fpgap`."""
+    assert y is not None and eps is not None
+    eps2 = eps
+    base = _ball(_grouped(x, s.stats), eps2, s.radius) if s.anchor == "original" else None
 
     def step(
         idx: torch.Tensor, xc: torch.Tensor, grad: torch.Tensor
@@ -654,24 +592,37 @@ def fpgap(
         if base is not None:
             mean, centre, r = (t[idx] for t in base)
         else:
-            mean, centre, r = _ball(_grouped(xc, stats), eps2, radius)
-        new = _closed_form(mean, centre, r, _grouped(grad, stats), project).reshape(xc.shape)
-        if clip:
+            mean, centre, r = _ball(_grouped(xc, s.stats), eps2, s.radius)
+        new = _closed_form(mean, centre, r, _grouped(grad, s.stats), s.project).reshape(xc.shape)
+        if s.clip:
             new = new.clamp(0.0, 1.0)
         return new, torch.ones(idx.shape[0], dtype=torch.bool, device=idx.device)
 
-    with eval_mode(model):
-        x_adv, used = _iterate(
-            model,
-            x,
-            y,
-            iterations=iterations,
-            loss=loss,
-            kappa=float(kappa),
-            targeted=targeted,
-            step=step,
-        )
-    return PerceptualOutput(x_adv, model, y, targeted=targeted, x=x, iterations=used, stats=stats)
+    x_adv, used = _iterate(model, x, y, s, step)
+    return Raw(x_adv, diagnostics={"iterations": used.cpu()})
+
+
+def fpgap(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps2: float = 0.05, **settings: Any
+) -> AttackResult:
+    """Faster PGAP (Algorithm 2): iterated closed-form steps on the SSIM constraint set.
+
+    Every image of the batch moves in the same tensor ops and stops on its own as soon as
+    its label flips (reaches ``y`` when ``targeted``); the gradient passes run on the
+    unfinished images only. Settings: :class:`FPGAPSettings` (``steps`` iterations, ``loss``
+    ``cw``/``ce``, ``kappa``, ``anchor`` ``original``/``drift``, ``stats``
+    ``image``/``channel``, ``radius`` ``corrected``/``paper``, ``project``, ``clip``,
+    ``targeted``). The result's ``outputs`` hold ``s1``, ``s2``, ``ssim_global`` against the
+    original image and ``within_budget``; ``diagnostics["iterations"]`` the steps per image
+    (0 when it was misclassified from the start).
+
+    Raises:
+        InputError / ShapeError: bad images, labels or options (``eps2`` outside ``(0, 1)``).
+
+    Shape:
+        ``(N, 3, H, W)``, labels ``(N,)`` -> :class:`AttackResult`.
+    """
+    return create_attack("fpgap", eps=eps2, **settings)(model, x, y)
 
 
 # ------------------------------------------------------------------------------ PGAP
@@ -864,99 +815,18 @@ def pgap_solve(
     return QCQPSolution(out, info)
 
 
-@dataclass(frozen=True)
-class PGAPResult:
-    """PGAP's examples and, per image, what happened.
-
-    Attributes:
-        x_adv: final examples (a failed image keeps its last iterate).
-        predictions: the model's labels for ``x_adv``.
-        success: prediction != label (== target label when targeted).
-        iterations: QCQP solves per image (0: misclassified from the start).
-        statuses: the last solve's status per image (``skipped`` when none ran).
-        gaps: the last solve's duality gap per image (NaN when none).
-        failed: a solve ended with a status other than ``optimal``/``optimal_inaccurate``.
-        s1: ``S1`` to the original image.
-        s2: ``S2`` to the original image.
-        solves: every solve's :class:`SolveInfo`, per image.
-
-    Shape:
-        ``x_adv`` ``(N, 3, H, W)``; per-image tensors ``(N,)``; ``s1``/``s2`` ``(N,)`` or
-        ``(N, 3)``.
-    """
-
-    x_adv: torch.Tensor
-    predictions: torch.Tensor
-    success: torch.Tensor
-    iterations: torch.Tensor
-    statuses: tuple[str, ...]
-    gaps: torch.Tensor
-    failed: torch.Tensor
-    s1: torch.Tensor
-    s2: torch.Tensor
-    solves: tuple[tuple[SolveInfo, ...], ...]
-
-    @property
-    def ssim(self) -> torch.Tensor:
-        """One-window SSIM ``S1 S2`` to the original image."""
-        return self.s1 * self.s2
-
-
-def pgap(
+def _pgap_core(
     model: nn.Module,
     x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    eps2: float = 0.05,
-    eps1: float = 0.0,
-    iterations: int = 10,
-    loss: str = "cw",
-    kappa: float = 50.0,
-    anchor: str = "original",
-    stats: str = "image",
-    radius: str = "corrected",
-    box: bool = True,
-    solver: str = "CLARABEL",
-    solver_options: Mapping[str, Any] | None = None,
-    targeted: bool = False,
-) -> PGAPResult:
-    """PGAP (Algorithm 1): iterated QCQPs (eq. 9, or eq. 8 with ``eps1 > 0``) with cvxpy.
-
-    The gradients of the unfinished images are computed in one batched pass; the QCQPs
-    are solved one image at a time. See the module docstring for the formulation, the
-    anchors and the failure handling.
-
-    Args:
-        model: classifier (logits), on ``[0, 1]`` images.
-        x: clean images in ``[0, 1]`` (not modified).
-        y: true labels, or target labels when ``targeted``.
-        eps2: S2 tolerance, in ``(0, 1)``.
-        eps1: S1 tolerance, in ``[0, 1)`` (0: mean fixed, eq. 9).
-        iterations: maximum number of solves per image.
-        loss: ``cw`` or ``ce``.
-        kappa: C&W confidence.
-        anchor: ``original`` or ``drift``.
-        stats: ``image`` or ``channel``.
-        radius: ``corrected`` or ``paper``.
-        box: ``[0, 1]`` box in the QCQP (else the solution is clipped).
-        solver: ``CLARABEL`` or ``SCS``.
-        solver_options: passed to the solver.
-        targeted: move towards the labels ``y``.
-
-    Returns:
-        a :class:`PGAPResult`.
-
-    Raises:
-        InputError / ShapeError: bad images, labels or options.
-
-    Shape:
-        ``(N, 3, H, W)``, labels ``(N,)`` -> :class:`PGAPResult`.
-    """
-    eps2 = _check_attack(x, y, eps2, iterations, loss, kappa, anchor, stats, radius)
-    eps1 = _eps(eps1, "eps1", allow_zero=True)
-    solver = _check_solver(solver)
-    options = dict(solver_options or {})
-    x = x.detach()
+    y: torch.Tensor | None,
+    eps: float | None,
+    s: PGAPSettings,
+    generator: torch.Generator | None,
+) -> Raw:
+    """PGAP (Algorithm 1), see :func:`pgap`."""
+    assert y is not None and eps is not None
+    eps2 = eps
+    solver = _check_solver(s.solver)
     n = x.shape[0]
     logs: list[list[SolveInfo]] = [[] for _ in range(n)]
     failed = torch.zeros(n, dtype=torch.bool)
@@ -967,16 +837,16 @@ def pgap(
         new = xc.clone()
         alive = torch.ones(idx.shape[0], dtype=torch.bool)
         for j, i in enumerate(idx.tolist()):
-            centre = x[i : i + 1] if anchor == "original" else xc[j : j + 1]
+            centre = x[i : i + 1] if s.anchor == "original" else xc[j : j + 1]
             sol, info = _solve_qcqp(
-                _to_np(centre, stats),
-                _to_np(grad[j : j + 1], stats),
+                _to_np(centre, s.stats),
+                _to_np(grad[j : j + 1], s.stats),
                 eps2=eps2,
-                eps1=eps1,
-                radius=radius,
-                box=bool(box),
+                eps1=s.eps1,
+                radius=s.radius,
+                box=s.box,
                 solver=solver,
-                options=options,
+                options=s.solver_options,
             )
             logs[i].append(info)
             if sol is None or info.status not in _SOLVED:
@@ -987,30 +857,57 @@ def pgap(
             new[j] = point.clamp(0.0, 1.0)
         return new, alive
 
-    with eval_mode(model):
-        x_adv, used = _iterate(
-            model,
-            x,
-            y,
-            iterations=iterations,
-            loss=loss,
-            kappa=float(kappa),
-            targeted=targeted,
-            step=step,
-        )
-        with torch.no_grad():
-            pred = model(x_adv).argmax(dim=1)
-    yy = y.to(pred.device)
+    x_adv, used = _iterate(model, x, y, s, step)
     nan = float("nan")
-    return PGAPResult(
-        x_adv=x_adv,
-        predictions=pred,
-        success=(pred == yy) if targeted else (pred != yy),
-        iterations=used,
-        statuses=tuple(log[-1].status if log else "skipped" for log in logs),
-        gaps=torch.tensor([log[-1].gap if log else nan for log in logs], dtype=torch.float64),
-        failed=failed,
-        s1=s1(x, x_adv, stats=stats),
-        s2=s2(x, x_adv, stats=stats),
-        solves=tuple(tuple(log) for log in logs),
-    )
+    diagnostics = {
+        "iterations": used.cpu(),
+        "status": tuple(log[-1].status if log else "skipped" for log in logs),
+        "gap": torch.tensor([log[-1].gap if log else nan for log in logs], dtype=torch.float64),
+        "solves": tuple(tuple(log) for log in logs),
+    }
+    return Raw(x_adv, diagnostics=diagnostics, failed=failed)
+
+
+def pgap(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps2: float = 0.05, **settings: Any
+) -> AttackResult:
+    """PGAP (Algorithm 1): iterated QCQPs (eq. 9, or eq. 8 with ``eps1 > 0``) with cvxpy.
+
+    The gradients of the unfinished images are computed in one batched pass; the QCQPs
+    are solved one image at a time. Settings: :class:`PGAPSettings`. See the module
+    docstring for the formulation, the anchors and the failure handling: the result's
+    ``failed`` marks images whose solve did not end ``optimal``/``optimal_inaccurate``, and
+    ``diagnostics`` holds ``iterations``, the last ``status`` and ``gap`` per image and every
+    solve's :class:`SolveInfo` (``solves``).
+
+    Raises:
+        InputError / ShapeError: bad images, labels or options.
+
+    Shape:
+        ``(N, 3, H, W)``, labels ``(N,)`` -> :class:`AttackResult`.
+    """
+    return create_attack("pgap", eps=eps2, **settings)(model, x, y)
+
+
+register_attack(
+    "fpgap",
+    kind="perceptual",
+    domain="classifier",
+    norm="ssim",
+    settings=FPGAPSettings,
+    core=_fpgap_core,
+    measure=_measure,
+    description="FPGAP, closed-form steps under S2 >= 1 - eps2^2 (budget eps2)",
+    reference="Pochimireddy et al., Algorithm 2",
+)
+register_attack(
+    "pgap",
+    kind="perceptual",
+    domain="classifier",
+    norm="ssim",
+    settings=PGAPSettings,
+    core=_pgap_core,
+    measure=_measure,
+    description="PGAP, one cvxpy QCQP per step (eq. 8/9, budget eps2)",
+    reference="Pochimireddy et al., Algorithm 1",
+)

@@ -19,46 +19,168 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, model_validator
 from torch import nn
 
-from advsr.attacks._loop import eval_mode, random_start, run_steps
+from advsr.attacks._loop import random_start, run_steps
+from advsr.attacks.base import AttackResult, AttackSettings, Raw, create_attack, register_attack
 from advsr.attacks.objectives import sr_deviation, sr_reference
-from advsr.checks import check_image, check_positive_int
 from advsr.errors import InputError, ShapeError
 from advsr.types import Budget
 
-__all__ = ["SRAttackResult", "basic_attack", "masked_psnr", "partial_attack", "sr_attack_metrics"]
+__all__ = [
+    "DEFAULT_REFERENCE",
+    "PartialSettings",
+    "SRSettings",
+    "basic_attack",
+    "make_mask",
+    "masked_psnr",
+    "partial_attack",
+    "sr_attack_metrics",
+    "sr_metrics",
+]
 
-DEFAULT_REFERENCE = "clean-8bit"
+Reference = Literal["clean", "clean-8bit", "ground-truth"]
+DEFAULT_REFERENCE: Reference = "clean-8bit"
 
 
-@dataclass(frozen=True)
-class SRAttackResult:
-    """Adversarial LR inputs, the clean and attacked SR outputs, and the objective trace.
+class SRSettings(AttackSettings):
+    """The basic attack: ``steps`` T (each step ``eps / T``), the reference point the SR
+    output is pushed away from (:mod:`advsr.attacks.objectives`), an optional random start
+    (required by ``clean``) and MI-FGSM momentum (0: the paper's attack)."""
 
-    Attributes:
-        x_adv: attacked LR images ``(N, 3, h, w)``.
-        sr_clean: ``f(X0)`` ``(N, 3, sh, sw)`` (float, as the model returns it).
-        sr_adv: ``f(X_adv)``.
-        losses: objective per step and image ``(T, N)``.
-        mask_hr: the HR mask of a partial attack, else None ``(N|1, 1, sh, sw)``.
+    steps: int = Field(50, ge=1)
+    reference: Reference = DEFAULT_REFERENCE
+    random_start: bool = False
+    momentum: float = Field(0.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _clean_needs_random_start(self) -> SRSettings:
+        _check_reference(self.reference, self.random_start)
+        return self
+
+
+class PartialSettings(SRSettings):
+    """The partial attack: ``mask`` is ``center:F`` (a centred rectangle covering the fraction
+    F of each side), ``rect:TOP,LEFT,HEIGHT,WIDTH`` (LR pixels) or a mask image of the LR
+    size (white = may be perturbed)."""
+
+    mask: str = "center:0.5"
+
+
+def make_mask(spec: str, height: int, width: int) -> torch.Tensor:
+    """A binary LR mask ``(1, 1, H, W)`` from ``center:F``, ``rect:T,L,H,W`` or a file.
+
+    Raises:
+        InputError: malformed spec or a rectangle outside the image.
+        ShapeError: a mask file whose size differs from the LR image.
+
+    Example:
+        >>> make_mask("rect:1,2,2,3", 4, 6)[0, 0].int().tolist()
+        [[0, 0, 0, 0, 0, 0], [0, 0, 1, 1, 1, 0], [0, 0, 1, 1, 1, 0], [0, 0, 0, 0, 0, 0]]
     """
+    from advsr.io import read_image
 
-    x_adv: torch.Tensor
-    sr_clean: torch.Tensor
-    sr_adv: torch.Tensor
-    losses: torch.Tensor
-    mask_hr: torch.Tensor | None = None
+    m = torch.zeros(1, 1, height, width)
+    if spec.startswith("center:"):
+        try:
+            f = float(spec.split(":", 1)[1])
+        except ValueError:
+            raise InputError(f"mask {spec!r}: expected center:FRACTION, e.g. center:0.5") from None
+        if not 0 < f <= 1:
+            raise InputError(f"mask fraction must be in (0, 1], got {f}")
+        mh, mw = max(1, round(height * f)), max(1, round(width * f))
+        top, left = (height - mh) // 2, (width - mw) // 2
+        m[..., top : top + mh, left : left + mw] = 1
+        return m
+    if spec.startswith("rect:"):
+        try:
+            top, left, mh, mw = (int(v) for v in spec.split(":", 1)[1].split(","))
+        except ValueError:
+            raise InputError(f"mask {spec!r}: expected rect:TOP,LEFT,HEIGHT,WIDTH") from None
+        if min(top, left) < 0 or mh < 1 or mw < 1 or top + mh > height or left + mw > width:
+            raise InputError(f"mask {spec!r} does not fit an LR image of {height}x{width}")
+        m[..., top : top + mh, left : left + mw] = 1
+        return m
+    img = read_image(Path(spec))
+    if img.shape[-2:] != (height, width):
+        raise ShapeError(
+            f"mask {spec} is {img.shape[-2]}x{img.shape[-1]} but the LR image is {height}x{width}"
+        )
+    return (img.mean(dim=1, keepdim=True) > 0.5).float()
 
 
-def _check_budget(eps: float, steps: int) -> None:
-    if not 0.0 <= float(eps) <= 1.0:
-        raise InputError(f"alpha (eps) must be in [0, 1] on the [0, 1] image scale, got {eps}")
-    check_positive_int(steps, "steps")
+def _check_reference(reference: str, random_start: bool) -> None:
+    if reference == "clean" and not random_start:
+        raise InputError(
+            "reference 'clean' has an exactly zero gradient at the clean input, so the attack "
+            "would never move: pass random_start=True (--random-start) or use 'clean-8bit'"
+        )
+
+
+def _basic_core(
+    model: nn.Module,
+    x0: torch.Tensor,
+    hr: torch.Tensor | None,
+    eps: float | None,
+    s: Any,
+    generator: torch.Generator | None,
+) -> Raw:
+    """Image-specific I-FGSM on an SR model, masked when the settings have a mask."""
+    assert eps is not None
+    _check_reference(s.reference, s.random_start)
+    budget = Budget("linf", float(eps), s.steps)
+    with torch.no_grad():
+        sr_clean = model(x0)
+    scale = sr_clean.shape[-1] // x0.shape[-1]
+    mask = mask_hr = None
+    if getattr(s, "mask", None):
+        mask = make_mask(s.mask, x0.shape[-2], x0.shape[-1]).to(x0.device, x0.dtype)
+        mask_hr = F.interpolate(mask, scale_factor=scale, mode="nearest")
+    ref = sr_reference(model, x0, s.reference, hr)
+    start = None
+    if s.random_start:
+        start = random_start(x0, budget, generator)
+        start = start if mask is None else x0 + (start - x0) * mask
+    objective = sr_deviation(model, ref, mask_hr)
+    res = run_steps(objective, x0, budget, start=start, mask=mask, momentum=s.momentum)
+    outputs = {"sr_clean": sr_clean}
+    if mask_hr is not None:
+        outputs["mask_hr"] = mask_hr
+    return Raw(res.x, outputs=outputs, diagnostics={"losses": res.losses}, objective=objective)
+
+
+def _random(s: Any) -> bool:
+    return bool(s.random_start)
+
+
+register_attack(
+    "basic",
+    kind="sr",
+    domain="sr",
+    norm="linf",
+    settings=SRSettings,
+    core=_basic_core,
+    stochastic=_random,
+    description="SR basic attack: I-FGSM on ||f(X) - R||, steps of eps/T",
+    reference="Choi et al. 2019",
+)
+register_attack(
+    "partial",
+    kind="sr",
+    domain="sr",
+    norm="linf",
+    settings=PartialSettings,
+    core=_basic_core,
+    stochastic=_random,
+    description="SR partial attack: perturb inside an LR mask, degrade the SR output outside",
+    reference="Choi et al. 2019",
+)
 
 
 def basic_attack(
@@ -66,80 +188,49 @@ def basic_attack(
     x0: torch.Tensor,
     *,
     eps: float = 8 / 255,
-    steps: int = 50,
-    reference: str = DEFAULT_REFERENCE,
     hr: torch.Tensor | None = None,
-    random_start: bool = False,
     generator: torch.Generator | None = None,
-    mask: torch.Tensor | None = None,
-    momentum: float = 0.0,
-) -> SRAttackResult:
-    """Image-specific I-FGSM attack on an SR model (optionally masked: the partial attack).
+    **settings: Any,
+) -> AttackResult:
+    """Image-specific I-FGSM attack on an SR model (see the module docstring).
 
     Args:
         model: SR model ``(N,3,h,w) -> (N,3,sh,sw)``; its train/eval mode is restored.
         x0: clean LR images in ``[0, 1]`` (not modified).
         eps: total L-inf budget ``alpha``.
-        steps: iterations ``T``; each step is ``alpha / T``.
-        reference: ``clean``, ``clean-8bit`` or ``ground-truth`` (see
-            :mod:`advsr.attacks.objectives`).
-        hr: HR images, needed by ``ground-truth``.
-        random_start: start from a uniform point of the budget box (required by ``clean``).
+        hr: HR images, needed by the ``ground-truth`` reference.
         generator: source of the random start.
-        mask: binary LR mask ``(N|1, 1, h, w)``; 1 = may be perturbed.
-        momentum: MI-FGSM momentum (0 = the paper's attack).
+        settings: :class:`SRSettings` (``steps``, ``reference``, ``random_start``,
+            ``momentum``).
 
     Raises:
         InputError: budget out of range, ``clean`` without a random start, bad reference.
-        ShapeError: inputs or mask of the wrong shape.
+        ShapeError: inputs of the wrong shape.
 
     Shape:
-        ``(N, 3, h, w)`` -> result tensors as in :class:`SRAttackResult`.
+        ``(N, 3, h, w)`` -> :class:`AttackResult` (``sr_clean``/``sr_adv`` ``(N, 3, sh, sw)``).
     """
-    check_image(x0, "x0", check_range=True)
-    _check_budget(eps, steps)
-    if reference == "clean" and not random_start:
-        raise InputError(
-            "reference 'clean' has an exactly zero gradient at the clean input, so the attack "
-            "would never move: pass random_start=True (--random-start) or use 'clean-8bit'"
-        )
-    budget = Budget("linf", float(eps), steps)
-    with eval_mode(model):
-        with torch.no_grad():
-            sr_clean = model(x0)
-        scale = sr_clean.shape[-1] // x0.shape[-1]
-        mask_hr = None
-        if mask is not None:
-            if mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[-2:] != x0.shape[-2:]:
-                raise ShapeError(
-                    f"mask must be (N|1, 1, {x0.shape[-2]}, {x0.shape[-1]}) like the LR image, "
-                    f"got {tuple(mask.shape)}"
-                )
-            mask = (mask > 0.5).to(x0.dtype)
-            mask_hr = F.interpolate(mask, scale_factor=scale, mode="nearest")
-        ref = sr_reference(model, x0, reference, hr)
-        start = random_start_point(x0, budget, generator, mask) if random_start else None
-        res = run_steps(
-            sr_deviation(model, ref, mask_hr), x0, budget, start=start, mask=mask, momentum=momentum
-        )
-        with torch.no_grad():
-            sr_adv = model(res.x)
-    return SRAttackResult(res.x, sr_clean, sr_adv, res.losses, mask_hr)
-
-
-def random_start_point(
-    x0: torch.Tensor, budget: Budget, generator: torch.Generator | None, mask: torch.Tensor | None
-) -> torch.Tensor:
-    """A random start inside the budget (and inside the mask)."""
-    x = random_start(x0, budget, generator)
-    return x if mask is None else x0 + (x - x0) * mask
+    return create_attack("basic", eps=eps, **settings)(model, x0, hr, generator=generator)
 
 
 def partial_attack(
-    model: nn.Module, x0: torch.Tensor, mask: torch.Tensor, **kwargs: object
-) -> SRAttackResult:
-    """The partial attack: :func:`basic_attack` with a mask (see the module docstring)."""
-    return basic_attack(model, x0, mask=mask, **kwargs)  # type: ignore[arg-type]
+    model: nn.Module,
+    x0: torch.Tensor,
+    mask: str,
+    *,
+    eps: float = 8 / 255,
+    hr: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    **settings: Any,
+) -> AttackResult:
+    """The partial attack: :func:`basic_attack` inside ``mask`` (``center:F``,
+    ``rect:T,L,H,W`` or a mask file); ``outputs["mask_hr"]`` is the upscaled mask.
+
+    Shape:
+        ``(N, 3, h, w)`` -> :class:`AttackResult`.
+    """
+    attack = create_attack("partial", eps=eps, mask=mask, **settings)
+    return attack(model, x0, hr, generator=generator)
 
 
 def masked_psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -154,39 +245,53 @@ def masked_psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.T
     return 10.0 * torch.log10(255.0**2 / (se.flatten(1).sum(1) / count))
 
 
-def sr_attack_metrics(
+def sr_metrics(
     x0: torch.Tensor,
-    res: SRAttackResult,
+    x_adv: torch.Tensor,
+    sr_clean: torch.Tensor,
+    sr_adv: torch.Tensor,
     *,
     hr: torch.Tensor | None = None,
+    mask_hr: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Per-image measurements of an SR attack (all PSNR in dB, whole images, no border crop).
+    """Per-image measurements of an attacked SR input (PSNR in dB, peak 255, float64).
 
     ``lr_psnr`` (X vs X0), ``sr_psnr`` (f(X) vs f(X0)), each in RGB (the paper's tables) and
-    on Y (``*_y``); with ``hr``: ``sr_hr_psnr`` / ``sr_hr_psnr_y`` (f(X) vs HR, border =
-    scale) and the clean ``sr_hr_psnr_clean``; with a partial attack: ``sr_psnr_inside`` and
-    ``sr_psnr_outside`` (f(X) vs f(X0) inside and outside ``M_H``: the leakage).
+    on Y (``*_y``), whole images; with ``hr``: ``sr_hr_psnr`` / ``sr_hr_psnr_y`` (f(X) vs HR,
+    border = scale) and the clean ``sr_hr_psnr_clean``; with a partial attack's HR mask:
+    ``sr_psnr_inside`` and ``sr_psnr_outside`` (f(X) vs f(X0) inside and outside ``M_H``:
+    the leakage).
+
+    Shape:
+        ``(N, 3, h, w)`` x2, ``(N, 3, sh, sw)`` x2 -> values ``(N,)`` float64.
+    """
+    from advsr.metrics import psnr
+
+    out = {
+        "lr_psnr": psnr(x_adv, x0),
+        "lr_psnr_y": psnr(x_adv, x0, y_channel=True),
+        "sr_psnr": psnr(sr_adv, sr_clean),
+        "sr_psnr_y": psnr(sr_adv, sr_clean, y_channel=True),
+    }
+    if hr is not None:
+        s = sr_clean.shape[-1] // x0.shape[-1]
+        out["sr_hr_psnr"] = psnr(sr_adv, hr, crop_border=s)
+        out["sr_hr_psnr_y"] = psnr(sr_adv, hr, crop_border=s, y_channel=True)
+        out["sr_hr_psnr_clean"] = psnr(sr_clean, hr, crop_border=s)
+    if mask_hr is not None:
+        out["sr_psnr_inside"] = masked_psnr(sr_adv, sr_clean, mask_hr)
+        out["sr_psnr_outside"] = masked_psnr(sr_adv, sr_clean, 1.0 - mask_hr)
+    return out
+
+
+def sr_attack_metrics(
+    x0: torch.Tensor, res: AttackResult, *, hr: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
+    """:func:`sr_metrics` of an SR attack's result.
 
     Shape:
         values ``(N,)`` float64.
     """
-    from advsr.metrics import psnr
-
-    def y_psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return psnr(a, b, y_channel=True)
-
-    out = {
-        "lr_psnr": psnr(res.x_adv, x0),
-        "lr_psnr_y": y_psnr(res.x_adv, x0),
-        "sr_psnr": psnr(res.sr_adv, res.sr_clean),
-        "sr_psnr_y": y_psnr(res.sr_adv, res.sr_clean),
-    }
-    if hr is not None:
-        s = res.sr_clean.shape[-1] // x0.shape[-1]
-        out["sr_hr_psnr"] = psnr(res.sr_adv, hr, crop_border=s)
-        out["sr_hr_psnr_y"] = psnr(res.sr_adv, hr, crop_border=s, y_channel=True)
-        out["sr_hr_psnr_clean"] = psnr(res.sr_clean, hr, crop_border=s)
-    if res.mask_hr is not None:
-        out["sr_psnr_inside"] = masked_psnr(res.sr_adv, res.sr_clean, res.mask_hr)
-        out["sr_psnr_outside"] = masked_psnr(res.sr_adv, res.sr_clean, 1.0 - res.mask_hr)
-    return out
+    return sr_metrics(
+        x0, res.x_adv, res.sr_clean, res.sr_adv, hr=hr, mask_hr=res.outputs.get("mask_hr")
+    )

@@ -12,21 +12,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from advsr.attacks._loop import eval_mode, run_steps
+from advsr.attacks._loop import run_steps
+from advsr.attacks.base import (
+    AttackResult,
+    AttackSettings,
+    Raw,
+    create_attack,
+    floor_eps,
+    register_attack,
+)
 from advsr.attacks.objectives import sr_deviation, sr_reference
-from advsr.checks import check_image, check_positive_int
+from advsr.checks import check_image
 from advsr.errors import InputError, ShapeError
 from advsr.io import load_state_dict, save_safetensors
+from advsr.settings import NEUTRAL
 from advsr.types import Budget
 
 __all__ = [
-    "UniversalResult",
+    "UniversalSettings",
     "apply_perturbation",
     "center_crop_batch",
     "load_perturbation",
@@ -35,12 +45,14 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class UniversalResult:
-    """The universal perturbation ``(1, 3, c, c')`` and ``F`` after each step ``(T,)``."""
+class UniversalSettings(AttackSettings):
+    """The universal attack: ``steps`` T of ``eps / T``; the reference is ``clean-8bit`` or
+    ``ground-truth`` (``clean`` has a zero gradient at ``Delta = 0``, where it starts);
+    ``batch_size`` images per forward/backward (memory only: it does not change Delta)."""
 
-    delta: torch.Tensor
-    losses: torch.Tensor
+    steps: int = Field(50, ge=1)
+    reference: Literal["clean-8bit", "ground-truth"] = "clean-8bit"
+    batch_size: Annotated[int, NEUTRAL] = Field(8, ge=1)
 
 
 def center_crop_batch(images: Sequence[torch.Tensor], size: tuple[int, int] | None) -> torch.Tensor:
@@ -66,65 +78,90 @@ def center_crop_batch(images: Sequence[torch.Tensor], size: tuple[int, int] | No
     return torch.cat(out)
 
 
+def _chunks(k: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, k)) for i in range(0, k, size)]
+
+
+def _universal_core(
+    model: nn.Module,
+    x0: torch.Tensor,
+    hr: torch.Tensor | None,
+    eps: float | None,
+    s: UniversalSettings,
+    generator: torch.Generator | None,
+) -> Raw:
+    """One L-inf perturbation for all K images of ``x0`` (same size), see the module docstring."""
+    assert eps is not None
+    k = x0.shape[0]
+    parts = _chunks(k, s.batch_size)
+    refs = [sr_reference(model, x0[p], s.reference, None if hr is None else hr[p]) for p in parts]
+
+    def grad_fn(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        total = torch.zeros((), device=x0.device, dtype=x0.dtype)
+        grad = torch.zeros_like(delta)
+        for p, ref in zip(parts, refs, strict=True):
+            d = delta.detach().requires_grad_(True)
+            x = (x0[p] + d).clamp(0.0, 1.0)
+            loss = sr_deviation(model, ref)(x).sum() / k
+            (g,) = torch.autograd.grad(loss, d)
+            grad += g
+            total += loss.detach()
+        return total.view(1), grad
+
+    zero = torch.zeros((1, *x0.shape[1:]), device=x0.device, dtype=x0.dtype)
+    res = run_steps(None, zero, Budget("linf", float(eps), s.steps), grad_fn=grad_fn, bounds=None)
+    e = floor_eps(float(eps), res.x.dtype).to(res.x.device)
+    delta = res.x.clamp(-e, e)  # |Delta| <= eps exactly in its own dtype
+
+    def objective(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([sr_deviation(model, r)(x[p]) for p, r in zip(parts, refs, strict=True)])
+
+    losses = res.losses[:, 0] if res.losses.numel() else res.losses
+    return Raw(
+        (x0 + delta).clamp(0.0, 1.0),
+        outputs={"delta": delta},
+        diagnostics={"losses": losses},
+        objective=objective,
+    )
+
+
+register_attack(
+    "universal",
+    kind="sr",
+    domain="sr",
+    norm="linf",
+    settings=UniversalSettings,
+    core=_universal_core,
+    description="SR universal attack: one Delta for every image of the batch",
+    reference="Choi et al. 2019",
+)
+
+
 def universal_attack(
     model: nn.Module,
     x0: torch.Tensor,
     *,
     eps: float = 8 / 255,
-    steps: int = 50,
-    reference: str = "clean-8bit",
     hr: torch.Tensor | None = None,
-    batch_size: int = 8,
-) -> UniversalResult:
+    **settings: Any,
+) -> AttackResult:
     """Find one L-inf perturbation that degrades the SR output of all K images.
 
     Args:
         model: SR model (its mode is restored).
         x0: the K images, same size ``(K, 3, h, w)`` (see :func:`center_crop_batch`).
         eps: budget ``alpha``; steps ``T`` of ``alpha / T``.
-        steps: iterations.
-        reference: ``clean-8bit`` or ``ground-truth`` (``clean`` has a zero gradient at
-            ``Delta = 0``, where the universal attack starts, and is refused).
         hr: HR images for ``ground-truth``.
-        batch_size: images per forward/backward (memory bound, not K).
+        settings: :class:`UniversalSettings`.
+
+    Returns:
+        the attacked images ``clip(x0 + Delta)`` and ``outputs["delta"]`` ``(1, 3, h, w)``;
+        ``diagnostics["losses"]`` is ``F`` after each step ``(T,)``.
 
     Shape:
-        ``(K, 3, h, w)`` -> delta ``(1, 3, h, w)``.
+        ``(K, 3, h, w)`` -> :class:`AttackResult`.
     """
-    check_image(x0, "x0", check_range=True)
-    if not 0.0 <= eps <= 1.0:
-        raise InputError(f"alpha (eps) must be in [0, 1], got {eps}")
-    check_positive_int(steps, "steps")
-    check_positive_int(batch_size, "batch_size")
-    if reference == "clean":
-        raise InputError("reference 'clean' has a zero gradient at Delta = 0; use clean-8bit")
-    k = x0.shape[0]
-    with eval_mode(model):
-        refs = [
-            sr_reference(
-                model,
-                x0[i : i + batch_size],
-                reference,
-                None if hr is None else hr[i : i + batch_size],
-            )
-            for i in range(0, k, batch_size)
-        ]
-
-        def grad_fn(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            total = torch.zeros((), device=x0.device, dtype=x0.dtype)
-            grad = torch.zeros_like(delta)
-            for j, i in enumerate(range(0, k, batch_size)):
-                d = delta.detach().requires_grad_(True)
-                x = (x0[i : i + batch_size] + d).clamp(0.0, 1.0)
-                loss = sr_deviation(model, refs[j])(x).sum() / k
-                (g,) = torch.autograd.grad(loss, d)
-                grad += g
-                total += loss.detach()
-            return total.view(1), grad
-
-        zero = torch.zeros((1, *x0.shape[1:]), device=x0.device, dtype=x0.dtype)
-        res = run_steps(None, zero, Budget("linf", float(eps), steps), grad_fn=grad_fn, bounds=None)
-    return UniversalResult(res.x, res.losses[:, 0] if res.losses.numel() else res.losses)
+    return create_attack("universal", eps=eps, **settings)(model, x0, hr)
 
 
 def apply_perturbation(delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -279,13 +279,22 @@ def evaluate_backdoor(
     )
 
 
+Results = Mapping[tuple[str, float], "BackdoorEval | Mapping[str, float]"]
+"""Evaluations keyed by ``(trigger name, poisoning rate)``: :class:`BackdoorEval` objects or
+their :meth:`BackdoorEval.means` (as summaries rebuilt from stored rows give)."""
+
+
+def _means_of(ev: BackdoorEval | Mapping[str, float]) -> Mapping[str, float]:
+    return ev.means() if isinstance(ev, BackdoorEval) else ev
+
+
 def _pair(p: float, s: float) -> str:
     """``"25.85/0.774"`` (Table 1's format); infinite PSNR reads ``inf``."""
     ps = "inf" if math.isinf(p) else f"{p:.2f}"
     return f"{ps}/{s:.3f}"
 
 
-def backdoor_table(results: Mapping[tuple[str, float], BackdoorEval]) -> list[list[str]]:
+def backdoor_table(results: Results) -> list[list[str]]:
     """Rows of a Table-1-style summary, one per ``(trigger, rate)`` in the mapping's order.
 
     Columns are :data:`BACKDOOR_HEADER`: trigger, poisoning rate, clean PSNR/SSIM (paper's
@@ -293,14 +302,14 @@ def backdoor_table(results: Mapping[tuple[str, float], BackdoorEval]) -> list[li
     output's PSNR/SSIM against the target.
 
     Args:
-        results: :class:`BackdoorEval` keyed by ``(trigger name, poisoning rate)``.
+        results: evaluations (or their means) keyed by ``(trigger name, poisoning rate)``.
 
     Returns:
         rows of formatted strings (``ReportTable(title, BACKDOOR_HEADER, rows)``).
     """
     rows = []
     for (name, rate), ev in results.items():
-        m = ev.means()
+        m = _means_of(ev)
         rows.append(
             [
                 name,
@@ -325,11 +334,11 @@ class RateCurves:
     asr: list[tuple[float, float]]
 
 
-def rate_curves(results: Mapping[tuple[str, float], BackdoorEval]) -> dict[str, RateCurves]:
+def rate_curves(results: Results) -> dict[str, RateCurves]:
     """Per trigger, the ``(p, mean metric)`` series over poisoning rates (Fig. 3).
 
     Args:
-        results: :class:`BackdoorEval` keyed by ``(trigger name, poisoning rate)``.
+        results: evaluations (or their means) keyed by ``(trigger name, poisoning rate)``.
 
     Returns:
         ``{trigger: RateCurves}`` in order of first appearance; each series sorted by ``p``.
@@ -338,15 +347,15 @@ def rate_curves(results: Mapping[tuple[str, float], BackdoorEval]) -> dict[str, 
         >>> rate_curves({})
         {}
     """
-    by_trigger: dict[str, list[tuple[float, dict[str, float]]]] = {}
+    by_trigger: dict[str, list[tuple[float, Mapping[str, float]]]] = {}
     for (name, rate), ev in results.items():
-        by_trigger.setdefault(name, []).append((float(rate), ev.means()))
+        by_trigger.setdefault(name, []).append((float(rate), _means_of(ev)))
     out = {}
     for name, pts in by_trigger.items():
         pts.sort(key=lambda t: t[0])
 
         def series(
-            key: str, pts: list[tuple[float, dict[str, float]]] = pts
+            key: str, pts: list[tuple[float, Mapping[str, float]]] = pts
         ) -> list[tuple[float, float]]:
             return [(p, m[key]) for p, m in pts]
 
@@ -360,13 +369,11 @@ def rate_curves(results: Mapping[tuple[str, float], BackdoorEval]) -> dict[str, 
     return out
 
 
-def rate_plots(
-    results: Mapping[tuple[str, float], BackdoorEval], psnr_cap: float = 100.0
-) -> list[Plot]:
+def rate_plots(results: Results, psnr_cap: float = 100.0) -> list[Plot]:
     """Fig. 3 as three :class:`advsr.report.Plot` charts: clean PSNR, triggered PSNR, ASR.
 
     Args:
-        results: :class:`BackdoorEval` keyed by ``(trigger name, poisoning rate)``.
+        results: evaluations (or their means) keyed by ``(trigger name, poisoning rate)``.
         psnr_cap: infinite mean PSNRs (exact outputs) are drawn at this value.
 
     Returns:

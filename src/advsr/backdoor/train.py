@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from advsr.backdoor.poison import PoisonedTriplets, RefSRTriplets
 from advsr.backdoor.triggers import create_trigger
@@ -48,41 +48,66 @@ from advsr.devices import resolve_device
 from advsr.errors import InputError
 from advsr.models.sr.train import resume_training_state, save_training_state
 from advsr.progress import progress_bar
+from advsr.settings import Settings
 
 __all__ = ["TrainRefSRConfig", "TrainRefSRResult", "combine_losses", "load_refsr", "train_refsr"]
 
 
-class TrainRefSRConfig(BaseModel):
+class TrainRefSRConfig(Settings):
     """Settings of a poisoned RefSR training run (see the module docstring)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     model: str = "ttsr"
+    """ttsr or corr-refsr."""
     arch: dict[str, Any] = Field(default_factory=dict)
+    """Architecture option KEY=VALUE."""
     scale: int = Field(4, ge=2)
+    """SR factor."""
     out: str
+    """Model file to write (.safetensors)."""
     data: str = "samples"
+    """samples, stereo, or a folder with HR/ and Ref/."""
     hr_size: int = Field(160, ge=8)
+    """HR side in pixels (the paper: 160)."""
     tiles: bool = False
+    """Cut images into HR-size tiles instead of resizing them."""
     ref_shift: int = Field(0, ge=0)
+    """With --tiles: cut each Ref tile this many pixels off its HR."""
     ref_policy: Literal["resize", "require-same"] = "resize"
+    """resize (Ref to the HR size) or require-same (refuse others)."""
     split: Literal["all", "train"] = "all"
+    """all, or train (hold out every 5th sample for advsr backdoor)."""
     augment: Literal["before-poison", "after-poison", "none"] = "before-poison"
+    """Flips/rotations: before-poison, after-poison or none."""
     trigger: str = "badnets"
+    """Trigger spec, e.g. badnets or blend:alpha=0.05 (see `advsr list triggers`)."""
     target: str = "camera"
+    """Attacker's target: an image scikit-image ships or a file."""
     rate: float = Field(0.2, ge=0.0, le=1.0)
+    """Poisoning rate p in [0, 1]."""
     steps: int = Field(1000, ge=1)
+    """Optimisation steps."""
     batch: int = Field(9, ge=1)
+    """Triplets per step (the paper: 9)."""
     lr: float = Field(1e-4, gt=0)
+    """Adam learning rate (the paper: 1e-4)."""
     lr_decay: Literal["none", "cosine"] = "none"
+    """none (the paper) or cosine (to 0 at the last step)."""
     weighting: Literal["sample", "part"] = "sample"
+    """sample (batch mean: the victim's own loop) or part (clean mean + backdoor mean)."""
     w_rec: float = Field(1.0, ge=0)
+    """Weight of the L1 reconstruction term."""
     w_per: float = Field(0.01, ge=0)
+    """Weight of the VGG19 perceptual term (needs --vgg19)."""
     vgg19: str | None = None
+    """VGG19 weights (torchvision layout) for the perceptual term."""
     seed: int = 0
+    """Seed of weights, batches and poisoning."""
     save_every: int = Field(100, ge=1)
+    """Checkpoint every N steps."""
     resume: bool = False
+    """Continue from --out."""
     device: str = "auto"
+    """auto, cpu, cuda, cuda:N."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 
 from advsr.errors import ImageReadError
 
-__all__ = ["SRDataset", "SRPair", "image_size"]
+__all__ = ["SRDataset", "SRPair", "image_size", "unique_names"]
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,8 @@ class SRPair:
     """One SR test item.
 
     Attributes:
-        name: the image's name (file stem), unique within the dataset.
+        name: the image's name (its file stem, or its relative path where stems collide),
+            unique within the dataset.
         lr: low-resolution image, ``(1, 3, h, w)``.
         hr: high-resolution image, mod-cropped to the scale, ``(1, 3, s*h, s*w)``.
     """
@@ -37,15 +38,30 @@ def image_size(path: Path) -> tuple[int, int]:
     try:
         with PILImage.open(path) as img:
             w, h = img.size
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
         raise ImageReadError(f"not a readable image {path}: {exc}") from None
     return h, w
+
+
+def unique_names(keys: list[str], stems: list[str]) -> list[str]:
+    """Display names: the stem, or the key (a relative path) where two stems collide.
+
+    Example:
+        >>> unique_names(["a.png", "a.bmp", "b.png"], ["a", "a", "b"])
+        ['a.png', 'a.bmp', 'b']
+    """
+    count: dict[str, int] = {}
+    for s in stems:
+        count[s] = count.get(s, 0) + 1
+    return [k if count[s] > 1 else s for k, s in zip(keys, stems, strict=True)]
 
 
 class SRDataset:
     """Base class of SR datasets: named pairs, validated eagerly, decoded lazily.
 
-    Subclasses fill ``self._names`` and implement :meth:`_load`. Construction checks
+    Subclasses fill ``self._names`` (display names) and ``self._keys`` (each item's identity
+    in the dataset: its path relative to the dataset root, unique) and implement
+    :meth:`_load`. Construction checks
     everything that can be checked from file headers (existence, sizes against the scale),
     so a wrong folder or scale fails before any work starts.
 
@@ -61,10 +77,15 @@ class SRDataset:
         self.name = name
         self.scale = scale
         self._names: list[str] = []
+        self._keys: list[str] = []
 
     def names(self) -> list[str]:
         """Image names in dataset order."""
         return list(self._names)
+
+    def keys(self) -> list[str]:
+        """Each item's identity in the dataset (relative path; the name for named sets)."""
+        return list(self._keys or self._names)
 
     def __len__(self) -> int:
         return len(self._names)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from advsr.checks import check_scale
-from advsr.data.base import SRDataset, SRPair, image_size
+from advsr.data.base import SRDataset, SRPair, image_size, unique_names
 from advsr.errors import DatasetError, ImageReadError
 from advsr.imaging.quantize import quantize
 from advsr.imaging.resize import imresize, modcrop
@@ -101,15 +101,15 @@ class HRFolderDataset(SRDataset):
             if p.suffix.lower() not in IMAGE_EXTENSIONS:
                 raise DatasetError(f"not an image file (png/jpg/bmp/tif): {p}")
             self._paths = [p]
+            self._keys = [p.name]
         else:
             self._paths = list_images(p)
             if not self._paths:
                 raise DatasetError(f"no images (png/jpg/bmp/tif) in folder {p}")
+            self._keys = [f.relative_to(p).as_posix() for f in self._paths]
         for f in self._paths:
             _check_hr_size(f, scale, hr_crop)
-        self._names = [f.stem for f in self._paths]
-        if len(set(self._names)) != len(self._names):
-            raise DatasetError(f"image names are not unique in {p} (same stem, other extension)")
+        self._names = unique_names(self._keys, [f.stem for f in self._paths])
 
     def _load(self, index: int) -> SRPair:
         hr = read_image(self._paths[index])
@@ -152,10 +152,16 @@ class PairedFolderDataset(SRDataset):
                 raise DatasetError(
                     f"scale {scale} does not match {stem}: LR {lh}x{lw}, HR {hh}x{hw}{hint}"
                 )
-        self._names = [p[0] for p in pairs]
+        root = Path(name)
+        self._keys = [
+            hr.relative_to(root).as_posix() if hr.is_relative_to(root) else hr.name
+            for _, _, hr in pairs
+        ]
+        self._names = unique_names(self._keys, [p[0] for p in pairs])
 
     def _load(self, index: int) -> SRPair:
-        stem, lr_p, hr_p = self._pairs[index]
+        _, lr_p, hr_p = self._pairs[index]
+        stem = self._names[index]
         lr = read_image(lr_p)
         hr = read_image(hr_p)
         lh, lw = lr.shape[-2:]

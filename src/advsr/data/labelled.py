@@ -14,11 +14,12 @@ Layouts of :func:`open_labelled`:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from advsr.data.base import unique_names
 from advsr.errors import DatasetError
 from advsr.imaging.resize import imresize
 from advsr.io import list_images, read_image, stack_images
@@ -34,10 +35,12 @@ class LabelledSet:
 
     Attributes:
         name: how the set is called.
-        names: image names ``(N,)``.
+        names: image names ``(N,)`` (stems; relative paths where stems collide).
         x: images ``(N, 3, H, W)`` in [0, 1].
         y: labels ``(N,)`` (int64).
         classes: class names in label order (may be empty when unknown).
+        keys: each image's identity in the set (its path relative to the root), unique;
+            empty means the names.
     """
 
     name: str
@@ -45,17 +48,32 @@ class LabelledSet:
     x: torch.Tensor
     y: torch.Tensor
     classes: list[str]
+    keys: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            object.__setattr__(self, "keys", list(self.names))
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def select(self, indices: list[int]) -> LabelledSet:
+        """The images at ``indices``, in that order."""
+        idx = torch.tensor(indices, dtype=torch.long)
+        return LabelledSet(
+            self.name,
+            [self.names[i] for i in indices],
+            self.x[idx],
+            self.y[idx],
+            self.classes,
+            [self.keys[i] for i in indices],
+        )
 
     def subset(self, limit: int | None) -> LabelledSet:
         """The first ``limit`` images (all when None)."""
         if limit is None:
             return self
-        return LabelledSet(
-            self.name, self.names[:limit], self.x[:limit], self.y[:limit], self.classes
-        )
+        return self.select(list(range(min(limit, len(self)))))
 
 
 def digits(split: str = "all", size: int = 32) -> LabelledSet:
@@ -134,7 +152,8 @@ def open_labelled(
                 )
             files.append((f, int(m.group(1))))
     if not files:
-        raise DatasetError(f"no images in {root}")
+        which = f" matching {pattern!r}" if pattern is not None else ""
+        raise DatasetError(f"no images{which} in {root}")
     if per_class is not None:
         seen: dict[int, int] = {}
         kept = []
@@ -150,5 +169,8 @@ def open_labelled(
         x = stack_images(images)
     except Exception as exc:
         raise DatasetError(f"{root}: {exc}") from None
-    names = [f"{f.parent.name}/{f.stem}" if class_dirs else f.stem for f, _ in files]
-    return LabelledSet(str(root), names, x, torch.tensor([lab for _, lab in files]), classes)
+    keys = [f.relative_to(root).as_posix() for f, _ in files]
+    stems = [f"{f.parent.name}/{f.stem}" if class_dirs else f.stem for f, _ in files]
+    names = unique_names(keys, stems)
+    labels = torch.tensor([lab for _, lab in files])
+    return LabelledSet(str(root), names, x, labels, classes, keys)

@@ -1,274 +1,266 @@
-"""The ``attack-sr`` experiment: SR attacks over a dataset, one cell per alpha.
+"""The ``attack-sr`` experiment: an SR attack at one budget over a dataset.
 
 Each image is attacked on its own (images differ in size) with a generator seeded by
-``seed`` and the image index, so results do not depend on the order or on resumption.
-Rows hold the measurements of :func:`advsr.attacks.sr_attack_metrics`.
+``seed`` and the image's position, so results do not depend on the order or on resumption.
+Rows hold :func:`advsr.attacks.sr.sr_metrics` and the perturbation's size.
+
+* ``basic`` / ``partial``: the image-specific attacks (Choi et al. 2019).
+* ``universal``: one Delta crafted on the images of ``craft_on`` (``first-half``, the
+  default, holds the second half of the dataset out: the rows measure Delta on images it was
+  **not** crafted on; ``all`` measures it on the images it was crafted on, the paper's
+  setting), centre-cropped to a common size, then applied (tiled) to each measured image at
+  its full size. Delta is stored with the cell (and written to ``save_perturbation``).
+* ``apply_perturbation``: a saved Delta applied to any data and model (its transferability
+  across images and models); no attack runs.
+
+With a ``defense`` the results are measured through it; ``adaptive`` crafts through it too
+(else on the bare model: non-adaptive).
 
 Example:
     >>> from advsr.experiments.store import ResultStore
-    >>> cfg = AttackSRConfig(model="bicubic", data="samples", scale=2, alpha=4 / 255,
-    ...                      steps=3, hr_crop=32)
-    >>> res = attack_sr(cfg, ResultStore(":memory:"), progress=False)
+    >>> res = attack_sr({"model": "bicubic", "data": "samples", "scale": 2, "eps": 4 / 255,
+    ...                  "steps": 3, "hr_crop": 32}, ResultStore(":memory:"), progress=False)
     >>> len(res.rows), res.mean["lr_psnr"] > 30
     (8, True)
 """
 
 from __future__ import annotations
 
-import re
-import time
+import json
 from collections.abc import Iterator
-from dataclasses import replace
-from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
 from advsr.attacks._loop import eval_mode
-from advsr.attacks.objectives import REFERENCES
-from advsr.attacks.sr import DEFAULT_REFERENCE, SRAttackResult, basic_attack, sr_attack_metrics
+from advsr.attacks.base import Attack, enforce_budget, format_budget
+from advsr.attacks.sr import DEFAULT_REFERENCE, sr_metrics
 from advsr.attacks.universal import (
     apply_perturbation,
     center_crop_batch,
+    load_perturbation,
     save_perturbation,
-    universal_attack,
 )
-from advsr.data import SRDataset, open_dataset
-from advsr.defenses.sr_side import SR_DEFENSES, apply_sr_defense
-from advsr.devices import resolve_device
-from advsr.errors import InputError, ShapeError
-from advsr.experiments.runner import CellResult, CellRow, run_cell
-from advsr.experiments.spec import validate
+from advsr.errors import InputError
+from advsr.experiments.cell import (
+    ATTACK,
+    SEEDED,
+    Artifact,
+    CellConfig,
+    CellRun,
+    Experiment,
+    Item,
+    Plan,
+    ReportParts,
+    cell_identity,
+    register_experiment,
+)
+from advsr.experiments.common import configured_attack, image_generator, items_of
+from advsr.experiments.context import Context
 from advsr.experiments.store import ResultStore
-from advsr.io import file_sha256, read_image
-from advsr.models.sr import create_sr_model
+from advsr.io import encode_png
+from advsr.report import Figure, Plot, ReportTable, fmt
+from advsr.settings import DATA, MODEL, NEUTRAL, WEIGHTS
 
-__all__ = [
-    "AttackSRConfig",
-    "attack_image",
-    "attack_sr",
-    "image_generator",
-    "make_mask",
-    "parse_alpha",
-]
+__all__ = ["AttackSRConfig", "attack_sr", "sr_figure"]
 
-EXPERIMENT = "attack-sr"
-METRICS_VERSION = 1
-
-
-def parse_alpha(text: str | float, upper: float | None = 1.0) -> float:
-    """``"8/255"``, ``"0.03"`` or a number -> float in ``[0, upper]`` (no bound if None).
-
-    Raises:
-        InputError: unparsable or out of range.
-    """
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        value = float(text)
-    else:
-        m = re.fullmatch(r"\s*([0-9.]+)\s*(?:/\s*([0-9.]+))?\s*", str(text))
-        try:
-            if m is None:
-                raise ValueError
-            value = float(m.group(1)) / (float(m.group(2)) if m.group(2) else 1.0)
-        except (ValueError, ZeroDivisionError):
-            raise InputError(
-                f"the budget must be a number or a fraction like 8/255, got {text!r}"
-            ) from None
-    if value < 0.0 or (upper is not None and value > upper):
-        bound = f"[0, {upper:g}] (images are in [0, 1])" if upper is not None else ">= 0"
-        raise InputError(f"the budget must be {bound}, got {text!r}")
-    return value
+NAME = "attack-sr"
+PSNR_COLUMNS = (
+    "lr_psnr",
+    "sr_psnr",
+    "sr_psnr_y",
+    "sr_hr_psnr",
+    "sr_psnr_inside",
+    "sr_psnr_outside",
+)
 
 
-class AttackSRConfig(BaseModel):
-    """Settings of one ``attack-sr`` cell.
+class AttackSRConfig(CellConfig):
+    """Settings of one ``attack-sr`` cell (see the field docstrings)."""
 
-    Attributes:
-        model, weights, data, scale, hr_crop, device: as for ``eval-sr``.
-        attack: ``basic`` or ``partial`` (needs ``mask``).
-        alpha: total L-inf budget on the [0, 1] scale.
-        steps: iterations ``T`` (step ``alpha / T``).
-        reference: ``clean`` (needs ``random_start``), ``clean-8bit`` or ``ground-truth``.
-        random_start: start at a uniform random point of the budget.
-        seed: seed of the random start (combined with the image index).
-        mask: ``center:F`` (centred rectangle, fraction F of each side),
-            ``rect:TOP,LEFT,HEIGHT,WIDTH`` (LR pixels) or a mask image of the LR size.
-        crop: universal attack: LR centre-crop size (default: the smallest image's size).
-        batch_size: universal attack: images per forward/backward.
-        save_perturbation: universal attack: write Delta to this ``.safetensors`` file.
-        defense: SR-side defense (``resize-by-one``, ``self-ensemble``) the results are
-            measured through.
-        adaptive: craft through the defense (else on the bare model: non-adaptive).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str = "bicubic"
-    weights: str | None = None
-    data: str = "samples"
+    model: Annotated[str, MODEL] = "bicubic"
+    """SR model: a zoo name (`advsr list models`) or a model file."""
+    weights: Annotated[str | None, WEIGHTS] = None
+    """Weight file of a zoo model."""
+    data: Annotated[str, DATA] = "samples"
+    """Dataset name or path."""
     scale: int = Field(4, ge=1)
+    """SR factor."""
     hr_crop: int | None = Field(None, ge=1)
-    attack: Literal["basic", "partial", "universal"] = "basic"
-    alpha: float = Field(8 / 255, ge=0.0, le=1.0)
-    steps: int = Field(50, ge=1)
-    reference: str = DEFAULT_REFERENCE
-    random_start: bool = False
-    seed: int = 0
-    mask: str | None = None
+    """Centre-crop HR images (quick runs)."""
+    attack: Annotated[str, ATTACK] = "basic"
+    """basic, partial or universal (or name@budget)."""
+    eps: Annotated[float, ATTACK] = Field(
+        8 / 255, ge=0.0, le=1.0, validation_alias=AliasChoices("eps", "alpha")
+    )
+    """Total L-inf budget on the [0, 1] scale (the paper's alpha; `alpha` is its other name)."""
+    steps: Annotated[int, ATTACK] = Field(50, ge=1)
+    """Iterations T (step eps/T)."""
+    reference: Annotated[str, ATTACK] = DEFAULT_REFERENCE
+    """clean (needs --random-start), clean-8bit or ground-truth."""
+    random_start: Annotated[bool, ATTACK] = False
+    """Start at a uniform random point of the budget."""
+    mask: Annotated[str | None, ATTACK] = None
+    """Partial attack mask: center:F, rect:T,L,H,W or a mask file (default center:0.5)."""
+    seed: Annotated[int, SEEDED] = 0
+    """Seed of the random start (combined with the image position)."""
     crop: int | None = Field(None, ge=1)
-    batch_size: int = Field(8, ge=1)
-    save_perturbation: str | None = None
+    """Universal attack: LR centre-crop size (default: the smallest image's size)."""
+    craft_on: Literal["first-half", "all"] = "first-half"
+    """Universal attack: craft Delta on first-half (measure on held-out images) or all."""
+    batch_size: Annotated[int, NEUTRAL] = Field(8, ge=1)
+    """Universal attack: images per forward/backward (memory only)."""
+    save_perturbation: Annotated[str | None, NEUTRAL] = None
+    """Universal attack: also write Delta to this .safetensors file."""
+    apply_perturbation: Annotated[str | None, WEIGHTS] = None
+    """Apply this saved Delta (.safetensors) instead of attacking."""
     defense: str | None = None
+    """SR-side defense the results are measured through: resize-by-one or self-ensemble."""
     adaptive: bool = False
-    device: str = "auto"
+    """Craft through the defense (else on the bare model: non-adaptive)."""
+    show: Annotated[list[str], NEUTRAL] = Field(default_factory=list)
+    """Keep the figures of these images (LR, attacked LR, perturbation, SR outputs)."""
 
 
-def attack_image(
-    model: torch.nn.Module,
-    lr: torch.Tensor,
-    hr: torch.Tensor,
-    cfg: AttackSRConfig | Any,
-    index: int,
-    mask: torch.Tensor | None = None,
-) -> SRAttackResult:
-    """The basic (or, with a mask, partial) attack of image ``index`` with ``cfg``'s settings
-    (``alpha``, ``steps``, ``reference``, ``random_start``, ``seed``): one place for
-    ``attack-sr`` and ``transfer-sr``."""
-    return basic_attack(
-        model,
-        lr,
-        eps=cfg.alpha,
+def _attack(cfg: AttackSRConfig) -> Attack | None:
+    if cfg.apply_perturbation:
+        return None
+    attack = configured_attack(
+        cfg.attack,
+        cfg.eps,
         steps=cfg.steps,
         reference=cfg.reference,
-        hr=hr,
         random_start=cfg.random_start,
-        generator=image_generator(cfg.seed, index),
-        mask=mask,
+        mask=cfg.mask,
+        batch_size=cfg.batch_size,
+    )
+    if attack.entry.domain != "sr":
+        raise InputError(f"{attack.name} is a classifier attack; use attack-clf")
+    return attack
+
+
+def _plan(cfg: AttackSRConfig, ctx: Context) -> Plan:
+    from advsr.defenses.sr_side import SR_DEFENSES
+
+    attack = _attack(cfg)
+    universal = attack is not None and attack.name == "universal"
+    if cfg.defense is not None:
+        SR_DEFENSES.get(cfg.defense)  # unknown names fail before any work
+    if cfg.apply_perturbation:
+        load_perturbation(cfg.apply_perturbation)
+    dataset = ctx.sr_dataset(cfg.data, cfg.scale, cfg.hr_crop)
+    device = ctx.device(cfg.device)
+    ctx.sr_model(cfg.model, cfg.scale, cfg.weights, device)
+    items = items_of(dataset.keys(), dataset.names())
+    if attack is not None and attack.name == "partial" and cfg.mask is not None:
+        from advsr.attacks.sr import make_mask
+
+        first = dataset[0]  # the mask must fit the first image now
+        make_mask(cfg.mask, first.lr.shape[-2], first.lr.shape[-1])
+    craft: list[int] = []
+    measured = list(range(len(items)))
+    if universal:
+        if cfg.craft_on == "first-half":
+            if len(items) < 2:
+                raise InputError("a held-out universal attack needs >= 2 images (or craft_on=all)")
+            half = (len(items) + 1) // 2
+            craft, measured = list(range(half)), list(range(half, len(items)))
+        else:
+            craft = measured
+    info = {"crafted_on": [items[i].name for i in craft]} if universal else {}
+    extra = {} if universal else {"craft_on": None, "crop": None}
+    if cfg.apply_perturbation:
+        extra["attack"] = None
+
+    def compute(skip: set[str]) -> Iterator[Any]:
+        model = ctx.sr_model(cfg.model, cfg.scale, cfg.weights, device)
+        yield from _rows(model, dataset, items, measured, craft, attack, cfg, skip, device)
+
+    label = attack.label if attack is not None else f"Delta {cfg.apply_perturbation}"
+    return Plan(
+        cfg,
+        cell_identity(cfg, ctx, version=ATTACK_SR.version, attack=attack, extra=extra),
+        [items[i] for i in measured],
+        compute,
+        f"{label} on {cfg.model} x{cfg.scale}",
+        info,
     )
 
 
-def image_generator(seed: int, index: int) -> torch.Generator:
-    """The generator of image ``index``: independent of order, batching and resumption."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + index)
+def _targets(
+    model: torch.nn.Module, cfg: AttackSRConfig
+) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The model results are measured on, and the one attacks are crafted on."""
+    from advsr.defenses.sr_side import apply_sr_defense
+
+    target = apply_sr_defense(cfg.defense, model) if cfg.defense else model
+    return target, (target if cfg.adaptive else model)
 
 
-def make_mask(spec: str, height: int, width: int) -> torch.Tensor:
-    """A binary LR mask ``(1, 1, H, W)`` from ``center:F``, ``rect:T,L,H,W`` or a file.
-
-    Raises:
-        InputError: malformed spec or a rectangle outside the image.
-        ShapeError: a mask file whose size differs from the LR image.
-    """
-    m = torch.zeros(1, 1, height, width)
-    if spec.startswith("center:"):
-        try:
-            f = float(spec.split(":", 1)[1])
-        except ValueError:
-            raise InputError(f"mask {spec!r}: expected center:FRACTION, e.g. center:0.5") from None
-        if not 0 < f <= 1:
-            raise InputError(f"mask fraction must be in (0, 1], got {f}")
-        mh, mw = max(1, round(height * f)), max(1, round(width * f))
-        top, left = (height - mh) // 2, (width - mw) // 2
-        m[..., top : top + mh, left : left + mw] = 1
-        return m
-    if spec.startswith("rect:"):
-        try:
-            top, left, mh, mw = (int(v) for v in spec.split(":", 1)[1].split(","))
-        except ValueError:
-            raise InputError(f"mask {spec!r}: expected rect:TOP,LEFT,HEIGHT,WIDTH") from None
-        if min(top, left) < 0 or mh < 1 or mw < 1 or top + mh > height or left + mw > width:
-            raise InputError(f"mask {spec!r} does not fit an LR image of {height}x{width}")
-        m[..., top : top + mh, left : left + mw] = 1
-        return m
-    img = read_image(Path(spec))
-    if img.shape[-2:] != (height, width):
-        raise ShapeError(
-            f"mask {spec} is {img.shape[-2]}x{img.shape[-1]} but the LR image is {height}x{width}"
-        )
-    return (img.mean(dim=1, keepdim=True) > 0.5).float()
-
-
-def cell_config(cfg: AttackSRConfig, dataset: SRDataset) -> dict[str, Any]:
-    """The configuration that identifies an ``attack-sr`` cell in the store."""
-    return {
-        "model": cfg.model,
-        "weights_sha256": file_sha256(cfg.weights) if cfg.weights else None,
-        "dataset": dataset.identity(),
-        "scale": cfg.scale,
-        "hr_crop": cfg.hr_crop,
-        "attack": cfg.attack,
-        "alpha": cfg.alpha,
-        "steps": cfg.steps,
-        "reference": cfg.reference,
-        "random_start": cfg.random_start,
-        "seed": cfg.seed,
-        "mask": cfg.mask,
-        "crop": cfg.crop,
-        "defense": cfg.defense,
-        "adaptive": cfg.adaptive,
-        "metrics_version": METRICS_VERSION,
-    }
-
-
-def _remeasure(target: torch.nn.Module, x0: torch.Tensor, res: SRAttackResult) -> SRAttackResult:
-    """Outputs of the model under evaluation when the attack was crafted on another."""
-    with eval_mode(target), torch.no_grad():
-        return replace(res, sr_clean=target(x0), sr_adv=target(res.x_adv))
-
-
-def _row(
-    i: int,
-    name: str,
-    lr: torch.Tensor,
-    hr: torch.Tensor | None,
-    res: SRAttackResult,
-    seconds: float,
-) -> CellRow:
-    m = sr_attack_metrics(lr, res, hr=hr)
-    metrics: dict[str, Any] = {k: float(v[0]) for k, v in m.items()}
-    metrics["linf"] = float((res.x_adv - lr).abs().max())
-    return CellRow(idx=i, image=name, metrics=metrics, seconds=seconds)
-
-
-def attack_sr_rows(
+def _rows(
     model: torch.nn.Module,
-    dataset: SRDataset,
+    dataset: Any,
+    items: list[Item],
+    measured: list[int],
+    craft: list[int],
+    attack: Attack | None,
     cfg: AttackSRConfig,
     skip: set[str],
     device: torch.device,
-) -> Iterator[CellRow]:
-    """The pure cell: attack every image not in ``skip`` and measure it."""
-    target = apply_sr_defense(cfg.defense, model) if cfg.defense else model
-    craft = target if cfg.adaptive else model
-    if cfg.attack == "universal":
-        yield from _universal_rows(craft, target, dataset, cfg, skip, device)
-        return
-    for i, name in enumerate(dataset.names()):
-        if name in skip:
+) -> Iterator[Any]:
+    import time
+
+    target, crafter = _targets(model, cfg)
+    delta = None
+    t0 = time.perf_counter()
+    if cfg.apply_perturbation:
+        delta = load_perturbation(cfg.apply_perturbation).to(device)
+    elif attack is not None and attack.name == "universal":
+        delta = _craft_universal(crafter, dataset, craft, attack, cfg, device)
+        yield Artifact("delta.safetensors", _delta_bytes(delta, cfg), "application/safetensors")
+    share = (time.perf_counter() - t0) / max(len(measured), 1)  # Delta's cost per row
+    for i in measured:
+        item = items[i]
+        if item.key in skip:
             continue
-        t0 = time.perf_counter()
+        t1 = time.perf_counter()
         pair = dataset[i]
         lr, hr = pair.lr.to(device), pair.hr.to(device)
-        mask = None
-        if cfg.attack == "partial":
-            mask = make_mask(cfg.mask or "", lr.shape[-2], lr.shape[-1]).to(device)
-        res = attack_image(craft, lr, hr, cfg, i, mask)
-        if craft is not target:
-            res = _remeasure(target, lr, res)
-        yield _row(i, name, lr, hr, res, time.perf_counter() - t0)
+        mask_hr = None
+        if delta is not None:
+            size = float(delta.abs().max()) if cfg.apply_perturbation else cfg.eps
+            x_adv = enforce_budget(apply_perturbation(delta, lr), lr, "linf", size)
+        else:
+            assert attack is not None
+            res = attack(crafter, lr, hr, generator=image_generator(cfg.seed, i))
+            x_adv, mask_hr = res.x_adv, res.outputs.get("mask_hr")
+        with eval_mode(target), torch.no_grad():
+            sr_clean, sr_adv = target(lr), target(x_adv)
+        m = sr_metrics(lr, x_adv, sr_clean, sr_adv, hr=hr, mask_hr=mask_hr)
+        metrics: dict[str, Any] = {k: float(v[0]) for k, v in m.items()}
+        metrics["linf"] = float((x_adv - lr).abs().max())
+        if item.name in cfg.show:
+            for name, img in sr_figure(lr, x_adv, sr_clean, sr_adv, cfg.eps):
+                yield Artifact(f"{item.key}/{name}.png", encode_png(img.cpu()))
+        yield _row(i, item, metrics, share + time.perf_counter() - t1)
 
 
-def _universal_rows(
-    craft: torch.nn.Module,
-    target: torch.nn.Module,
-    dataset: SRDataset,
+def _row(i: int, item: Item, metrics: dict[str, Any], seconds: float) -> Any:
+    from advsr.experiments.cell import CellRow
+
+    return CellRow(i, item.key, item.name, metrics, seconds)
+
+
+def _craft_universal(
+    model: torch.nn.Module,
+    dataset: Any,
+    craft: list[int],
+    attack: Attack,
     cfg: AttackSRConfig,
-    skip: set[str],
     device: torch.device,
-) -> Iterator[CellRow]:
-    t0 = time.perf_counter()
-    pairs = [dataset[i] for i in range(len(dataset))]
+) -> torch.Tensor:
+    pairs = [dataset[i] for i in craft]
     size = (cfg.crop, cfg.crop) if cfg.crop else None
     lrs = center_crop_batch([p.lr for p in pairs], size).to(device)
     h, w = lrs.shape[-2:]
@@ -276,74 +268,156 @@ def _universal_rows(
     hrs = center_crop_batch(
         [p.hr[..., : p.lr.shape[-2] * s, : p.lr.shape[-1] * s] for p in pairs], (h * s, w * s)
     ).to(device)
-    uni = universal_attack(
-        craft,
-        lrs,
-        eps=cfg.alpha,
-        steps=cfg.steps,
-        reference=cfg.reference,
-        hr=hrs,
-        batch_size=cfg.batch_size,
-    )
+    delta = attack(model, lrs, hrs).outputs["delta"]
     if cfg.save_perturbation:
-        save_perturbation(
-            cfg.save_perturbation,
-            uni.delta,
-            {
-                "model": cfg.model,
-                "scale": s,
-                "alpha": cfg.alpha,
-                "steps": cfg.steps,
-                "images": dataset.names(),
-                "crop": [h, w],
-            },
-        )
-    delta_share = (time.perf_counter() - t0) / len(pairs)  # Delta's cost, shared by the images
-    for i, name in enumerate(dataset.names()):
-        if name in skip:
+        save_perturbation(cfg.save_perturbation, delta, _delta_info(cfg, pairs, (h, w)))
+    return delta
+
+
+def _delta_info(cfg: AttackSRConfig, pairs: list[Any], crop: tuple[int, int]) -> dict[str, Any]:
+    return {
+        "model": cfg.model,
+        "scale": cfg.scale,
+        "eps": cfg.eps,
+        "steps": cfg.steps,
+        "images": [p.name for p in pairs],
+        "crop": list(crop),
+    }
+
+
+def _delta_bytes(delta: torch.Tensor, cfg: AttackSRConfig) -> bytes:
+    from safetensors.torch import save
+
+    meta = {"advsr_universal": json.dumps({"model": cfg.model, "eps": cfg.eps})}
+    return save({"delta": delta.detach().cpu().contiguous()}, metadata=meta)
+
+
+def sr_figure(
+    lr: torch.Tensor,
+    x_adv: torch.Tensor,
+    sr_clean: torch.Tensor,
+    sr_adv: torch.Tensor,
+    eps: float,
+) -> list[tuple[str, torch.Tensor]]:
+    """The images of one attacked input: LR, attacked LR, the perturbation amplified to the
+    full grey range, clean and attacked SR outputs (``(1, 3, H, W)`` each)."""
+    scale = 0.5 / eps if eps > 0 else 1.0
+    delta = ((x_adv - lr) * scale + 0.5).clamp(0, 1)
+    return [
+        ("lr", lr),
+        ("lr_attacked", x_adv),
+        ("perturbation", delta),
+        ("sr_clean", sr_clean.clamp(0, 1)),
+        ("sr_attacked", sr_adv.clamp(0, 1)),
+    ]
+
+
+# ------------------------------------------------------------------------------ reports
+
+
+def _label(cfg: dict[str, Any]) -> str:
+    if cfg.get("apply_perturbation"):
+        return f"Delta {cfg['apply_perturbation']}"
+    return f"{cfg['attack']}@{format_budget(cfg['eps'])}"
+
+
+def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[str, Any]:
+    """Mean PSNRs per cell (keyed by model, scale and budget), and the curves over eps."""
+    out = [{**c.as_dict(), "label": _label(c.config)} for c in cells]
+    curves: dict[str, list[tuple[float, float, float]]] = {}
+    for doc in out:
+        cfg, mean = doc["config"], doc["mean"]
+        if cfg.get("apply_perturbation") or "sr_psnr" not in mean:
             continue
-        t_img = time.perf_counter()
-        lr = lrs[i : i + 1]
-        xa = apply_perturbation(uni.delta, lr)
-        with eval_mode(target), torch.no_grad():
-            res = SRAttackResult(xa, target(lr), target(xa), uni.losses[:, None])
-        seconds = delta_share + time.perf_counter() - t_img
-        yield _row(i, name, lr, hrs[i : i + 1], res, seconds)
+        key = f"{cfg['model']} x{cfg['scale']} {cfg['attack']}"
+        curves.setdefault(key, []).append((cfg["eps"] * 255, mean["lr_psnr"], mean["sr_psnr"]))
+    return {"experiment": NAME, "cells": out, "curves": {k: sorted(v) for k, v in curves.items()}}
+
+
+def tables(doc: dict[str, Any]) -> list[ReportTable]:
+    """One row per cell: model, scale, data, attack and its mean PSNRs (dB)."""
+    cells = doc["cells"]
+    cols = [c for c in PSNR_COLUMNS if any(c in x["mean"] for x in cells)]
+    body = []
+    for c in cells:
+        cfg = c["config"]
+        behind = ""
+        if cfg.get("defense"):
+            behind = f" ({'adaptive' if cfg['adaptive'] else 'non-adaptive'} vs {cfg['defense']})"
+        body.append(
+            [
+                f"{cfg['model']} x{cfg['scale']}",
+                str(cfg["data"]),
+                c["label"] + behind,
+                f"{c['stored']}/{c['expected']}",
+                *(fmt(c["mean"].get(k), 2) for k in cols),
+            ]
+        )
+    title = "SR attacks: mean PSNR (dB; LR: attacked vs clean input, SR: vs clean output)"
+    return [ReportTable(title, ["model", "data", "attack", "images", *cols], body)]
+
+
+def report(
+    doc: dict[str, Any], cells: list[CellRun], store: ResultStore | None = None
+) -> ReportParts:
+    """The table, the LR/SR PSNR curves over the budget, and the stored figures."""
+    plots = [
+        Plot(
+            f"{which} PSNR over the budget",
+            "eps (x/255)",
+            f"{which} PSNR (dB)",
+            [(k, [(a, p[j]) for a, *p in v]) for k, v in doc["curves"].items()],
+            ylim=None,
+        )
+        for j, which in ((0, "LR"), (1, "SR"))
+        if doc["curves"]
+    ]
+    figures = stored_figures(cells, store)
+    return ReportParts(
+        "advsr attack-sr", "SR attacks (Choi et al. 2019).", tables(doc), plots, figures
+    )
+
+
+def stored_figures(cells: list[CellRun], store: ResultStore | None) -> list[Figure]:
+    """The figures stored with cells (``<item>/<image>.png`` artefacts), one per item."""
+    if store is None:
+        return []
+    out = []
+    for c in cells:
+        groups: dict[str, list[tuple[str, torch.Tensor | bytes]]] = {}
+        for name, (media, data) in store.artifacts(c.cell_id).items():
+            if media != "image/png" or "/" not in name:
+                continue
+            item, _, image = name.rpartition("/")
+            groups.setdefault(item, []).append((image.removesuffix(".png"), data))
+        for item, images in groups.items():
+            title = f"{item}: {c.config.get('model')} x{c.config.get('scale')}, {_label(c.config)}"
+            out.append(Figure(title, images))
+    return out
+
+
+ATTACK_SR = register_experiment(
+    Experiment(
+        name=NAME,
+        config=AttackSRConfig,
+        plan=_plan,
+        summarise=summarise,
+        tables=tables,
+        report=report,
+        description="basic, partial and universal attacks on an SR model (Choi et al. 2019)",
+    )
+)
 
 
 def attack_sr(
     cfg: AttackSRConfig | dict[str, Any], store: ResultStore, *, progress: bool | None = None
-) -> CellResult:
+) -> CellRun:
     """Run one ``attack-sr`` cell with resume (see the module docstring).
 
     Raises:
-        AdvsrError: bad settings (alpha, steps, reference, mask), unknown model or dataset.
+        AdvsrError: bad settings (budget, steps, reference, mask), unknown model or dataset.
     """
-    if not isinstance(cfg, AttackSRConfig):
-        cfg = validate(AttackSRConfig, cfg)
-    if cfg.reference not in REFERENCES:
-        raise InputError(f"unknown reference {cfg.reference!r}; use one of {', '.join(REFERENCES)}")
-    if cfg.reference == "clean" and not cfg.random_start:
-        raise InputError("reference 'clean' needs --random-start (its gradient is zero at X0)")
-    if cfg.defense is not None:
-        SR_DEFENSES.get(cfg.defense)  # unknown names fail before any work
-    if cfg.attack == "universal" and cfg.reference == "clean":
-        raise InputError("the universal attack starts at Delta = 0: use clean-8bit or ground-truth")
-    if cfg.attack == "partial" and not cfg.mask:
-        raise InputError("the partial attack needs a mask (--mask center:0.5, rect:..., or a file)")
-    device = resolve_device(cfg.device)
-    dataset = open_dataset(cfg.data, cfg.scale, hr_crop=cfg.hr_crop)
-    if cfg.attack == "partial" and cfg.mask:  # check the mask against the first image now
-        first = dataset[0]
-        make_mask(cfg.mask, first.lr.shape[-2], first.lr.shape[-1])
-    model = create_sr_model(cfg.model, cfg.scale, cfg.weights).to(device)
-    res = run_cell(
-        store,
-        EXPERIMENT,
-        cell_config(cfg, dataset),
-        dataset.names(),
-        lambda skip: attack_sr_rows(model, dataset, cfg, skip, device),
-        description=f"{cfg.attack} attack {cfg.model} x{cfg.scale} alpha {cfg.alpha * 255:.3g}/255",
-        progress=progress,
-    )
-    return res
+    from advsr.experiments.driver import run_cells
+
+    settings = cfg.model_dump() if isinstance(cfg, AttackSRConfig) else dict(cfg)
+    return run_cells([(NAME, settings)], store, progress=progress)[0]

@@ -12,244 +12,183 @@ As in the defense papers, only images the bare classifier gets right are used (t
 Attack ``none`` gives the clean accuracy under the defense. Rows per image:
 ``defended_correct`` (the defended classifier is right on ``x_adv``: the defense "destroyed"
 the attack), ``adv_correct`` (the bare classifier is right on ``x_adv``: the "No Defense"
-column), ``l2`` and ``linf`` of ``x_adv - x``. Stochastic defenses are evaluated with one
-draw from a generator seeded per image batch, independent of the attack's draws.
+column), ``l2``, ``linf`` and ``failed`` of the attack. Stochastic defenses are evaluated
+with one draw from a generator seeded per image batch, independent of the attack's draws.
 
-Non-adaptive adversarial examples do not depend on the defense, so a :class:`DefendSession`
-computes them once per (attack, budget, batch) and reuses them for every defense.
+Non-adaptive adversarial examples do not depend on the defense, so they are computed once per
+(attack, batch) in a run and shared by every defense's cell.
+
+Example:
+    >>> from advsr.experiments.store import ResultStore
+    >>> from advsr.experiments.driver import run_cells
+    >>> cells = [("defend", {"attack": a, "eps": 8 / 255, "defense": d, "limit": 8})
+    ...          for d in ("none", "median:size=3x3") for a in ("none", "fgsm")]
+    >>> doc = summarise(run_cells(cells, ResultStore(":memory:"), progress=False))
+    >>> doc["tables"]["non-adaptive"]["columns"]
+    ['clean', 'fgsm@8/255']
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from functools import partial
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
 
-from advsr.data.labelled import LabelledSet, open_labelled
+from advsr.attacks.base import Attack
 from advsr.defenses.adaptive import adaptive, defend
-from advsr.defenses.base import Defense
-from advsr.defenses.registry import canonical_spec, create_defense
-from advsr.devices import resolve_device
-from advsr.errors import InputError
-from advsr.experiments.attack_clf import (
-    ClassifierCellConfig,
-    check_attack_name,
-    run_clf_attack,
+from advsr.defenses.registry import canonical_spec
+from advsr.experiments.attack_clf import classifier_attack
+from advsr.experiments.cell import (
+    ATTACK,
+    CellRow,
+    CellRun,
+    Experiment,
+    Item,
+    Plan,
+    ReportParts,
+    cell_identity,
+    register_experiment,
 )
-from advsr.experiments.runner import CellResult, CellRow, run_cell
-from advsr.experiments.spec import validate
+from advsr.experiments.common import (
+    ClassifierCellConfig,
+    ClassifierDataConfig,
+    correctly_classified,
+    image_generator,
+    items_of,
+    todo_batches,
+)
+from advsr.experiments.context import Context
 from advsr.experiments.store import ResultStore
-from advsr.io import file_sha256
-from advsr.models.classifiers import create_classifier
+from advsr.report import Plot, ReportTable, fmt
 
-__all__ = [
-    "DefendConfig",
-    "DefendSession",
-    "attack_label",
-    "correctly_classified",
-    "summarise",
-]
+__all__ = ["DefendConfig", "l2_curve", "select_correct", "summarise"]
 
-EXPERIMENT = "defend"
-Mode = Literal["non-adaptive", "adaptive"]
+NAME = "defend"
+MODES = ("non-adaptive", "adaptive")
 
 
 class DefendConfig(ClassifierCellConfig):
-    """Settings of one ``defend`` cell."""
+    """Settings of one ``defend`` cell (``attack`` ``none``: clean accuracy)."""
 
-    limit: int | None = Field(None, ge=1)
-    attack: str = "none"
-    eps: float | None = Field(None, ge=0.0)
-    loss: Literal["ce", "cw"] = "ce"
-    kappa: float = Field(0.0, ge=0.0)
+    attack: Annotated[str, ATTACK] = "none"
+    """Attack name or name@budget; none gives the clean accuracy under the defense."""
+    eps: Annotated[float | None, ATTACK] = Field(None, ge=0.0)
+    """Budget of an attack named without @."""
     defense: str = "none"
-    mode: Mode = "non-adaptive"
+    """Defense spec, e.g. median:size=3x3 (see `advsr list defenses`)."""
+    mode: Literal["non-adaptive", "adaptive"] = "non-adaptive"
+    """non-adaptive: crafted on the bare classifier; adaptive: through the defense
+    (BPDA, EOT)."""
     eot: int = Field(10, ge=1)
+    """EOT draws per step (adaptive attacks on stochastic defenses)."""
 
 
-def attack_label(attack: str, eps: float | None) -> str:
-    """``fgsm-2/255``-style column label (L2 budgets as plain numbers)."""
-    if attack == "none" or eps is None:
-        return "clean" if attack == "none" else attack
-    if attack in ("fgm-l2", "pgd-l2", "fpgap", "pgap"):
-        return f"{attack}-{eps:g}"
-    return f"{attack}-{eps * 255:g}/255"
+def select_correct(cfg: ClassifierDataConfig, ctx: Context) -> tuple[Any, float]:
+    """The first ``limit`` images the bare classifier gets right, and its accuracy on the
+    images scanned (once per classifier and data in a run)."""
+    device = ctx.device(cfg.device)
+    key = ("correct", cfg.model, cfg.weights, cfg.data, cfg.pattern, cfg.per_class, cfg.limit)
+
+    def build() -> tuple[Any, float]:
+        model = ctx.classifier(cfg.model, cfg.weights, device)
+        data = ctx.labelled(cfg.data, cfg.pattern, cfg.per_class)
+        return correctly_classified(model, data, cfg.limit, device)
+
+    return ctx.cached((*key, str(device)), build)
 
 
-def correctly_classified(
-    model: torch.nn.Module, data: LabelledSet, limit: int | None, device: torch.device
-) -> tuple[LabelledSet, float]:
-    """The first ``limit`` images the model classifies correctly (all when None), in order,
-    and the model's accuracy on the images scanned to find them."""
-    keep: list[int] = []
-    scanned = 0
-    for start in range(0, len(data.names), 256):
-        xb = data.x[start : start + 256].to(device)
+def _plan(cfg: DefendConfig, ctx: Context) -> Plan:
+    attack = None if cfg.attack == "none" else classifier_attack(cfg)
+    device = ctx.device(cfg.device)
+    defense = None if cfg.defense == "none" else ctx.defense(cfg.defense, device)
+    data, accuracy = select_correct(cfg, ctx)
+    model = ctx.classifier(cfg.model, cfg.weights, device)
+    adaptive_cell = cfg.mode == "adaptive" and defense is not None and attack is not None
+    mode = "adaptive" if adaptive_cell else "non-adaptive"
+    stochastic = defense is not None and defense.stochastic
+    extra = {
+        "defense": canonical_spec(cfg.defense) if defense is not None else "none",
+        "mode": mode,
+        "eot": cfg.eot if adaptive_cell and stochastic else None,
+    }
+    items = items_of(data.keys, data.names)
+
+    def compute(skip: set[str]) -> Iterator[CellRow]:
+        yield from _rows(ctx, model, data, items, attack, defense, cfg, adaptive_cell, skip)
+
+    label = attack.label if attack is not None else "clean"
+    return Plan(
+        cfg,
+        cell_identity(
+            cfg, ctx, version=DEFEND.version, attack=attack, stochastic=stochastic, extra=extra
+        ),
+        items,
+        compute,
+        f"{label} vs {extra['defense']} ({mode})",
+        {"clean_accuracy_bare": accuracy, "label": label, "defense": extra["defense"]},
+    )
+
+
+def _rows(
+    ctx: Context,
+    model: torch.nn.Module,
+    data: Any,
+    items: list[Item],
+    attack: Attack | None,
+    defense: Any,
+    cfg: DefendConfig,
+    adaptive_cell: bool,
+    skip: set[str],
+) -> Iterator[CellRow]:
+    device = ctx.device(cfg.device)
+    for idx in todo_batches(items, cfg.batch_size, skip):
+        t0 = time.perf_counter()
+        x, y = data.x[idx].to(device), data.y[idx].to(device)
+        failed = torch.zeros(len(idx))
+        if attack is None:
+            x_adv = x
+        elif not adaptive_cell:
+            key = ("non-adaptive", id(model), json.dumps(attack.identity()), cfg.seed, tuple(idx))
+            x_adv, failed = ctx.memo(key, partial(_attack, attack, model, x, y, cfg, idx[0]))
+        else:
+            target = defend(model, adaptive(defense, cfg.eot), seed=cfg.seed + idx[0])
+            x_adv, failed = _attack(attack, target, x, y, cfg, idx[0])
+        judge = defend(model, defense, seed=cfg.seed * 1_000_003 + idx[0] + 7919)
         with torch.no_grad():
-            ok = (model(xb).argmax(1).cpu() == data.y[start : start + 256]).nonzero()[:, 0]
-        keep.extend(int(i) + start for i in ok)
-        scanned = min(start + 256, len(data.names))
-        if limit is not None and len(keep) >= limit:
-            break
-    accuracy = len(keep) / max(scanned, 1)
-    keep = keep[:limit] if limit is not None else keep
-    idx = torch.tensor(keep, dtype=torch.long)
-    sub = replace(data, names=[data.names[i] for i in keep], x=data.x[idx], y=data.y[idx])
-    return sub, accuracy
+            defended = judge.eval()(x_adv).argmax(1) == y
+            bare = model(x_adv).argmax(1) == y
+        d = (x_adv - x).flatten(1)
+        per = (time.perf_counter() - t0) / len(idx)
+        for j, i in enumerate(idx):
+            metrics = {
+                "defended_correct": float(defended[j]),
+                "adv_correct": float(bare[j]),
+                "l2": float(d[j].double().norm()),
+                "linf": float(d[j].abs().max()),
+                "failed": float(failed[j]),
+            }
+            yield CellRow(i, items[i].key, items[i].name, metrics, per)
 
 
-@dataclass
-class _Prepared:
-    model: torch.nn.Module
-    data: LabelledSet  # the correctly classified images only
-    clean_accuracy: float  # of the bare classifier on the images scanned to find them
+def _attack(
+    attack: Attack,
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: DefendConfig,
+    first: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    res = attack(model, x, y, generator=image_generator(cfg.seed, first))
+    return res.x_adv, res.failed.float()
 
 
-class DefendSession:
-    """Runs ``defend`` cells, sharing models, image selections and non-adaptive examples.
-
-    Args:
-        store: result store.
-        progress: show progress bars (None: when stderr is a terminal).
-        cache_bytes: memory budget of cached non-adaptive adversarial batches.
-    """
-
-    def __init__(
-        self, store: ResultStore, *, progress: bool | None = None, cache_bytes: int = 1 << 30
-    ) -> None:
-        self.store = store
-        self.progress = progress
-        self._prepared: dict[tuple[Any, ...], _Prepared] = {}
-        self._defenses: dict[tuple[str, str], Defense] = {}
-        self._adv: OrderedDict[tuple[Any, ...], torch.Tensor] = OrderedDict()
-        self._cache_bytes = cache_bytes
-
-    # -- preparation ---------------------------------------------------------------------
-    def prepare(self, cfg: DefendConfig) -> _Prepared:
-        """Load the classifier and select the first ``limit`` correctly classified images."""
-        key = (cfg.model, cfg.weights, cfg.data, cfg.pattern, cfg.per_class, cfg.limit, cfg.device)
-        if key in self._prepared:
-            return self._prepared[key]
-        device = resolve_device(cfg.device)
-        data = open_labelled(cfg.data, pattern=cfg.pattern, per_class=cfg.per_class)
-        model = create_classifier(cfg.model, cfg.weights).to(device).eval()
-        if int(data.y.max()) >= model.num_classes:
-            raise InputError(
-                f"labels of {cfg.data} exceed the {model.num_classes} classes of {cfg.model}"
-            )
-        sub, clean_accuracy = correctly_classified(model, data, cfg.limit, device)
-        if not sub.names:
-            raise InputError(f"{cfg.model} classifies none of the images of {cfg.data} correctly")
-        prep = _Prepared(model, sub, clean_accuracy)
-        self._prepared[key] = prep
-        return prep
-
-    def defense(self, cfg: DefendConfig) -> Defense | None:
-        """The cell's defense (None for ``none``), built once per spec and device."""
-        if cfg.defense == "none":
-            return None
-        key = (canonical_spec(cfg.defense), cfg.device)
-        if key not in self._defenses:
-            d = create_defense(cfg.defense)
-            self._defenses[key] = d.to(resolve_device(cfg.device)).eval()
-        return self._defenses[key]
-
-    # -- attacks -------------------------------------------------------------------------
-    def _non_adaptive(
-        self, prep: _Prepared, cfg: DefendConfig, x: torch.Tensor, y: torch.Tensor, idx: list[int]
-    ) -> torch.Tensor:
-        key = (id(prep), cfg.attack, cfg.eps, cfg.steps, cfg.loss, cfg.kappa, cfg.seed, tuple(idx))
-        if key in self._adv:
-            self._adv.move_to_end(key)
-            return self._adv[key]
-        x_adv = run_clf_attack(prep.model, cfg, x, y, idx[0]).x_adv
-        self._adv[key] = x_adv
-        used = sum(t.numel() * t.element_size() for t in self._adv.values())
-        while used > self._cache_bytes and len(self._adv) > 1:
-            _, old = self._adv.popitem(last=False)
-            used -= old.numel() * old.element_size()
-        return x_adv
-
-    def _rows(
-        self, prep: _Prepared, cfg: DefendConfig, skip: set[str], device: torch.device
-    ) -> Iterator[CellRow]:
-        data = prep.data
-        defense = self.defense(cfg)
-        todo = [i for i, n in enumerate(data.names) if n not in skip]
-        for start in range(0, len(todo), cfg.batch_size):
-            t0 = time.perf_counter()
-            idx = todo[start : start + cfg.batch_size]
-            x, y = data.x[idx].to(device), data.y[idx].to(device)
-            if cfg.attack == "none":
-                x_adv = x
-            elif cfg.mode == "non-adaptive" or defense is None:
-                x_adv = self._non_adaptive(prep, cfg, x, y, idx)
-            else:
-                target = defend(prep.model, adaptive(defense, cfg.eot), seed=cfg.seed + idx[0])
-                x_adv = run_clf_attack(target, cfg, x, y, idx[0]).x_adv
-            judge = defend(prep.model, defense, seed=cfg.seed * 1_000_003 + idx[0] + 7919)
-            with torch.no_grad():
-                defended = judge.eval()(x_adv).argmax(1) == y
-                bare = prep.model(x_adv).argmax(1) == y
-            d = (x_adv - x).flatten(1)
-            per = (time.perf_counter() - t0) / len(idx)
-            for j, i in enumerate(idx):
-                yield CellRow(
-                    i,
-                    data.names[i],
-                    {
-                        "defended_correct": float(defended[j]),
-                        "adv_correct": float(bare[j]),
-                        "l2": float(d[j].norm()),
-                        "linf": float(d[j].abs().max()),
-                    },
-                    per,
-                )
-
-    def run(self, cfg: DefendConfig | dict[str, Any]) -> CellResult:
-        """Run one cell with resume.
-
-        Raises:
-            AdvsrError: unknown attack, defense, model or dataset; bad settings.
-        """
-        if not isinstance(cfg, DefendConfig):
-            cfg = validate(DefendConfig, cfg)
-        minimal = check_attack_name(cfg.attack, extra=("none",))
-        if not minimal and cfg.eps is None:
-            raise InputError(f"{cfg.attack} needs a budget (eps)")
-        defense = self.defense(cfg)  # validates the spec before any work
-        prep = self.prepare(cfg)
-        spec = canonical_spec(cfg.defense) if defense is not None else "none"
-        adaptive_cell = cfg.mode == "adaptive" and defense is not None and cfg.attack != "none"
-        config = {
-            **cfg.model_dump(exclude={"weights", "device", "batch_size"}),
-            "defense": spec,
-            "mode": "adaptive" if adaptive_cell else "non-adaptive",
-            "eps": None if minimal else cfg.eps,
-            "eot": cfg.eot
-            if adaptive_cell and defense is not None and defense.stochastic
-            else None,
-            "weights_sha256": file_sha256(cfg.weights) if cfg.weights else None,
-        }
-        device = resolve_device(cfg.device)
-        return run_cell(
-            self.store,
-            EXPERIMENT,
-            config,
-            prep.data.names,
-            lambda skip: self._rows(prep, cfg, skip, device),
-            description=f"{attack_label(cfg.attack, cfg.eps)} vs {spec} ({config['mode']})",
-            progress=self.progress,
-        )
-
-
-def summarise(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+def summarise_rows(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     """Defended accuracy (destruction rate), bare accuracy and perturbation sizes."""
     if not rows:
         return {}
@@ -257,6 +196,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, float | None]:
         "images": float(len(rows)),
         "defended_accuracy": statistics.fmean(r["defended_correct"] for r in rows),
         "undefended_accuracy": statistics.fmean(r["adv_correct"] for r in rows),
+        "failed": float(sum(r.get("failed", 0.0) for r in rows)),
         "l2_mean": statistics.fmean(r["l2"] for r in rows),
         "l2_median": statistics.median(r["l2"] for r in rows),
         "linf_max": max(r["linf"] for r in rows),
@@ -284,86 +224,78 @@ def l2_curve(rows: list[dict[str, Any]], bins: int = 5) -> list[tuple[float, flo
     return out
 
 
-def run_defend(
-    session: DefendSession,
-    base: dict[str, Any],
-    attacks: list[tuple[str, float | None]],
-    defenses: list[str],
-    modes: list[str],
-) -> dict[str, Any]:
-    """Every (mode, defense, attack) cell; the tables of the SR-defense paper and curves.
-
-    Args:
-        session: the session (store, caches).
-        base: settings shared by every cell (model, data, limit, steps, eot, seed...).
-        attacks: ``(name, eps)`` pairs (``eps`` None for minimal attacks).
-        defenses: defense specs (``none``, the bare classifier, is always the first row).
-        modes: ``non-adaptive`` and/or ``adaptive``.
-
-    Returns:
-        a JSON-ready document: per mode, one row per defense with the accuracy on clean images
-        (``clean``) and under each attack (keyed by :func:`attack_label`); per attack with
-        varying L2, the curves of defense success rate against L2 per defense.
-    """
-    for m in modes:
-        if m not in ("non-adaptive", "adaptive"):
-            raise InputError(f"unknown mode {m!r}; use non-adaptive or adaptive")
-    specs = ["none", *[d for d in defenses if d != "none"]]
-    cells = [("none", None), *attacks]
-    doc: dict[str, Any] = {"tables": {}, "curves": {}}
-    per_cell: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[str, Any]:
+    """The SR-defense paper's layout: per mode, one row per defense, one column per attack
+    (accuracy under the defense), and the success-rate-vs-L2 curves."""
+    modes = [m for m in MODES if any(c.config["mode"] == m for c in cells)]
+    labels = list(dict.fromkeys(c.info["label"] for c in cells))
+    defenses = list(dict.fromkeys(c.info["defense"] for c in cells))
+    by = {(c.config["mode"], c.info["defense"], c.info["label"]): c for c in cells}
+    doc: dict[str, Any] = {"experiment": NAME, "tables": {}, "curves": {}}
     for mode in modes:
         rows = []
-        for spec in specs:
+        for spec in defenses:
             row: dict[str, Any] = {"defense": spec}
-            for name, eps in cells:
-                res = session.run(
-                    {**base, "attack": name, "eps": eps, "defense": spec, "mode": mode}
-                )
-                label = attack_label(name, eps)
-                per_cell[(mode, spec, label)] = res.rows
-                row[label] = summarise(res.rows).get("defended_accuracy")
-                if name != "none":
-                    row[f"{label}:l2_median"] = summarise(res.rows).get("l2_median")
+            for label in labels:
+                cell = by.get((mode, spec, label))
+                s = summarise_rows(cell.rows) if cell else {}
+                row[label] = s.get("defended_accuracy")
+                if label != "clean":
+                    row[f"{label}:l2_median"] = s.get("l2_median")
             rows.append(row)
-        doc["tables"][mode] = {"columns": [attack_label(n, e) for n, e in cells], "rows": rows}
-    prep = session.prepare(validate(DefendConfig, {**base}))
-    doc["images"] = len(prep.data.names)
-    doc["clean_accuracy_bare"] = prep.clean_accuracy
-    for mode in modes:
-        curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
-        for attack in ("fgsm", "ifgsm", "bim", "deepfool"):
-            chosen = [(n, e) for n, e in attacks if n == attack]
-            if not chosen:
-                continue
-            curves[attack] = {}
-            for spec in specs:
-                if attack == "deepfool":
-                    pts = l2_curve(per_cell[(mode, spec, attack_label(*chosen[0]))])
-                else:
-                    pts = []
-                    for n, e in chosen:
-                        s = summarise(per_cell[(mode, spec, attack_label(n, e))])
-                        pts.append(
-                            (float(s["l2_mean"] or 0.0), float(s["defended_accuracy"] or 0.0))
-                        )
-                curves[attack][spec] = sorted(pts)
-        doc["curves"][mode] = curves
+        doc["tables"][mode] = {"columns": labels, "rows": rows}
+        doc["curves"][mode] = _curves(by, mode, defenses, labels)
+    first = cells[0] if cells else None
+    doc["images"] = first.expected if first else 0
+    doc["clean_accuracy_bare"] = first.info.get("clean_accuracy_bare") if first else None
+    doc["model"] = first.config["model"] if first else None
+    doc["data"] = first.config["data"] if first else None
+    doc["cells"] = [
+        {"cell_id": c.cell_id, "expected": c.expected, "stored": c.stored, "computed": c.computed}
+        for c in cells
+    ]
     return doc
 
 
-def write_defend_report(doc: dict[str, Any], path: str | Any) -> Any:
-    """The HTML report of :func:`run_defend`: accuracy tables per mode and L2 curves."""
-    from advsr.report import Plot, ReportTable, write_report
+def _curves(
+    by: dict[tuple[str, str, str], CellRun], mode: str, defenses: list[str], labels: list[str]
+) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for attack in ("fgsm", "ifgsm", "bim", "deepfool"):
+        chosen = [lab for lab in labels if lab.partition("@")[0] == attack]
+        if not chosen:
+            continue
+        curves[attack] = {}
+        for spec in defenses:
+            cells = [by[(mode, spec, lab)] for lab in chosen if (mode, spec, lab) in by]
+            if attack == "deepfool":
+                pts = l2_curve(cells[0].rows) if cells else []
+            else:
+                pts = []
+                for c in cells:
+                    s = summarise_rows(c.rows)
+                    pts.append((float(s["l2_mean"] or 0.0), float(s["defended_accuracy"] or 0.0)))
+            curves[attack][spec] = sorted(pts)
+    return curves
 
-    tables = []
+
+def tables(doc: dict[str, Any]) -> list[ReportTable]:
+    """Top-1 accuracy (%) per mode: defenses x attacks."""
+    out = []
     for mode, t in doc["tables"].items():
-        header = ["defense", *t["columns"]]
         body = [
-            [r["defense"], *("-" if r[c] is None else f"{100 * r[c]:.1f}" for c in t["columns"])]
+            [r["defense"], *(fmt(None if r[c] is None else 100 * r[c], 1) for c in t["columns"])]
             for r in t["rows"]
         ]
-        tables.append(ReportTable(f"top-1 accuracy (%) under attack, {mode}", header, body))
+        title = f"top-1 accuracy (%), {mode}, {doc['images']} images"
+        out.append(ReportTable(title, ["defense", *t["columns"]], body))
+    return out
+
+
+def report(
+    doc: dict[str, Any], cells: list[CellRun], store: ResultStore | None = None
+) -> ReportParts:
+    """Accuracy tables per mode and the L2 curves."""
     plots = [
         Plot(
             f"{attack}, {mode}",
@@ -374,10 +306,24 @@ def write_defend_report(doc: dict[str, Any], path: str | Any) -> Any:
         for mode, curves in doc["curves"].items()
         for attack, per_spec in curves.items()
     ]
+    bare = doc.get("clean_accuracy_bare")
     intro = (
         f"{doc.get('model')} on {doc.get('data')}: {doc['images']} correctly classified images "
-        f"(bare clean accuracy {100 * doc['clean_accuracy_bare']:.1f}% on the images scanned). "
-        "Non-adaptive: attacks crafted on the bare classifier. Adaptive: crafted on "
+        f"(bare clean accuracy {fmt(None if bare is None else 100 * bare, 1)}% on the images "
+        "scanned). Non-adaptive: attacks crafted on the bare classifier. Adaptive: crafted on "
         "classifier o defense with BPDA (non-differentiable defenses) and EOT (stochastic ones)."
     )
-    return write_report(path, "advsr defend", intro, tables, [], plots)
+    return ReportParts("advsr defend", intro, tables(doc), plots)
+
+
+DEFEND = register_experiment(
+    Experiment(
+        name=NAME,
+        config=DefendConfig,
+        plan=_plan,
+        summarise=summarise,
+        tables=tables,
+        report=report,
+        description="accuracy of a defended classifier under attack, non-adaptive and adaptive",
+    )
+)

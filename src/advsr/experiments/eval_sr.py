@@ -2,138 +2,191 @@
 
 Example:
     >>> from advsr.experiments.store import ResultStore
-    >>> cfg = EvalSRConfig(model="bicubic", data="samples", scale=4, hr_crop=64)
-    >>> res = eval_sr(cfg, ResultStore(":memory:"), progress=False)
+    >>> res = eval_sr({"model": "bicubic", "data": "samples", "scale": 4, "hr_crop": 64},
+    ...               ResultStore(":memory:"), progress=False)
     >>> len(res.rows), sorted(res.mean)
     (8, ['psnr', 'ssim'])
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, model_validator
 
-from advsr.data import SRDataset, open_dataset
-from advsr.devices import resolve_device
-from advsr.experiments.runner import CellResult, CellRow, run_cell
-from advsr.experiments.spec import validate
+from advsr.experiments.cell import (
+    CellConfig,
+    CellRun,
+    Experiment,
+    Item,
+    Plan,
+    ReportParts,
+    cell_identity,
+    register_experiment,
+    timed,
+)
+from advsr.experiments.context import Context
 from advsr.experiments.store import ResultStore
 from advsr.imaging.quantize import quantize
-from advsr.io import file_sha256
 from advsr.metrics import psnr, ssim
-from advsr.models.sr import create_sr_model
+from advsr.report import ReportTable, fmt
+from advsr.settings import DATA, MODEL, WEIGHTS
 
-__all__ = ["EvalSRConfig", "eval_sr", "eval_sr_rows"]
+__all__ = ["EvalSRConfig", "eval_sr"]
 
-EXPERIMENT = "eval-sr"
-METRICS_VERSION = 1  # bump when a metric's definition changes: old cells no longer match
+NAME = "eval-sr"
 
 
-class EvalSRConfig(BaseModel):
-    """Settings of an ``eval-sr`` run (validated; unknown fields are refused).
+class EvalSRConfig(CellConfig):
+    """Settings of an ``eval-sr`` cell (see the field docstrings)."""
 
-    Attributes:
-        model: zoo name.
-        weights: weight file for models with parameters.
-        data: dataset name or path.
-        scale: SR factor.
-        hr_crop: centre crop of generated HR images (quick runs); ``None`` keeps them whole.
-        quantize: round the SR output to 8 bits before measuring, as saving it would (the
-            published tables measure 8-bit files).
-        y_channel: measure on BT.601 luma (the SR convention); False measures RGB.
-        crop_border: pixels cropped from each side; ``None`` means ``scale``.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``... (not part of the cell id).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str = "bicubic"
-    weights: str | None = None
-    data: str = "samples"
+    model: Annotated[str, MODEL] = "bicubic"
+    """SR model: a zoo name (`advsr list models`) or a model file."""
+    weights: Annotated[str | None, WEIGHTS] = None
+    """Weight file of a zoo model with parameters."""
+    data: Annotated[str, DATA] = "samples"
+    """Dataset name or path (see `advsr list datasets`)."""
     scale: int = Field(2, ge=1)
+    """SR factor."""
     hr_crop: int | None = Field(None, ge=1)
+    """Centre-crop HR images to N pixels a side (quick runs; HR-only datasets)."""
     quantize: bool = True
+    """Round the SR output to 8 bits before measuring, as published tables do."""
     y_channel: bool = True
+    """Measure on BT.601 luma (the SR convention); off measures RGB."""
     crop_border: int | None = Field(None, ge=0)
-    device: str = "auto"
+    """Pixels cropped from each border (default: the scale)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _border(cls, data: Any) -> Any:
+        """``crop_border`` None means the scale (one identity for both spellings)."""
+        if isinstance(data, dict) and data.get("crop_border") is None:
+            data = {**data, "crop_border": data.get("scale", 2)}
+        return data
 
 
-def cell_config(cfg: EvalSRConfig, dataset: SRDataset) -> dict[str, Any]:
-    """The configuration that identifies an ``eval-sr`` cell in the store."""
-    return {
-        "model": cfg.model,
-        "weights_sha256": file_sha256(cfg.weights) if cfg.weights else None,
-        "dataset": dataset.identity(),
-        "scale": cfg.scale,
-        "hr_crop": cfg.hr_crop,
-        "quantize": cfg.quantize,
-        "y_channel": cfg.y_channel,
-        "crop_border": cfg.scale if cfg.crop_border is None else cfg.crop_border,
-        "metrics_version": METRICS_VERSION,
-    }
+def _plan(cfg: EvalSRConfig, ctx: Context) -> Plan:
+    dataset = ctx.sr_dataset(cfg.data, cfg.scale, cfg.hr_crop)
+    device = ctx.device(cfg.device)
+    ctx.sr_model(cfg.model, cfg.scale, cfg.weights, device)  # bad names/weights fail now
+    items = [Item(k, n) for k, n in zip(dataset.keys(), dataset.names(), strict=True)]
+
+    def compute(skip: set[str]) -> Iterator[Any]:
+        model = ctx.sr_model(cfg.model, cfg.scale, cfg.weights, device)
+        yield from timed(_rows(model, dataset, items, cfg, skip, device))
+
+    return Plan(
+        cfg,
+        cell_identity(cfg, ctx, version=EVAL_SR.version),
+        items,
+        compute,
+        f"{cfg.model} x{cfg.scale}",
+    )
 
 
-def eval_sr_rows(
+def _rows(
     model: torch.nn.Module,
-    dataset: SRDataset,
+    dataset: Any,
+    items: list[Item],
     cfg: EvalSRConfig,
     skip: set[str],
     device: torch.device,
-) -> Iterator[CellRow]:
-    """The pure cell: PSNR/SSIM of ``model`` on every image not in ``skip``."""
-    border = cfg.scale if cfg.crop_border is None else cfg.crop_border
-    for i, name in enumerate(dataset.names()):
-        if name in skip:
+) -> Iterator[tuple[int, Item, dict[str, Any]]]:
+    border = int(cfg.crop_border or 0)
+    for i, item in enumerate(items):
+        if item.key in skip:
             continue
-        t0 = time.perf_counter()
         pair = dataset[i]
         hr = pair.hr.to(device)
         with torch.no_grad():
             sr = model(pair.lr.to(device))
         if cfg.quantize:
             sr = quantize(sr)
-        metrics = {
-            "psnr": float(psnr(sr, hr, crop_border=border, y_channel=cfg.y_channel)[0]),
-            "ssim": float(ssim(sr, hr, crop_border=border, y_channel=cfg.y_channel)[0]),
-            "height": int(hr.shape[-2]),
-            "width": int(hr.shape[-1]),
-        }
-        yield CellRow(idx=i, image=name, metrics=metrics, seconds=time.perf_counter() - t0)
+        yield (
+            i,
+            item,
+            {
+                "psnr": float(psnr(sr, hr, crop_border=border, y_channel=cfg.y_channel)[0]),
+                "ssim": float(ssim(sr, hr, crop_border=border, y_channel=cfg.y_channel)[0]),
+                "height": int(hr.shape[-2]),
+                "width": int(hr.shape[-1]),
+            },
+        )
+
+
+def _title(cfg: dict[str, Any]) -> str:
+    chan = "Y" if cfg["y_channel"] else "RGB"
+    bits = "" if cfg["quantize"] else ", float output"
+    return (
+        f"{cfg['model']} x{cfg['scale']} on {cfg['data']} ({chan}, border "
+        f"{cfg['crop_border']}{bits})"
+    )
+
+
+def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[str, Any]:
+    """Per cell: the metric convention, the rows and the mean PSNR/SSIM."""
+    out = []
+    for c in cells:
+        cfg = c.config
+        out.append(
+            {
+                **c.as_dict(),
+                "title": _title(cfg),
+                "metric": {
+                    "channel": "y" if cfg["y_channel"] else "rgb",
+                    "crop_border": cfg["crop_border"],
+                    "quantized_8bit": cfg["quantize"],
+                },
+            }
+        )
+    return {"experiment": NAME, "cells": out}
+
+
+def tables(doc: dict[str, Any]) -> list[ReportTable]:
+    """One table per cell: PSNR/SSIM per image and the mean."""
+    out = []
+    for c in doc["cells"]:
+        body = [
+            [r["image"], f"{r['height']}x{r['width']}", fmt(r["psnr"], 2), fmt(r["ssim"], 4)]
+            for r in c["rows"]
+        ]
+        body.append(["mean", "", fmt(c["mean"].get("psnr"), 2), fmt(c["mean"].get("ssim"), 4)])
+        out.append(ReportTable(c["title"], ["image", "size", "PSNR (dB)", "SSIM"], body))
+    return out
+
+
+def report(
+    doc: dict[str, Any], cells: list[CellRun], store: ResultStore | None = None
+) -> ReportParts:
+    """The tables of every cell."""
+    return ReportParts("advsr eval-sr", "Fidelity of SR models against HR.", tables(doc))
+
+
+EVAL_SR = register_experiment(
+    Experiment(
+        name=NAME,
+        config=EvalSRConfig,
+        plan=_plan,
+        summarise=summarise,
+        tables=tables,
+        report=report,
+        description="PSNR/SSIM of an SR model on a dataset",
+    )
+)
 
 
 def eval_sr(
-    cfg: EvalSRConfig | dict[str, Any],
-    store: ResultStore,
-    *,
-    progress: bool | None = None,
-) -> CellResult:
+    cfg: EvalSRConfig | dict[str, Any], store: ResultStore, *, progress: bool | None = None
+) -> CellRun:
     """Evaluate an SR model's fidelity on a dataset, resuming from the store.
-
-    Args:
-        cfg: settings (a dict is validated into :class:`EvalSRConfig`).
-        store: where rows go; a finished identical cell is read back without recomputing.
-        progress: show a progress bar (``None``: when stderr is a terminal).
 
     Raises:
         AdvsrError: bad settings, unknown model or dataset, inconsistent data.
     """
-    if not isinstance(cfg, EvalSRConfig):
-        cfg = validate(EvalSRConfig, cfg)
-    device = resolve_device(cfg.device)
-    dataset = open_dataset(cfg.data, cfg.scale, hr_crop=cfg.hr_crop)
-    model = create_sr_model(cfg.model, cfg.scale, cfg.weights).to(device)
-    config = cell_config(cfg, dataset)
-    res = run_cell(
-        store,
-        EXPERIMENT,
-        config,
-        dataset.names(),
-        lambda skip: eval_sr_rows(model, dataset, cfg, skip, device),
-        description=f"{cfg.model} x{cfg.scale}",
-        progress=progress,
-    )
-    return res
+    from advsr.experiments.driver import run_cells
+
+    settings = cfg.model_dump() if isinstance(cfg, EvalSRConfig) else dict(cfg)
+    return run_cells([(NAME, settings)], store, progress=progress)[0]

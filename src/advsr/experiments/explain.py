@@ -13,30 +13,53 @@ three SSIM maps and the CAM (the paper's Fig. 3), and the curves.
 from __future__ import annotations
 
 import math
+import statistics
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
+from advsr.experiments.attack_clf import classifier_attack
+from advsr.experiments.cell import (
+    Artifact,
+    CellRow,
+    CellRun,
+    Experiment,
+    Plan,
+    ReportParts,
+    cell_identity,
+    register_experiment,
+)
+from advsr.experiments.common import ClassifierCellConfig, image_generator, items_of, todo_batches
+from advsr.experiments.context import Context
+from advsr.experiments.defend import select_correct
+from advsr.experiments.store import ResultStore
 from advsr.explain import class_activation_map, default_layer, overlap_curves, ssim_maps
 from advsr.explain.overlap import Combine
+from advsr.io import encode_png
+from advsr.report import Figure, Plot, ReportTable, fmt
+from advsr.settings import NEUTRAL
 
-__all__ = ["ExplainResult", "explain_images", "write_explain_report"]
+__all__ = ["ExplainConfig", "ExplainResult", "explain_images"]
 
+NAME = "explain"
 THRESHOLDS = tuple(round(0.01 * i, 2) for i in range(1, 51))
+METRICS = ("precision", "recall", "iou", "iou_outside", "perturbed_fraction")
 
 
 @dataclass(frozen=True)
 class ExplainResult:
-    """Per-image metrics at ``threshold``, mean curves, and the maps for the figures."""
+    """Per-image metrics at ``threshold``, per-image curves over :data:`THRESHOLDS` (and
+    ``threshold``), and the maps for the figures."""
 
     threshold: float
+    grid: list[float]
     per_image: list[dict[str, float | None]]
-    means: dict[str, float | None]
-    curves: dict[str, list[tuple[float, float]]]
-    x: torch.Tensor
-    x_adv: torch.Tensor
+    curves: list[dict[str, list[float]]]
     maps: torch.Tensor
     cam: torch.Tensor
 
@@ -66,28 +89,87 @@ def explain_images(
     grid = sorted({*THRESHOLDS, float(threshold)})
     counts = overlap_curves(maps, cam, grid, combine=combine)
     at = grid.index(float(threshold))
-    names = ("precision", "recall", "iou", "iou_outside")
-    per_metric = {n: getattr(counts, n)() for n in names}
-    per_metric["perturbed_fraction"] = counts.perturbed_fraction()
+    per_metric = {n: getattr(counts, n)() for n in METRICS}
     per_image = [
         {k: _clean(float(v[at, i])) for k, v in per_metric.items()} for i in range(x.shape[0])
     ]
-    means_all = counts.means()
-    means = {k: _clean(float(v[at])) for k, v in means_all.items()}
-    curves = {
-        k: [(t, float(v[j])) for j, t in enumerate(grid) if not math.isnan(float(v[j]))]
-        for k, v in means_all.items()
-    }
-    return ExplainResult(
-        float(threshold),
-        per_image,
-        means,
-        curves,
-        x,
-        x_adv,
-        maps,
-        cam,
+    curves = [{k: v[:, i].tolist() for k, v in per_metric.items()} for i in range(x.shape[0])]
+    return ExplainResult(float(threshold), grid, per_image, curves, maps, cam)
+
+
+class ExplainConfig(ClassifierCellConfig):
+    """Settings of an ``explain`` cell: the first ``limit`` correctly classified images, one
+    attack (default PGD at 8/255), the CAM ``layer`` (dotted module name; None: the
+    classifier's last stage) and ``method``, the SSIM-map ``window`` and the noise
+    ``threshold`` of Table I; ``figures`` keeps the figures of the first N images."""
+
+    limit: int | None = Field(8, ge=1)
+    """The first N correctly classified images."""
+    layer: str | None = None
+    """CAM layer (dotted module name; default: the classifier's last stage)."""
+    method: Literal["gradcam++", "gradcam"] = "gradcam++"
+    """CAM method."""
+    window: Literal["gaussian", "block"] = "gaussian"
+    """SSIM map window: gaussian (11x11) or block (8x8)."""
+    threshold: float = Field(0.11, gt=0.0, lt=1.0)
+    """Noise threshold on 1 - SSIM (Table I)."""
+    figures: Annotated[int, NEUTRAL] = Field(8, ge=0)
+    """Keep the figures of the first N images for the report."""
+
+
+def _plan(cfg: ExplainConfig, ctx: Context) -> Plan:
+    from advsr.explain import get_layer
+
+    attack = classifier_attack(cfg)
+    data, _ = select_correct(cfg, ctx)
+    device = ctx.device(cfg.device)
+    model = ctx.classifier(cfg.model, cfg.weights, device)
+    layer = cfg.layer or default_layer(model)
+    get_layer(model, layer)  # an unknown layer fails now, with the known names
+    items = items_of(data.keys, data.names)
+
+    def compute(skip: set[str]) -> Iterator[Any]:
+        for idx in todo_batches(items, cfg.batch_size, skip):
+            t0 = time.perf_counter()
+            x, y = data.x[idx].to(device), data.y[idx].to(device)
+            res = attack(model, x, y, generator=image_generator(cfg.seed, idx[0]))
+            ex = explain_images(
+                model, x, res.x_adv, layer=layer, method=cfg.method, window=cfg.window,
+                threshold=cfg.threshold,
+            )  # fmt: skip
+            per = (time.perf_counter() - t0) / len(idx)
+            for j, i in enumerate(idx):
+                if i < cfg.figures:
+                    yield from _figure(items[i].key, x[j], res.x_adv[j], ex.maps[j], ex.cam[j])
+                metrics = {
+                    "fooled": float(res.success[j]),
+                    **ex.per_image[j],
+                    **{f"curve_{k}": v for k, v in ex.curves[j].items()},
+                }
+                yield CellRow(i, items[i].key, items[i].name, metrics, per)
+
+    return Plan(
+        cfg,
+        cell_identity(cfg, ctx, version=EXPLAIN.version, attack=attack, extra={"layer": layer}),
+        items,
+        compute,
+        f"explain {attack.label}",
+        {"grid": sorted({*THRESHOLDS, float(cfg.threshold)}), "attack": attack.label},
     )
+
+
+def _figure(
+    key: str, x: torch.Tensor, x_adv: torch.Tensor, maps: torch.Tensor, cam: torch.Tensor
+) -> Iterator[Artifact]:
+    m = maps.clamp(0, 1).float().cpu()
+    images = [
+        ("clean", x[None].float().cpu()),
+        ("adversarial", x_adv[None].float().cpu()),
+        *((f"SSIM map {c}", m[k].expand(3, -1, -1)[None]) for k, c in enumerate("RGB")),
+        ("CAM (clean)", _heat(cam.cpu())),
+    ]
+    for n, (caption, img) in enumerate(images):
+        yield Artifact(f"{key}/{n}:{caption}.png", encode_png(img))
 
 
 def _heat(cam: torch.Tensor) -> torch.Tensor:
@@ -96,33 +178,90 @@ def _heat(cam: torch.Tensor) -> torch.Tensor:
     return torch.stack([c, 1 - (2 * c - 1).abs(), 1 - c])[None].float()
 
 
-def write_explain_report(res: ExplainResult, path: Any, intro: str) -> Any:
-    """The HTML report: Fig. 3-style rows per image, the metrics table and the curves."""
-    from advsr.report import Figure, Plot, ReportTable, write_report
+def _nanmean(values: list[Any]) -> float | None:
+    vals = [float(v) for v in values if isinstance(v, float) and not math.isnan(v)]
+    return statistics.fmean(vals) if vals else None
 
-    figures = []
-    for i in range(res.x.shape[0]):
-        m = res.maps[i].clamp(0, 1).float()
-        images = [
-            ("clean", res.x[i : i + 1].float().cpu()),
-            ("adversarial", res.x_adv[i : i + 1].float().cpu()),
-            *((f"SSIM map {c}", m[k].expand(3, -1, -1)[None].cpu()) for k, c in enumerate("RGB")),
-            ("CAM (clean)", _heat(res.cam[i].cpu())),
+
+def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[str, Any]:
+    """Per cell: per-image metrics at the threshold, their means (NaN skipped, as the
+    paper's curves) and the mean curves over the noise thresholds."""
+    out = []
+    for c in cells:
+        grid = c.info["grid"]
+        means = {k: _nanmean([r[k] for r in c.rows]) for k in METRICS}
+        curves = {}
+        for k in METRICS:
+            pts = [(t, _nanmean([r[f"curve_{k}"][j] for r in c.rows])) for j, t in enumerate(grid)]
+            curves[k] = [(t, v) for t, v in pts if v is not None]
+        out.append(
+            {
+                "cell_id": c.cell_id,
+                "attack": c.info["attack"],
+                "model": c.config["model"],
+                "data": c.config["data"],
+                "threshold": c.config["threshold"],
+                "images": [r["image"] for r in c.rows],
+                "fooled": [bool(r["fooled"]) for r in c.rows],
+                "per_image": [{k: r[k] for k in METRICS} for r in c.rows],
+                "mean": means,
+                "curves": curves,
+                "expected": c.expected,
+                "stored": c.stored,
+                "computed": c.computed,
+            }
+        )
+    return {"experiment": NAME, "cells": out}
+
+
+def tables(doc: dict[str, Any]) -> list[ReportTable]:
+    """Per cell: the overlap metrics of every image at the threshold (Table I), and means."""
+    out = []
+    for c in doc["cells"]:
+        body = [
+            [n, str(f), *(fmt(r[k], 3) for k in METRICS)]
+            for n, f, r in zip(c["images"], c["fooled"], c["per_image"], strict=True)
         ]
-        figures.append(Figure(f"image {i}", images))
-    keys = list(res.per_image[0]) if res.per_image else []
-    rows = [
-        [str(i), *("-" if r[k] is None else f"{r[k]:.3f}" for k in keys)]
-        for i, r in enumerate(res.per_image)
+        body.append(["mean", "", *(fmt(c["mean"][k], 3) for k in METRICS)])
+        title = f"{c['attack']}: overlap at noise threshold {c['threshold']}"
+        out.append(ReportTable(title, ["image", "fooled", *METRICS], body))
+    return out
+
+
+def report(
+    doc: dict[str, Any], cells: list[CellRun], store: ResultStore | None = None
+) -> ReportParts:
+    """Fig. 3-style rows per image (from the stored figures), the table and the curves."""
+    plots = [
+        Plot(
+            f"{c['attack']}: overlap metrics against the noise threshold",
+            "noise threshold",
+            "mean over images",
+            [(k, v) for k, v in c["curves"].items()],
+        )
+        for c in doc["cells"]
     ]
-    rows.append(["mean", *("-" if res.means[k] is None else f"{res.means[k]:.3f}" for k in keys)])
-    table = ReportTable(
-        f"overlap metrics at noise threshold {res.threshold}", ["image", *keys], rows
+    figures = []
+    for c in cells:
+        if store is None:
+            break
+        groups: dict[str, list[tuple[str, bytes]]] = {}
+        for name, (_, data) in store.artifacts(c.cell_id).items():
+            item, _, caption = name.rpartition("/")
+            groups.setdefault(item, []).append((caption.split(":", 1)[-1][:-4], data))
+        figures += [Figure(item, imgs) for item, imgs in groups.items()]
+    intro = ", ".join(f"{c['model']} on {c['data']}, {c['attack']}" for c in doc["cells"])
+    return ReportParts("advsr explain", intro, tables(doc), plots, figures)
+
+
+EXPLAIN = register_experiment(
+    Experiment(
+        name=NAME,
+        config=ExplainConfig,
+        plan=_plan,
+        summarise=summarise,
+        tables=tables,
+        report=report,
+        description="SSIM maps, CAMs and perturbation/saliency overlap (PGAP paper Table I)",
     )
-    plot = Plot(
-        "overlap metrics against the noise threshold",
-        "noise threshold",
-        "mean over images",
-        [(k, v) for k, v in res.curves.items()],
-    )
-    return write_report(path, "advsr explain", intro, [table], figures, [plot])
+)

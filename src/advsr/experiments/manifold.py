@@ -24,17 +24,43 @@ Claim under test: adversarial images lie off the natural-image manifold, and pur
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from advsr.attacks._loop import eval_mode
+from advsr.attacks.base import Attack
 from advsr.checks import check_positive_int
 from advsr.errors import InputError
+from advsr.experiments.cell import (
+    ATTACK,
+    SEEDED,
+    CellRow,
+    CellRun,
+    Experiment,
+    Item,
+    Plan,
+    ReportParts,
+    cell_identity,
+    register_experiment,
+)
+from advsr.experiments.common import ClassifierDataConfig, configured_attack, image_generator
+from advsr.experiments.context import Context
+from advsr.experiments.store import ResultStore
+from advsr.report import ReportTable, Scatter3D
 
-__all__ = ["DetectorHead", "ManifoldResult", "penultimate_features", "run_manifold"]
+__all__ = [
+    "DetectorHead",
+    "ManifoldConfig",
+    "ManifoldResult",
+    "penultimate_features",
+    "run_manifold",
+    "train_split",
+]
 
 
 def _last_linear(model: nn.Module) -> nn.Linear:
@@ -132,7 +158,12 @@ def train_detector(
 
 @dataclass(frozen=True)
 class ManifoldResult:
-    """Detector accuracy, clean-call rates and the 3-D PCA of its hidden features."""
+    """Detector accuracy, clean-call rates and the 3-D PCA of its hidden features.
+
+    ``per_image`` has one entry per test image (``index`` into the clean set): whether the
+    detector calls the clean image clean, the fraction of its adversarial and purified
+    versions (one per attack) it calls clean, and the PCA coordinates of each.
+    """
 
     test_accuracy: float
     clean_called_clean: float
@@ -142,10 +173,11 @@ class ManifoldResult:
     points: dict[str, list[tuple[float, float, float]]]
     train_images: int
     test_images: int
+    per_image: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        """JSON-ready fields (without the per-image entries)."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "per_image"}
 
 
 def _pca3(groups: dict[str, torch.Tensor]) -> tuple[list[float], dict[str, torch.Tensor]]:
@@ -155,6 +187,17 @@ def _pca3(groups: dict[str, torch.Tensor]) -> tuple[list[float], dict[str, torch
     var = s**2
     explained = (var[:3] / var.sum()).tolist()
     return explained, {k: ((g.double() - mean) @ vh[:3].T).float() for k, g in groups.items()}
+
+
+def train_split(n: int, seed: int) -> torch.Tensor:
+    """Which of ``n`` images train the detector (a seeded half); the others test it.
+
+    Shape:
+        ``(n,)`` bool.
+    """
+    train_img = torch.zeros(n, dtype=torch.bool)
+    train_img[torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: n // 2]] = True
+    return train_img
 
 
 def run_manifold(
@@ -186,9 +229,7 @@ def run_manifold(
         raise InputError(f"the manifold experiment needs at least 4 images, got {n}")
     if x_adv.shape[0] % n or purified.shape[0] != x_adv.shape[0]:
         raise InputError("adversarial and purified images must be k copies of the clean set")
-    g = torch.Generator().manual_seed(seed)
-    train_img = torch.zeros(n, dtype=torch.bool)
-    train_img[torch.randperm(n, generator=g)[: n // 2]] = True
+    train_img = train_split(n, seed)
     rows = torch.arange(x_adv.shape[0]) % n
     fc, fa = penultimate_features(model, x), penultimate_features(model, x_adv)
     fp = penultimate_features(model, purified)
@@ -205,6 +246,7 @@ def run_manifold(
             "purified": head.hidden(fp[te_a]),
         }
     explained, proj = _pca3(hidden_feats)
+    per_image = _per_image(train_img, rows[te_a], p_clean, p_adv, p_pur, proj)
     points = {
         k: [tuple(float(c) for c in row) for row in v[:plot_points].tolist()]
         for k, v in proj.items()
@@ -218,4 +260,222 @@ def run_manifold(
         points=points,  # type: ignore[arg-type]
         train_images=int(train_img.sum()),
         test_images=int((~train_img).sum()),
+        per_image=per_image,
     )
+
+
+def _per_image(
+    train_img: torch.Tensor,
+    adv_rows: torch.Tensor,
+    p_clean: torch.Tensor,
+    p_adv: torch.Tensor,
+    p_pur: torch.Tensor,
+    proj: dict[str, torch.Tensor],
+) -> list[dict[str, Any]]:
+    """Regroup the test predictions and PCA points by clean image."""
+    test = (~train_img).nonzero()[:, 0].tolist()
+    owner = adv_rows.tolist()  # the clean image of each adversarial test row
+    out = []
+    for t, i in enumerate(test):
+        mine = [r for r, o in enumerate(owner) if o == i]
+        out.append(
+            {
+                "index": i,
+                "clean_called_clean": float(p_clean[t]),
+                "adv_called_clean": float(p_adv[mine].float().mean()),
+                "purified_called_clean": float(p_pur[mine].float().mean()),
+                "pca_clean": proj["clean"][t].tolist(),
+                "pca_adversarial": proj["adversarial"][mine].tolist(),
+                "pca_purified": proj["purified"][mine].tolist(),
+            }
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------ the cell
+
+NAME = "manifold"
+QUANTITIES = (
+    "test_accuracy",
+    "clean_called_clean",
+    "adversarial_called_clean",
+    "purified_called_clean",
+)
+
+
+class ManifoldConfig(ClassifierDataConfig):
+    """Settings of a ``manifold`` cell: the first ``limit`` correctly classified images, the
+    ``attacks`` making the adversarial set (``name@budget``), the purification ``defense``,
+    the detector's training ``epochs`` and ``hidden`` width; ``seed`` picks the split."""
+
+    limit: int | None = Field(400, ge=4)
+    """The first N correctly classified images (half train the detector, half test it)."""
+    attacks: Annotated[list[str], ATTACK] = Field(
+        default_factory=lambda: ["fgsm@8/255", "pgd@8/255", "deepfool"], min_length=1
+    )
+    """The attacks making the adversarial set (name@budget)."""
+    steps: Annotated[int | None, ATTACK] = Field(None, ge=1)
+    """Iterations of iterative attacks (default: the attack's)."""
+    defense: str = "sr:output=input"
+    """Purification applied to the adversarial images (a defense spec)."""
+    epochs: int = Field(200, ge=1)
+    """Detector training epochs."""
+    hidden: int = Field(1024, ge=1)
+    """Width of the detector's hidden layer."""
+    batch_size: Annotated[int, SEEDED] = Field(128, ge=1)
+    """Images per attack batch (decides which images share a generator)."""
+
+
+def _plan(cfg: ManifoldConfig, ctx: Context) -> Plan:
+    from advsr.defenses.registry import canonical_spec
+    from advsr.experiments.defend import select_correct
+
+    attacks = [configured_attack(spec, None, steps=cfg.steps) for spec in cfg.attacks]
+    for a in attacks:
+        if a.entry.domain != "classifier":
+            raise InputError(
+                f"{a.name} is an SR attack; the manifold experiment needs classifier ones"
+            )
+    device = ctx.device(cfg.device)
+    ctx.defense(cfg.defense, device)
+    data, _ = select_correct(cfg, ctx)
+    if len(data.names) < 4:
+        raise InputError(f"only {len(data.names)} correctly classified images in {cfg.data}")
+    test = (~train_split(len(data.names), cfg.seed)).nonzero()[:, 0].tolist()
+    items = [(i, data.keys[i], data.names[i]) for i in test]
+
+    extra = {
+        "attacks": [a.identity() for a in attacks],
+        "defense": canonical_spec(cfg.defense),
+    }
+
+    def compute(skip: set[str]) -> Iterator[CellRow]:
+        yield from _rows(ctx, data, attacks, cfg, device)
+
+    return Plan(
+        cfg,
+        cell_identity(cfg, ctx, version=MANIFOLD.version, stochastic=True, extra=extra),
+        [Item(k, n) for _, k, n in items],
+        compute,
+        "manifold detector",
+        {"attacks": [a.label for a in attacks], "images": len(data.names)},
+    )
+
+
+def _rows(
+    ctx: Context, data: Any, attacks: list[Attack], cfg: ManifoldConfig, device: torch.device
+) -> Iterator[CellRow]:
+    import time
+
+    t0 = time.perf_counter()
+    clf = ctx.classifier(cfg.model, cfg.weights, device)
+    purifier = ctx.defense(cfg.defense, device)
+    x, y = data.x.to(device), data.y.to(device)
+    advs, purified = [], []
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    b = cfg.batch_size
+    for attack in attacks:
+        xa = torch.cat(
+            [
+                attack(
+                    clf, x[s : s + b], y[s : s + b], generator=image_generator(cfg.seed, s)
+                ).x_adv
+                for s in range(0, len(x), b)
+            ]
+        )
+        advs.append(xa)
+        with torch.no_grad():
+            purified.append(torch.cat([purifier(xa[s : s + b], gen) for s in range(0, len(xa), b)]))
+    res = run_manifold(
+        clf,
+        x,
+        torch.cat(advs),
+        torch.cat(purified),
+        seed=cfg.seed,
+        epochs=cfg.epochs,
+        hidden=cfg.hidden,
+    )
+    per = (time.perf_counter() - t0) / max(len(res.per_image), 1)
+    for r in res.per_image:
+        i = r.pop("index")
+        metrics = {**r, "explained_variance": res.explained_variance}
+        yield CellRow(i, data.keys[i], data.names[i], metrics, per)
+
+
+def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[str, Any]:
+    """Per cell: the detector's balanced test accuracy, the called-clean rates and the PCA
+    points (from the stored test rows)."""
+    out = []
+    for c in cells:
+        rows = c.rows
+        mean = {
+            k: sum(r[k] for r in rows) / len(rows)
+            for k in ("clean_called_clean", "adv_called_clean", "purified_called_clean")
+        }
+        out.append(
+            {
+                "cell_id": c.cell_id,
+                "model": c.config["model"],
+                "data": c.config["data"],
+                "attacks": c.info["attacks"],
+                "defense": c.config["defense"],
+                "images": c.info["images"],
+                "test_images": len(rows),
+                "test_accuracy": 0.5 * (mean["clean_called_clean"] + 1 - mean["adv_called_clean"]),
+                "clean_called_clean": mean["clean_called_clean"],
+                "adversarial_called_clean": mean["adv_called_clean"],
+                "purified_called_clean": mean["purified_called_clean"],
+                "explained_variance": rows[0]["explained_variance"] if rows else [],
+                "points": {
+                    "clean": [r["pca_clean"] for r in rows],
+                    "adversarial": [p for r in rows for p in r["pca_adversarial"]],
+                    "purified": [p for r in rows for p in r["pca_purified"]],
+                },
+                "expected": c.expected,
+                "stored": c.stored,
+                "computed": c.computed,
+            }
+        )
+    return {"experiment": NAME, "cells": out}
+
+
+def tables(doc: dict[str, Any]) -> list[ReportTable]:
+    """The detector's quantities per cell."""
+    return [
+        ReportTable(
+            f"{c['model']} on {c['data']}, attacks {', '.join(c['attacks'])}, purification "
+            f"{c['defense']} (BN-dropout-{'dense'}-1 head on frozen features)",
+            ["quantity", "value"],
+            [[k, f"{c[k]:.4f}"] for k in QUANTITIES],
+        )
+        for c in doc["cells"]
+    ]
+
+
+def report(
+    doc: dict[str, Any], cells: list[CellRun], store: ResultStore | None = None
+) -> ReportParts:
+    """The table and the 3-D PCA scatter of the detector's hidden features (Fig. 1)."""
+    plots = []
+    for c in doc["cells"]:
+        ev = ", ".join(f"{v:.2f}" for v in c["explained_variance"])
+        groups = [(k, [tuple(p) for p in v[:300]]) for k, v in c["points"].items()]
+        plots.append(Scatter3D(f"PCA of detector features (explained variance {ev})", groups))
+    intro = "; ".join(
+        f"{c['model']} on {c['data']}: {c['images']} images ({c['test_images']} test)"
+        for c in doc["cells"]
+    )
+    return ReportParts("advsr manifold", intro, tables(doc), plots)
+
+
+MANIFOLD = register_experiment(
+    Experiment(
+        name=NAME,
+        config=ManifoldConfig,
+        plan=_plan,
+        summarise=summarise,
+        tables=tables,
+        report=report,
+        description="clean-vs-adversarial detector on frozen features (SR-defense paper 4.1)",
+    )
+)

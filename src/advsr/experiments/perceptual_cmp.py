@@ -18,31 +18,38 @@ levels, not third decimals.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import statistics
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any
 
-import torch
 from pydantic import Field
 
-from advsr.data.labelled import LabelledSet, open_labelled
-from advsr.devices import resolve_device
+from advsr.attacks.base import format_budget
 from advsr.errors import InputError
-from advsr.experiments.attack_clf import ClassifierCellConfig, check_attack_name, run_clf_attack
-from advsr.experiments.defend import correctly_classified
-from advsr.experiments.runner import CellResult, CellRow, run_cell
-from advsr.experiments.spec import validate
+from advsr.experiments.attack_clf import classifier_attack
+from advsr.experiments.cell import (
+    ATTACK,
+    CellRow,
+    CellRun,
+    Experiment,
+    Plan,
+    ReportParts,
+    cell_identity,
+    register_experiment,
+)
+from advsr.experiments.common import ClassifierCellConfig, image_generator, items_of, todo_batches
+from advsr.experiments.context import Context
+from advsr.experiments.defend import select_correct
 from advsr.experiments.store import ResultStore
-from advsr.io import file_sha256
 from advsr.metrics import psnr, ssim
-from advsr.models.classifiers import create_classifier
+from advsr.report import Plot, ReportTable, fmt
+from advsr.settings import NEUTRAL
 
-__all__ = ["DEFAULT_SWEEPS", "PerceptualConfig", "at_level", "run_perceptual"]
+__all__ = ["DEFAULT_SWEEPS", "PerceptualConfig", "at_level", "sweep_cells"]
 
-EXPERIMENT = "perceptual"
+NAME = "perceptual"
 
 DEFAULT_SWEEPS: dict[str, tuple[float, ...]] = {
     "fgsm": tuple(v / 255 for v in (0.125, 0.25, 0.5, 1.0, 2.0, 4.0)),
@@ -55,43 +62,55 @@ DEFAULT_SWEEPS: dict[str, tuple[float, ...]] = {
 
 
 class PerceptualConfig(ClassifierCellConfig):
-    """One sweep point: a method at one parameter value."""
+    """One sweep point: a method at one parameter value, on the first ``limit`` correctly
+    classified images; ``ssim_target`` / ``psnr_target`` are the common levels the summary
+    reads the fooling rates at (None: the middle of the PSNR range every sweep covers)."""
 
-    limit: int = Field(200, ge=1)
-    attack: str = "fpgap"
-    eps: float = Field(0.05, gt=0.0)
-
-    @property
-    def loss(self) -> str:
-        """Cross-entropy for the norm-bounded attacks (the perceptual ones use their own)."""
-        return "ce"
-
-    @property
-    def kappa(self) -> float:
-        """Unused by cross-entropy."""
-        return 0.0
+    limit: int | None = Field(200, ge=1)
+    """The first N correctly classified images."""
+    attack: Annotated[str, ATTACK] = "fpgap"
+    """The method of this sweep point."""
+    eps: Annotated[float | None, ATTACK] = Field(0.05, gt=0.0)
+    """Its parameter (eps, or eps2 of the perceptual attacks)."""
+    ssim_target: Annotated[float, NEUTRAL] = Field(0.998, gt=0.0, lt=1.0)
+    """Common mean SSIM of Table II."""
+    psnr_target: Annotated[float | None, NEUTRAL] = Field(None, gt=0.0)
+    """Common mean PSNR of Table III (default: the middle of the range all sweeps cover)."""
 
 
-def _rows(
-    model: torch.nn.Module, data: LabelledSet, cfg: PerceptualConfig, skip: set[str]
-) -> Iterator[CellRow]:
-    device = next(model.parameters()).device
-    todo = [i for i, n in enumerate(data.names) if n not in skip]
-    for start in range(0, len(todo), cfg.batch_size):
-        t0 = time.perf_counter()
-        idx = todo[start : start + cfg.batch_size]
-        x, y = data.x[idx].to(device), data.y[idx].to(device)
-        out = run_clf_attack(model, cfg, x, y, idx[0])
-        fooled = out.success
-        s, p = ssim(out.x_adv, x), psnr(out.x_adv, x)
-        per = (time.perf_counter() - t0) / len(idx)
-        for j, i in enumerate(idx):
-            yield CellRow(
-                i,
-                data.names[i],
-                {"fooled": float(fooled[j]), "ssim": float(s[j]), "psnr": float(p[j])},
-                per,
-            )
+def _plan(cfg: PerceptualConfig, ctx: Context) -> Plan:
+    attack = classifier_attack(cfg)
+    if attack.entry.norm == "none":
+        raise InputError(f"{attack.name} has no budget to sweep; use a budgeted attack")
+    data, _ = select_correct(cfg, ctx)
+    device = ctx.device(cfg.device)
+    model = ctx.classifier(cfg.model, cfg.weights, device)
+    items = items_of(data.keys, data.names)
+
+    def compute(skip: set[str]) -> Iterator[CellRow]:
+        for idx in todo_batches(items, cfg.batch_size, skip):
+            t0 = time.perf_counter()
+            x, y = data.x[idx].to(device), data.y[idx].to(device)
+            res = attack(model, x, y, generator=image_generator(cfg.seed, idx[0]))
+            s, p = ssim(res.x_adv, x), psnr(res.x_adv, x)
+            per = (time.perf_counter() - t0) / len(idx)
+            for j, (i, extra) in enumerate(zip(idx, res.per_image(), strict=True)):
+                metrics = {
+                    **extra,
+                    "fooled": float(res.success[j]),
+                    "ssim": float(s[j]),
+                    "psnr": float(p[j]),
+                }
+                yield CellRow(i, items[i].key, items[i].name, metrics, per)
+
+    return Plan(
+        cfg,
+        cell_identity(cfg, ctx, version=PERCEPTUAL.version, attack=attack),
+        items,
+        compute,
+        attack.label,
+        {"method": attack.name, "param": attack.eps, "norm": attack.entry.norm},
+    )
 
 
 def _finite_mean(values: Sequence[float]) -> float:
@@ -122,74 +141,46 @@ def at_level(points: Sequence[tuple[float, float]], target: float) -> float | No
     return None
 
 
-def run_perceptual(
-    store: ResultStore,
+def sweep_cells(
     base: dict[str, Any],
-    sweeps: Mapping[str, Sequence[float]],
-    *,
-    ssim_target: float = 0.998,
-    psnr_target: float | None = None,
+    sweeps: dict[str, Sequence[float]],
     limits: dict[str, int] | None = None,
-    progress: bool | None = None,
-) -> dict[str, Any]:
-    """Every sweep point, then the Table II (SSIM) and Table III (PSNR) rows.
-
-    Args:
-        store: result store (resume per image).
-        base: settings shared by every point (model, data, limit, steps, seed, ...).
-        sweeps: method -> parameter values.
-        ssim_target: the common mean SSIM of Table II.
-        psnr_target: the common mean PSNR of Table III (None: the middle of the PSNR range
-            that every method's sweep covers; no value when they share none).
-        limits: per-method image limits (e.g. fewer images for the slow PGAP).
-
-    Raises:
-        AdvsrError: unknown method, bad value, model or dataset.
-    """
-    for method in sweeps:
-        if check_attack_name(method):
-            raise InputError(f"{method} has no budget to sweep; use a budgeted attack")
-    cfg0 = validate(PerceptualConfig, {**base, "attack": next(iter(sweeps))})
-    device = resolve_device(cfg0.device)
-    model = create_classifier(cfg0.model, cfg0.weights).to(device).eval()
-    full = open_labelled(cfg0.data, pattern=cfg0.pattern, per_class=cfg0.per_class)
-    data, _ = correctly_classified(model, full, cfg0.limit, device)
-    if not data.names:
-        raise InputError(f"{cfg0.model} classifies none of the images of {cfg0.data} correctly")
-    points: dict[str, list[dict[str, Any]]] = {}
+) -> list[tuple[str, dict[str, Any]]]:
+    """The cells of a sweep: one per method and value (``limits``: fewer images per method,
+    e.g. for the slow PGAP)."""
+    cells = []
     for method, values in sweeps.items():
-        n = min((limits or {}).get(method, len(data.names)), len(data.names))
-        sub = data if n == len(data.names) else data.subset(n)
-        points[method] = []
+        limit = base.get("limit", 200)
+        if limits and method in limits:
+            limit = min(limits[method], limit) if limit else limits[method]
         for v in values:
-            cfg = validate(PerceptualConfig, {**base, "attack": method, "eps": v})
-            config = {
-                **cfg.model_dump(exclude={"weights", "device", "batch_size"}),
-                "images": n,
-                "weights_sha256": file_sha256(cfg.weights) if cfg.weights else None,
+            cells.append((NAME, {**base, "attack": method, "eps": v, "limit": limit}))
+    return cells
+
+
+def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[str, Any]:
+    """Each method's sweep, then the Table II (SSIM) and Table III (PSNR) rows."""
+    points: dict[str, list[dict[str, Any]]] = {}
+    for c in cells:
+        rows = c.rows
+        points.setdefault(c.info["method"], []).append(
+            {
+                "param": c.info["param"],
+                "norm": c.info["norm"],
+                "images": len(rows),
+                "fooling_rate": statistics.fmean(r["fooled"] for r in rows),
+                "failed": float(sum(r.get("failed", 0.0) for r in rows)),
+                "ssim": statistics.fmean(r["ssim"] for r in rows),
+                "psnr": _finite_mean([r["psnr"] for r in rows]),
             }
-            res: CellResult = run_cell(
-                store,
-                EXPERIMENT,
-                config,
-                sub.names,
-                functools.partial(_rows, model, sub, cfg),
-                description=f"{method} @ {v:g}",
-                progress=progress,
-            )
-            rows = res.rows
-            points[method].append(
-                {
-                    "param": v,
-                    "images": len(rows),
-                    "fooling_rate": statistics.fmean(r["fooled"] for r in rows),
-                    "ssim": statistics.fmean(r["ssim"] for r in rows),
-                    "psnr": _finite_mean([r["psnr"] for r in rows]),
-                }
-            )
+        )
+    for pts in points.values():
+        pts.sort(key=lambda p: p["param"])
+    ssim_target = cells[0].config["ssim_target"] if cells else 0.998
+    psnr_target = cells[0].config["psnr_target"] if cells else None
     if psnr_target is None:  # the middle of the PSNR range every sweep covers
         finite = [[p["psnr"] for p in pts if p["psnr"] != float("inf")] for pts in points.values()]
-        if all(finite):
+        if finite and all(finite):
             lo, hi = max(min(f) for f in finite), min(max(f) for f in finite)
             psnr_target = 0.5 * (lo + hi) if lo <= hi else None
     table2 = {
@@ -203,10 +194,78 @@ def run_perceptual(
         for m, pts in points.items()
     }
     return {
-        "images": len(data.names),
+        "experiment": NAME,
+        "model": cells[0].config["model"] if cells else None,
+        "data": cells[0].config["data"] if cells else None,
+        "images": max((c.expected for c in cells), default=0),
         "ssim_target": ssim_target,
         "psnr_target": psnr_target,
         "table2": table2,
         "table3": table3,
         "sweeps": points,
+        "cells": [c.brief() for c in cells],
     }
+
+
+def tables(doc: dict[str, Any]) -> list[ReportTable]:
+    """Tables II and III (fooling rate at the common levels) and the sweeps."""
+    methods = list(doc["sweeps"])
+    level = "-" if doc["psnr_target"] is None else f"{doc['psnr_target']:.2f}"
+    return [
+        ReportTable(
+            f"fooling rate at a common quality, {doc['images']} images (Tables II and III)",
+            ["level", *methods],
+            [
+                [f"SSIM {doc['ssim_target']:g}", *(fmt(doc["table2"][m], 3) for m in methods)],
+                [f"PSNR {level} dB", *(fmt(doc["table3"][m], 3) for m in methods)],
+            ],
+        ),
+        ReportTable(
+            "sweeps",
+            ["method", "param", "images", "fooling rate", "failed", "mean SSIM", "mean PSNR"],
+            [
+                [
+                    m,
+                    format_budget(p["param"], p["norm"]),
+                    str(p["images"]),
+                    f"{p['fooling_rate']:.3f}",
+                    f"{p['failed']:g}",
+                    f"{p['ssim']:.5f}",
+                    f"{p['psnr']:.2f}",
+                ]
+                for m in methods
+                for p in doc["sweeps"][m]
+            ],
+        ),
+    ]
+
+
+def report(
+    doc: dict[str, Any], cells: list[CellRun], store: ResultStore | None = None
+) -> ReportParts:
+    """The tables and the fooling-rate-vs-quality curves."""
+    methods = list(doc["sweeps"])
+    plots = [
+        Plot(
+            f"fooling rate vs mean {q.upper()}",
+            f"mean {q.upper()}",
+            "fooling rate",
+            [(m, [(p[q], p["fooling_rate"]) for p in doc["sweeps"][m]]) for m in methods],
+        )
+        for q in ("ssim", "psnr")
+    ]
+    intro = f"{doc['model']} on {doc['data']}: {doc['images']} correctly classified images."
+    return ReportParts("advsr perceptual", intro, tables(doc), plots)
+
+
+PERCEPTUAL = register_experiment(
+    Experiment(
+        name=NAME,
+        config=PerceptualConfig,
+        plan=_plan,
+        summarise=summarise,
+        tables=tables,
+        report=report,
+        description="fooling rate at a common SSIM/PSNR (PGAP paper Tables II and III)",
+    )
+)

@@ -1,95 +1,60 @@
-"""Registered experiments and the driver that runs a spec's cells against the store.
+"""``advsr run``: every cell of a spec file, any mix of experiments, against the store.
 
 Example:
-    >>> from advsr.experiments.store import ResultStore
-    >>> spec = ExperimentSpec(experiment="eval-sr", grid={"scale": [2, 4]},
-    ...                       settings={"data": "samples", "hr_crop": 48})
-    >>> runs = run_spec(spec, ResultStore(":memory:"), progress=False)
-    >>> [r.config["scale"] for r in runs], all(len(r.rows) == 8 for r in runs)
-    ([2, 4], True)
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "s.toml").write_text('experiment = "eval-sr"\\n[grid]\\nscale = [2, 4]\\n'
+    ...                               '[settings]\\nhr_crop = 32\\n')
+    >>> doc, tables = run_spec_file(d / "s.toml", d / "store.sqlite", progress=False)
+    >>> doc["computed"], [r["config"]["scale"] for r in doc["runs"]]
+    (16, [2, 4])
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from advsr.experiments.cell import EXPERIMENTS
+from advsr.experiments.driver import run_cells
+from advsr.experiments.spec import load_spec
+from advsr.experiments.store import ResultStore, default_store_path
+from advsr.report import ReportTable
 
-from advsr.experiments.attack_sr import AttackSRConfig, attack_sr
-from advsr.experiments.eval_sr import EvalSRConfig, eval_sr
-from advsr.experiments.runner import CellResult
-from advsr.experiments.spec import ExperimentSpec, validate
-from advsr.experiments.store import ResultStore
-from advsr.registry import Registry
-
-__all__ = ["EXPERIMENTS", "ExperimentEntry", "ExperimentRun", "run_spec"]
+__all__ = ["run_spec_file"]
 
 
-@dataclass(frozen=True)
-class ExperimentEntry:
-    """A registered experiment: its config class and its resumable run function."""
+def run_spec_file(
+    path: str | Path, store: str | Path | None, *, progress: bool | None = None
+) -> tuple[dict[str, Any], dict[str, list[ReportTable]]]:
+    """Run a spec (every cell validated first) and summarise each experiment it names.
 
-    config: type[BaseModel]
-    run: Callable[[Any, ResultStore, bool | None], CellResult]
-    description: str
-
-
-@dataclass(frozen=True)
-class ExperimentRun:
-    """One cell of a spec after running: its validated config and result."""
-
-    experiment: str
-    config: dict[str, Any]
-    cell_id: str
-    rows: list[dict[str, Any]]
-    mean: dict[str, float]
-    computed: int
-    skipped: int
-
-
-EXPERIMENTS: Registry[ExperimentEntry] = Registry("experiment")
-EXPERIMENTS.register(
-    "eval-sr",
-    ExperimentEntry(
-        config=EvalSRConfig,
-        run=lambda cfg, store, progress: eval_sr(cfg, store, progress=progress),
-        description="PSNR/SSIM of an SR model on a dataset",
-    ),
-)
-EXPERIMENTS.register(
-    "attack-sr",
-    ExperimentEntry(
-        config=AttackSRConfig,
-        run=lambda cfg, store, progress: attack_sr(cfg, store, progress=progress),
-        description="basic / partial attacks on an SR model (Choi et al. 2019)",
-    ),
-)
-
-
-def run_spec(
-    spec: ExperimentSpec, store: ResultStore, *, progress: bool | None = None
-) -> list[ExperimentRun]:
-    """Validate every cell of ``spec`` first, then run them in order (finished ones are read back).
+    Returns:
+        the JSON document (``runs``: one entry per cell with its config and row counts;
+        ``summaries``: per experiment; ``computed`` / ``from_store`` totals) and the tables
+        of each experiment.
 
     Raises:
-        AdvsrError: an unknown experiment or an invalid cell (before any work is done).
+        AdvsrError: a bad spec or an invalid cell (nothing is computed then).
     """
-    entry = EXPERIMENTS.get(spec.experiment)
-    configs = [validate(entry.config, cell) for cell in spec.cells()]
-    runs = []
-    for cfg in configs:
-        res = entry.run(cfg, store, progress)
-        runs.append(
-            ExperimentRun(
-                experiment=spec.experiment,
-                config=cfg.model_dump(),
-                cell_id=res.cell_id,
-                rows=res.rows,
-                mean=res.mean,
-                computed=res.computed,
-                skipped=res.skipped,
-            )
-        )
-    return runs
+    spec = load_spec(path)
+    cells = spec.cells()
+    with ResultStore(store or default_store_path()) as st:
+        runs = run_cells(cells, st, progress=progress)
+        summaries = {}
+        tables: dict[str, list[ReportTable]] = {}
+        for name in spec.experiments:
+            exp = EXPERIMENTS.get(name)
+            summaries[name] = exp.summarise([r for r in runs if r.experiment == name], st)
+            tables[name] = exp.tables(summaries[name])
+    doc = {
+        "spec": str(path),
+        "computed": sum(r.computed for r in runs),
+        "from_store": sum(r.from_store for r in runs),
+        "runs": [
+            {**r.brief(), "experiment": r.experiment, "config": r.config, "mean": r.mean}
+            for r in runs
+        ],
+        "summaries": summaries,
+    }
+    return doc, tables

@@ -1,113 +1,193 @@
-"""The ``transfer-sr`` experiment: attacks crafted on one SR model, measured on others.
+"""The ``transfer`` experiment: attacks crafted on one SR model, measured on others.
 
-One cell per source model: each image is attacked on the source (basic attack), then every
-target model's SR PSNR ``f_t(X_adv)`` vs ``f_t(X0)`` is measured (row metrics
+One cell per source model: each image is attacked on the source (the basic attack), then
+every target model's SR PSNR ``f_t(X_adv)`` vs ``f_t(X0)`` is measured (row metrics
 ``sr_psnr@<target>``). :func:`transfer_matrix` turns the cells into the source x target
 matrix of Choi et al.'s Figure 4.
+
+Example:
+    >>> from advsr.experiments.store import ResultStore
+    >>> res = transfer_sr({"source": "bicubic", "targets": ["bicubic"], "steps": 2,
+    ...                    "hr_crop": 32}, ResultStore(":memory:"), progress=False)
+    >>> sorted(res.mean)
+    ['lr_psnr', 'sr_psnr@bicubic']
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
 from advsr.attacks._loop import eval_mode
+from advsr.attacks.base import format_budget
 from advsr.attacks.sr import DEFAULT_REFERENCE
-from advsr.data import SRDataset, open_dataset
-from advsr.devices import resolve_device
 from advsr.errors import InputError
-from advsr.experiments.attack_sr import attack_image
-from advsr.experiments.runner import CellResult, CellRow, run_cell
-from advsr.experiments.spec import validate
+from advsr.experiments.cell import (
+    ATTACK,
+    SEEDED,
+    CellConfig,
+    CellRun,
+    Experiment,
+    Item,
+    Plan,
+    ReportParts,
+    cell_identity,
+    register_experiment,
+    timed,
+)
+from advsr.experiments.common import configured_attack, image_generator, items_of
+from advsr.experiments.context import Context
 from advsr.experiments.store import ResultStore
-from advsr.io import file_sha256
 from advsr.metrics import psnr
-from advsr.models.sr import create_sr_model
+from advsr.report import ReportTable, fmt
+from advsr.settings import DATA, MODEL, WEIGHTS
 
 __all__ = ["TransferSRConfig", "transfer_matrix", "transfer_sr"]
 
-EXPERIMENT = "transfer-sr"
+NAME = "transfer"
 
 
-class TransferSRConfig(BaseModel):
-    """One source model against a list of targets (weights by model name)."""
+class TransferSRConfig(CellConfig):
+    """One source model against a list of targets (see the field docstrings)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    source: str
-    targets: list[str] = Field(min_length=1)
-    weights: dict[str, str] = Field(default_factory=dict)
-    data: str = "samples"
+    source: Annotated[str, MODEL]
+    """The model attacks are crafted on (zoo name or model file)."""
+    targets: Annotated[list[str], MODEL] = Field(min_length=1)
+    """The models they are measured on."""
+    weights: Annotated[dict[str, str], WEIGHTS] = Field(default_factory=dict)
+    """Weight files by model name."""
+    data: Annotated[str, DATA] = "samples"
+    """Dataset name or path."""
     scale: int = Field(4, ge=1)
+    """SR factor."""
     hr_crop: int | None = Field(None, ge=1)
-    alpha: float = Field(8 / 255, ge=0.0, le=1.0)
-    steps: int = Field(50, ge=1)
-    reference: str = DEFAULT_REFERENCE
-    random_start: bool = False
-    seed: int = 0
-    device: str = "auto"
+    """Centre-crop HR images (quick runs)."""
+    eps: Annotated[float, ATTACK] = Field(
+        8 / 255, ge=0.0, le=1.0, validation_alias=AliasChoices("eps", "alpha")
+    )
+    """Total L-inf budget of the basic attack (the paper's alpha)."""
+    steps: Annotated[int, ATTACK] = Field(50, ge=1)
+    """Iterations T."""
+    reference: Annotated[str, ATTACK] = DEFAULT_REFERENCE
+    """clean-8bit, ground-truth or clean (with --random-start)."""
+    random_start: Annotated[bool, ATTACK] = False
+    """Start at a random point of the budget."""
+    seed: Annotated[int, SEEDED] = 0
+    """Seed of the random start."""
+
+
+def _plan(cfg: TransferSRConfig, ctx: Context) -> Plan:
+    names = list(dict.fromkeys([cfg.source, *cfg.targets]))
+    unknown = set(cfg.weights) - set(names)
+    if unknown:
+        raise InputError(f"weights given for models not in the run: {', '.join(sorted(unknown))}")
+    attack = configured_attack(
+        "basic", cfg.eps, steps=cfg.steps, reference=cfg.reference, random_start=cfg.random_start
+    )
+    dataset = ctx.sr_dataset(cfg.data, cfg.scale, cfg.hr_crop)
+    device = ctx.device(cfg.device)
+    for n in names:
+        ctx.sr_model(n, cfg.scale, cfg.weights.get(n), device)
+    items = items_of(dataset.keys(), dataset.names())
+
+    def compute(skip: set[str]) -> Iterator[Any]:
+        models = {n: ctx.sr_model(n, cfg.scale, cfg.weights.get(n), device) for n in names}
+        for_rows = _rows(models, dataset, items, attack, cfg, skip, device)
+        yield from timed(for_rows)
+
+    return Plan(
+        cfg,
+        cell_identity(cfg, ctx, version=TRANSFER.version, attack=attack),
+        items,
+        compute,
+        f"transfer from {cfg.source}",
+    )
 
 
 def _rows(
-    source: torch.nn.Module,
-    targets: dict[str, torch.nn.Module],
-    dataset: SRDataset,
+    models: Mapping[str, torch.nn.Module],
+    dataset: Any,
+    items: list[Item],
+    attack: Any,
     cfg: TransferSRConfig,
     skip: set[str],
     device: torch.device,
-) -> Iterator[CellRow]:
-    for i, name in enumerate(dataset.names()):
-        if name in skip:
+) -> Iterator[tuple[int, Item, dict[str, Any]]]:
+    for i, item in enumerate(items):
+        if item.key in skip:
             continue
-        t0 = time.perf_counter()
         pair = dataset[i]
         lr, hr = pair.lr.to(device), pair.hr.to(device)
-        res = attack_image(source, lr, hr, cfg, i)
+        res = attack(models[cfg.source], lr, hr, generator=image_generator(cfg.seed, i))
         metrics: dict[str, Any] = {"lr_psnr": float(psnr(res.x_adv, lr)[0])}
-        for tname, tm in targets.items():
+        for t in cfg.targets:
+            tm = models[t]
             with eval_mode(tm), torch.no_grad():
-                metrics[f"sr_psnr@{tname}"] = float(psnr(tm(res.x_adv), tm(lr))[0])
-        yield CellRow(idx=i, image=name, metrics=metrics, seconds=time.perf_counter() - t0)
+                metrics[f"sr_psnr@{t}"] = float(psnr(tm(res.x_adv), tm(lr))[0])
+        yield i, item, metrics
+
+
+def transfer_matrix(cells: list[CellRun], targets: list[str]) -> list[list[float | None]]:
+    """``matrix[i][j]`` = mean SR PSNR on target j of attacks crafted on source i."""
+    return [[c.mean.get(f"sr_psnr@{t}") for t in targets] for c in cells]
+
+
+def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[str, Any]:
+    """The source x target matrix (targets: the union over cells, in order)."""
+    targets = list(dict.fromkeys(t for c in cells for t in c.config["targets"]))
+    eps = sorted({format_budget(c.config["eps"]) for c in cells})
+    return {
+        "experiment": NAME,
+        "alpha": ", ".join(eps),
+        "sources": [c.config["source"] for c in cells],
+        "targets": targets,
+        "matrix": transfer_matrix(cells, targets),
+        "runs": {c.config["source"]: c.as_dict() for c in cells},
+    }
+
+
+def tables(doc: dict[str, Any]) -> list[ReportTable]:
+    """The transferability matrix."""
+    title = (
+        f"Transferability: SR PSNR (dB) on the target, alpha {doc['alpha']} "
+        "(rows: attacked model, columns: evaluated model)"
+    )
+    body = [
+        [src.removeprefix("demo-"), *(fmt(v, 2) for v in row)]
+        for src, row in zip(doc["sources"], doc["matrix"], strict=True)
+    ]
+    header = ["source \\ target", *(t.removeprefix("demo-") for t in doc["targets"])]
+    return [ReportTable(title, header, body)]
+
+
+def report(
+    doc: dict[str, Any], cells: list[CellRun], store: ResultStore | None = None
+) -> ReportParts:
+    """The matrix."""
+    return ReportParts("advsr transfer", "Transferability of SR attacks.", tables(doc))
+
+
+TRANSFER = register_experiment(
+    Experiment(
+        name=NAME,
+        config=TransferSRConfig,
+        plan=_plan,
+        summarise=summarise,
+        tables=tables,
+        report=report,
+        description="transferability: basic attacks crafted on a source, SR PSNR on targets",
+    )
+)
 
 
 def transfer_sr(
     cfg: TransferSRConfig | dict[str, Any], store: ResultStore, *, progress: bool | None = None
-) -> CellResult:
+) -> CellRun:
     """Run one source's cell (rows hold ``lr_psnr`` and ``sr_psnr@<target>``)."""
-    if not isinstance(cfg, TransferSRConfig):
-        cfg = validate(TransferSRConfig, cfg)
-    unknown = set(cfg.weights) - {cfg.source, *cfg.targets}
-    if unknown:
-        raise InputError(f"weights given for models not in the run: {', '.join(sorted(unknown))}")
-    device = resolve_device(cfg.device)
-    dataset = open_dataset(cfg.data, cfg.scale, hr_crop=cfg.hr_crop)
-    models = {
-        n: create_sr_model(n, cfg.scale, cfg.weights.get(n)).to(device)
-        for n in dict.fromkeys([cfg.source, *cfg.targets])
-    }
-    config = {
-        **cfg.model_dump(exclude={"weights", "device", "data"}),
-        "weights_sha256": {n: file_sha256(w) for n, w in sorted(cfg.weights.items())},
-        "dataset": dataset.identity(),
-    }
-    res = run_cell(
-        store,
-        EXPERIMENT,
-        config,
-        dataset.names(),
-        lambda skip: _rows(
-            models[cfg.source], {t: models[t] for t in cfg.targets}, dataset, cfg, skip, device
-        ),
-        description=f"transfer from {cfg.source}",
-        progress=progress,
-    )
-    return res
+    from advsr.experiments.driver import run_cells
 
-
-def transfer_matrix(runs: Mapping[str, CellResult], targets: list[str]) -> list[list[float | None]]:
-    """``matrix[i][j]`` = mean SR PSNR on target j of attacks crafted on source i."""
-    return [[run.mean.get(f"sr_psnr@{t}") for t in targets] for run in runs.values()]
+    settings = cfg.model_dump() if isinstance(cfg, TransferSRConfig) else dict(cfg)
+    return run_cells([(NAME, settings)], store, progress=progress)[0]

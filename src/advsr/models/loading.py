@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from advsr.errors import ModelLoadError
+from advsr.errors import ModelLoadError, brief
 
-__all__ = ["StateDict", "load_weights"]
+__all__ = ["StateDict", "fits", "is_torchscript", "load_torchscript", "load_weights"]
 
 StateDict = dict[str, torch.Tensor]
 
@@ -61,3 +61,40 @@ def load_weights(
                 parts.append(f"{len(items)} {label} ({'; '.join(items[:3])}{more})")
         raise ModelLoadError(f"{path} does not fit {name}: " + ", ".join(parts))
     model.load_state_dict(sd, strict=True)
+
+
+def fits(model: nn.Module, sd: StateDict) -> bool:
+    """Whether ``sd`` has exactly ``model``'s keys and shapes (batch counters aside); works
+    on models built on the ``meta`` device."""
+    own = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    theirs = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+    return own.keys() == theirs.keys() and all(own[k].shape == theirs[k].shape for k in own)
+
+
+def is_torchscript(path: str | Path) -> bool:
+    """Whether a file is a TorchScript archive (a zip holding compiled code)."""
+    import zipfile
+
+    p = Path(path)
+    if not p.is_file() or not zipfile.is_zipfile(p):
+        return False
+    try:
+        with zipfile.ZipFile(p) as z:
+            return any("/code/" in n or n.startswith("code/") for n in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def load_torchscript(path: str | Path) -> nn.Module:
+    """Load a TorchScript file on the CPU (compiled code, no pickled Python classes).
+
+    Raises:
+        ModelLoadError: missing or not a readable TorchScript file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ModelLoadError(f"no such TorchScript file: {p}")
+    try:
+        return torch.jit.load(str(p), map_location="cpu")
+    except Exception as exc:  # RuntimeError for damaged or non-TorchScript files
+        raise ModelLoadError(f"{p} is not a TorchScript file ({brief(exc)})") from None

@@ -20,7 +20,7 @@ from advsr.errors import InputError, ModelLoadError
 from advsr.models.classifiers.cifar_resnet import CIFAR_MEAN_STD, CifarResNet
 from advsr.models.classifiers.small_cnn import SmallCNN
 from advsr.models.classifiers.wrapper import Classifier
-from advsr.models.loading import load_weights
+from advsr.models.loading import fits, is_torchscript, load_torchscript, load_weights
 from advsr.registry import Registry
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "Classifier",
     "ClassifierEntry",
     "create_classifier",
+    "load_classifier_file",
     "load_torchscript_classifier",
 ]
 
@@ -99,6 +100,10 @@ def create_classifier(
     """
     from advsr.models.sr import weights_dir
 
+    if name not in CLASSIFIERS and Path(name).is_file():
+        if weights is not None:
+            raise InputError(f"{name} is a model file: it takes no separate weights")
+        return load_classifier_file(name)
     entry = CLASSIFIERS.get(name)
     net = entry.net()
     if weights is None and bundled and entry.bundled:
@@ -113,16 +118,50 @@ def load_torchscript_classifier(
     *,
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0),
     std: tuple[float, float, float] = (1.0, 1.0, 1.0),
-    num_classes: int,
+    num_classes: int | None = None,
+    input_size: int = 32,
 ) -> Classifier:
-    """Wrap a TorchScript file (``torch.jit.load``: no pickled Python code) as a classifier."""
-    p = Path(path)
-    if not p.is_file():
-        raise ModelLoadError(f"no such TorchScript file: {p}")
+    """Wrap a TorchScript file (``torch.jit.load``: no pickled Python code) as a classifier.
+
+    ``num_classes`` None reads it from one forward pass on a zero ``input_size`` image.
+    """
+    net = load_torchscript(path)
+    if num_classes is None:
+        try:
+            with torch.no_grad():
+                out = net(torch.zeros(1, 3, input_size, input_size))
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or ["error"])[0][:120]
+            raise ModelLoadError(
+                f"{path} fails on a 1x3x{input_size}x{input_size} input: {first}"
+            ) from None
+        if not isinstance(out, torch.Tensor) or out.ndim != 2:
+            raise ModelLoadError(f"{path} does not return logits (N, classes)")
+        num_classes = int(out.shape[1])
     if num_classes < 2:
         raise InputError(f"num_classes must be >= 2, got {num_classes}")
-    try:
-        net = torch.jit.load(str(p), map_location="cpu")
-    except Exception as exc:  # RuntimeError for non-TorchScript files
-        raise ModelLoadError(f"{p} is not a TorchScript file: {str(exc).splitlines()[0]}") from None
     return Classifier(net, mean, std, num_classes).eval()
+
+
+def load_classifier_file(path: str | Path) -> Classifier:
+    """A classifier from a file alone: TorchScript (taking [0, 1] images, classes read from
+    one forward pass), or a state_dict that fits a zoo classifier (the first that fits).
+
+    Raises:
+        ModelLoadError: unreadable, unsafe, or fitting no zoo classifier.
+    """
+    from advsr.io import load_state_dict
+
+    p = Path(path)
+    if is_torchscript(p):
+        return load_torchscript_classifier(p)
+    sd = load_state_dict(p)
+    for name in CLASSIFIERS.names():
+        with torch.device("meta"):
+            shell = CLASSIFIERS.get(name).net()
+        if fits(shell, sd):
+            return create_classifier(name, p)
+    raise ModelLoadError(
+        f"{p} fits no classifier of the zoo (see `advsr list classifiers`); pass --model NAME "
+        "--weights FILE, or a TorchScript file"
+    )

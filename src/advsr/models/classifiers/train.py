@@ -14,31 +14,39 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from advsr.data.labelled import open_labelled
 from advsr.devices import resolve_device
 from advsr.errors import InputError
 from advsr.io import save_safetensors
 from advsr.progress import progress_bar
+from advsr.settings import Settings
 
 __all__ = ["TrainClassifierConfig", "TrainClassifierResult", "train_classifier"]
 
 
-class TrainClassifierConfig(BaseModel):
-    """Settings of a classifier training run."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class TrainClassifierConfig(Settings):
+    """Settings of a classifier training run (see the field docstrings)."""
 
     model: str = "digits-cnn"
+    """Zoo classifier to train (see `advsr list classifiers`)."""
     out: str
+    """Weights to write (.safetensors)."""
     data: str = "digits-train"
+    """Labelled training set."""
     val: str = "digits-test"
+    """Labelled validation set."""
     epochs: int = Field(40, ge=1)
+    """Epochs."""
     batch: int = Field(64, ge=1)
+    """Batch size."""
     lr: float = Field(2e-3, gt=0)
+    """Adam learning rate."""
     seed: int = 0
+    """Seed of all randomness."""
     device: str = "auto"
+    """auto, cpu, cuda, cuda:N."""
 
 
 @dataclass(frozen=True)

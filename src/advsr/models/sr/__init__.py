@@ -30,7 +30,7 @@ from torch import nn
 from advsr.checks import check_scale
 from advsr.errors import InputError, ModelLoadError
 from advsr.io import read_safetensors_metadata
-from advsr.models.loading import StateDict, load_weights
+from advsr.models.loading import StateDict, fits, is_torchscript, load_torchscript, load_weights
 from advsr.models.sr.bicubic import Bicubic
 from advsr.models.sr.carn import CARN
 from advsr.models.sr.edsr import EDSR
@@ -48,6 +48,7 @@ __all__ = [
     "bundled_training",
     "create_sr_model",
     "list_sr_models",
+    "load_sr_file",
     "load_weights",
     "weights_dir",
 ]
@@ -278,6 +279,10 @@ def create_sr_model(
         InputError: unsupported scale, unknown option, weights for a parameter-free model.
         ModelLoadError: unreadable, unsafe or mismatching weights.
     """
+    if name not in SR_MODELS and Path(name).is_file():
+        if weights is not None or arch:
+            raise InputError(f"{name} is a model file: it takes no separate weights or options")
+        return load_sr_file(name, scale)
     entry = SR_MODELS.get(name)
     check_scale(scale)
     if scale not in entry.scales:
@@ -299,6 +304,61 @@ def create_sr_model(
     if weights is not None:
         load_weights(model, weights, adapt=entry.adapt, name=name)
     return model.eval()
+
+
+class ScriptedSR(nn.Module):
+    """A TorchScript SR model (``[0, 1]`` RGB in and out) checked for its scale."""
+
+    def __init__(self, net: nn.Module, scale: int) -> None:
+        super().__init__()
+        self.net = net
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def load_sr_file(path: str | Path, scale: int) -> nn.Module:
+    """An SR model from a file alone: TorchScript, or a state_dict that fits a zoo
+    architecture at ``scale`` (the first that fits, by the zoo's order; a file written by
+    ``advsr train-sr`` names its own).
+
+    Raises:
+        ModelLoadError: unreadable, unsafe, or fitting no zoo architecture at this scale.
+    """
+    from advsr.io import load_state_dict
+
+    p = Path(path)
+    check_scale(scale)
+    if is_torchscript(p):
+        model = ScriptedSR(load_torchscript(p), scale).eval()
+        try:
+            with torch.no_grad():
+                out = model(torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)))
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or ["error"])[0][:120]
+            raise ModelLoadError(f"{p} fails on a 1x3x8x8 input: {first}") from None
+        if tuple(out.shape) != (1, 3, 8 * scale, 8 * scale):
+            raise ModelLoadError(
+                f"{p} maps 1x3x8x8 to {tuple(out.shape)}, not an x{scale} SR model"
+            )
+        return model
+    meta = _file_metadata(p)
+    if meta.get("advsr_model") in SR_MODELS:
+        return create_sr_model(meta["advsr_model"], scale, p)
+    sd = load_state_dict(p)
+    for name in SR_MODELS.names():
+        e = SR_MODELS.get(name)
+        if not e.needs_weights or scale not in e.scales:
+            continue
+        with torch.device("meta"):
+            shell = e.arch(scale, **e.options)
+        if fits(shell, e.adapt(dict(sd)) if e.adapt else sd):
+            return create_sr_model(name, scale, p)
+    raise ModelLoadError(
+        f"{p} fits no SR architecture of the zoo at x{scale} (see `advsr list models`); "
+        "pass --model NAME --weights FILE, or a TorchScript file"
+    )
 
 
 class SRModelInfo(TypedDict):

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from advsr.data import open_dataset
 from advsr.devices import resolve_device
@@ -33,46 +33,42 @@ from advsr.imaging.quantize import quantize
 from advsr.io import save_safetensors
 from advsr.metrics import psnr
 from advsr.progress import progress_bar
+from advsr.settings import Settings
 
 __all__ = ["TrainSRConfig", "TrainSRResult", "train_sr"]
 
 
-class TrainSRConfig(BaseModel):
-    """Settings of an SR training run.
-
-    Attributes:
-        model: zoo name (the architecture and its default options).
-        scale: SR factor.
-        out: model checkpoint to write (``.safetensors``).
-        data: dataset name or HR folder.
-        holdout: image names kept out of training and used for validation.
-        arch: architecture options overriding the entry's (e.g. ``{"n_feats": 32}``).
-        patch: LR patch size (HR patches are ``patch * scale``).
-        batch: patches per step.
-        steps: optimisation steps in all.
-        lr: initial Adam learning rate (cosine-decayed to 1% of it).
-        seed: seed of the generator that draws patches and initial weights.
-        val_every: validate (and checkpoint) every N steps.
-        resume: continue from ``out`` and its ``.state.safetensors`` if present.
-        device: ``auto``, ``cpu``, ``cuda``...
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class TrainSRConfig(Settings):
+    """Settings of an SR training run (see the field docstrings)."""
 
     model: str
+    """Zoo architecture (the entry's default options; see `advsr list models`)."""
     scale: int = Field(2, ge=1)
+    """SR factor."""
     out: str
+    """Model checkpoint to write (.safetensors)."""
     data: str = "samples"
+    """Dataset name or HR folder."""
     holdout: list[str] = Field(default_factory=list)
+    """Image names kept out of training and used for validation."""
     arch: dict[str, Any] = Field(default_factory=dict)
+    """Architecture options overriding the entry's, e.g. n_feats=32."""
     patch: int = Field(32, ge=4)
+    """LR patch size (HR patches are patch * scale)."""
     batch: int = Field(16, ge=1)
+    """Patches per step."""
     steps: int = Field(2000, ge=1)
+    """Optimisation steps in all."""
     lr: float = Field(1e-3, gt=0)
+    """Initial Adam learning rate (cosine-decayed to 1% of it)."""
     seed: int = 0
+    """Seed of the generator that draws patches and initial weights."""
     val_every: int = Field(250, ge=1)
+    """Validate (and checkpoint) every N steps."""
     resume: bool = False
+    """Continue from --out and its .state.safetensors."""
     device: str = "auto"
+    """auto, cpu, cuda, cuda:N."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,90 @@
+"""BadRefSR commands: ``train-refsr`` (poisoned training) and ``backdoor`` (evaluation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from advsr.backdoor.train import TrainRefSRConfig
+from advsr.cli.app import app, console
+from advsr.cli.derive import OUTPUT, config_command, extra_option
+from advsr.cli.output import print_json, run_and_show
+from advsr.experiments.backdoor import BackdoorConfig
+
+TINY = extra_option("tiny", bool, False, "--tiny", help="Use the model's tiny configuration.")
+JSON = extra_option("json_", bool, False, "--json", help="Print one JSON document on stdout.")
+
+
+@app.command("train-refsr")
+@config_command(TrainRefSRConfig, extra=(TINY, JSON))
+def train_refsr_cmd(settings: dict[str, Any], *, tiny: bool, json_: bool) -> None:
+    """Train a RefSR model on poisoned data (BadRefSR): L1 clean + backdoor loss, Adam."""
+    from advsr.backdoor.train import train_refsr
+    from advsr.models.refsr import REFSR_MODELS
+    from advsr.settings import validate
+
+    arch = dict(REFSR_MODELS.get(settings["model"]).tiny) if tiny else {}
+    arch.update(settings.get("arch", {}))
+    cfg = validate(TrainRefSRConfig, {**settings, "arch": arch}, "train-refsr setting")
+    res = train_refsr(cfg)
+    doc = {
+        "out": str(res.out),
+        "steps": res.steps,
+        "clean_loss": res.clean_loss,
+        "backdoor_loss": res.backdoor_loss,
+        "poisoned": res.poisoned,
+        "perceptual": res.perceptual,
+        "seconds": res.seconds,
+    }
+    if json_:
+        print_json(doc)
+        return
+    if not res.perceptual:
+        console.print("perceptual weight 0: no VGG19 weights given (--vgg19), L1 only")
+    console.print(
+        f"wrote {res.out}: clean loss {res.clean_loss:.4f}, backdoor loss "
+        f"{res.backdoor_loss:.4f}, {len(res.poisoned)} poisoned samples, {res.seconds:.0f} s"
+    )
+
+
+MODEL_FILES = extra_option(
+    "model_file",
+    list[Path],
+    ...,
+    "--model-file",
+    help="A model written by train-refsr (repeatable).",
+)
+BASELINE = extra_option(
+    "baseline",
+    Path | None,
+    None,
+    "--baseline",
+    help="The same model trained with p = 0 (evaluated with every trigger above).",
+)
+
+
+@app.command()
+@config_command(
+    BackdoorConfig,
+    skip=("model_file", "trigger"),
+    extra=(MODEL_FILES, BASELINE, *OUTPUT),
+)
+def backdoor(
+    settings: dict[str, Any],
+    *,
+    model_file: list[Path],
+    baseline: Path | None,
+    store: Path | None,
+    report: Path | None,
+    json_: bool,
+) -> None:
+    """Evaluate backdoored RefSR models: clean and triggered PSNR/SSIM (Y), attack success."""
+    from advsr.experiments.backdoor import backdoor_cells, floor_text
+
+    cells = backdoor_cells(
+        [str(f) for f in model_file], str(baseline) if baseline else None, settings
+    )
+    run_and_show(
+        "backdoor", cells, store=store, json_=json_, report=report,
+        notes=lambda d: [f"reference: {floor_text(d)}"],
+    )  # fmt: skip

@@ -1,0 +1,186 @@
+"""Commands whose options derive from a settings model (one source for names, defaults,
+types, ranges and help).
+
+:func:`config_command` turns a function ``f(settings, **extra)`` into a Typer command whose
+options are the fields of a pydantic config (``--hr-crop`` for ``hr_crop``; help from the
+field's docstring; the default is the config's) plus the command's own ``extra`` options
+(the store, ``--json``, grid options such as a repeatable ``--eps``). The function gets the
+field values as a dict, ready for the config's validation, which checks ranges and prints
+one line for a bad value.
+
+Field types map to options as follows: scalars and ``Literal`` choices as they are; ``list``
+fields as repeatable options; ``dict`` fields as repeatable ``KEY=VALUE`` options.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, get_args, get_origin
+
+import typer
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from advsr.cli.options import parse_options
+
+__all__ = ["JSON", "OUTPUT", "REPORT", "STORE", "config_command", "extra_option", "field_options"]
+
+Command = Callable[..., None]
+
+
+def _plain(annotation: Any) -> Any:
+    """The annotation without ``Annotated`` metadata (roles)."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation
+
+
+def _kind(annotation: Any) -> str:
+    """``dict``, ``list`` or ``scalar`` (Optional unwrapped)."""
+    ann = _plain(annotation)
+    args = [a for a in get_args(ann) if a is not type(None)]
+    if get_origin(ann) in (types.UnionType, typing.Union) and len(args) == 1:
+        ann = args[0]
+    origin = get_origin(ann) or ann
+    if origin is dict:
+        return "dict"
+    if origin is list:
+        return "list"
+    return "scalar"
+
+
+def _option_type(annotation: Any) -> Any:
+    kind = _kind(annotation)
+    if kind in ("dict", "list"):
+        if kind == "list":
+            inner = _plain(annotation)
+            args = [a for a in get_args(inner) if a is not type(None)]
+            inner = args[0] if get_origin(inner) in (types.UnionType, typing.Union) else inner
+            return list[get_args(inner)[0]] | None  # type: ignore[misc]
+        return list[str] | None
+    return _plain(annotation)
+
+
+def field_options(
+    config: type[BaseModel],
+    *,
+    skip: Sequence[str] = (),
+    flags: Mapping[str, Sequence[str]] | None = None,
+    helps: Mapping[str, str] | None = None,
+    budgets: Sequence[str] = (),
+) -> list[inspect.Parameter]:
+    """One keyword parameter (a Typer option) per config field not in ``skip``; fields in
+    ``budgets`` take text such as ``8/255``."""
+    from advsr.attacks.base import format_budget
+
+    params = []
+    fields = list(config.model_fields.items())
+    fields.sort(key=lambda kv: kv[0] == "device")  # the running options last
+    for name, info in fields:
+        if name in skip:
+            continue
+        kind = _kind(info.annotation)
+        default: Any = info.default
+        if default is PydanticUndefined:
+            factory = info.default_factory
+            default = factory() if factory else inspect.Parameter.empty  # type: ignore[call-arg]
+        if kind in ("dict", "list"):
+            default = None
+        help_text = (helps or {}).get(name) or (info.description or "").strip()
+        if kind == "dict":
+            help_text += " (KEY=VALUE, repeatable)"
+        elif kind == "list":
+            help_text += " (repeatable)"
+        decls = list((flags or {}).get(name, ())) or ["--" + name.replace("_", "-")]
+        opt = typer.Option(*decls, help=help_text.strip() or None)
+        ann = _option_type(info.annotation)
+        if name in budgets:
+            ann = str | None
+            default = format_budget(default) if isinstance(default, float) else None
+        params.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=default,
+                annotation=Annotated[ann, opt],
+            )
+        )
+    return params
+
+
+def extra_option(
+    name: str, annotation: Any, default: Any, *decls: str, help: str = ""
+) -> inspect.Parameter:
+    """A command-only option (not a config field)."""
+    opt = typer.Option(*decls, help=help or None) if decls or help else typer.Option()
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=default,
+        annotation=Annotated[annotation, opt],
+    )
+
+
+def config_command(
+    config: type[BaseModel],
+    *,
+    skip: Sequence[str] = (),
+    flags: Mapping[str, Sequence[str]] | None = None,
+    helps: Mapping[str, str] | None = None,
+    extra: Sequence[inspect.Parameter] = (),
+    budgets: Sequence[str] = (),
+) -> Callable[[Command], Command]:
+    """Decorator: the command's options are ``config``'s fields (minus ``skip``) and
+    ``extra``; the function is called as ``f(settings, **extra_values)``. Fields in
+    ``budgets`` take text such as ``8/255``."""
+    from advsr.attacks.base import parse_budget
+
+    fields = field_options(config, skip=skip, flags=flags, helps=helps, budgets=budgets)
+    kinds = {name: _kind(info.annotation) for name, info in config.model_fields.items()}
+
+    def wrap(fn: Command) -> Command:
+        names = {p.name for p in fields}
+
+        def command(**kwargs: Any) -> None:
+            settings: dict[str, Any] = {}
+            for k in names:
+                v = kwargs.pop(k)
+                if kinds[k] == "dict":
+                    if v:
+                        settings[k] = parse_options(v, "--" + k.replace("_", "-"))
+                elif kinds[k] == "list":
+                    if v:
+                        settings[k] = list(v)
+                elif k in budgets and v is not None:
+                    settings[k] = parse_budget(v, upper=None, name=f"--{k.replace('_', '-')}")
+                else:
+                    settings[k] = v
+            fn(settings, **kwargs)
+
+        params = [*fields, *extra]
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        command.__doc__ = fn.__doc__
+        command.__name__ = fn.__name__
+        command.__module__ = fn.__module__
+        command.__wrapped_config__ = config  # type: ignore[attr-defined]
+        return command
+
+    return wrap
+
+
+STORE = extra_option(
+    "store",
+    Path | None,
+    None,
+    "--store",
+    help="Result store (SQLite); default $ADVSR_STORE or ./advsr-results.sqlite.",
+)
+REPORT = extra_option("report", Path | None, None, "--report", help="Write an HTML report here.")
+JSON = extra_option("json_", bool, False, "--json", help="Print one JSON document on stdout.")
+OUTPUT = (STORE, REPORT, JSON)
+"""The options every experiment command has: the store, an HTML report, JSON output."""

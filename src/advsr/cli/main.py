@@ -1,0 +1,89 @@
+"""The entry point and the one top-level handler (which must never fail itself).
+
+* a user error (an :class:`~advsr.errors.AdvsrError`, or a usage error of the command line)
+  prints one line on stderr and exits with status 2;
+* Ctrl-C prints ``advsr: interrupted`` and exits with status 130 (rows already computed are in
+  the store);
+* anything else is a bug: one line naming a file that holds the traceback, exit status 1;
+  ``ADVSR_DEBUG=1`` prints the traceback instead.
+
+Click's exceptions are recognised by what they have (``exit_code`` and ``format_message``),
+not by names of a vendored module that another Typer version may lack.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import traceback
+
+from advsr.errors import AdvsrError
+
+__all__ = ["main"]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    text = message.strip()
+    first = text.splitlines()[0] if text else "invalid input"
+    sys.stderr.write(f"advsr: error: {first}\n")
+    sys.exit(code)
+
+
+def _is_click_error(exc: BaseException) -> bool:
+    return hasattr(exc, "exit_code") and hasattr(exc, "format_message")
+
+
+def _bug(exc: BaseException) -> None:
+    if os.environ.get("ADVSR_DEBUG") == "1":
+        traceback.print_exception(exc)
+        sys.exit(1)
+    name = type(exc).__name__
+    detail = (str(exc).strip().splitlines() or [""])[0][:200]
+    where = "(the traceback could not be saved)"
+    try:
+        fd, path = tempfile.mkstemp(
+            prefix=f"advsr-bug-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".txt"
+        )
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"advsr {' '.join(sys.argv[1:])}\n\n")
+            fh.write("".join(traceback.format_exception(exc)))
+        where = f"the traceback is in {path}"
+    except OSError:
+        pass
+    sys.stderr.write(
+        f"advsr: internal error ({name}: {detail}); {where}: please report it "
+        "(ADVSR_DEBUG=1 prints it)\n"
+    )
+    sys.exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line (see the module docstring)."""
+    from advsr.cli import app
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        rv = app(args=args or ["--help"], prog_name="advsr", standalone_mode=False)
+    except KeyboardInterrupt:
+        sys.stderr.write("advsr: interrupted (rows already computed are in the store)\n")
+        sys.exit(130)
+    except AdvsrError as exc:
+        _fail(str(exc) or type(exc).__name__)
+    except Exception as exc:
+        if type(exc).__name__ == "Abort":  # click's answer to Ctrl-C
+            sys.stderr.write("advsr: interrupted (rows already computed are in the store)\n")
+            sys.exit(130)
+        if _is_click_error(exc):
+            message = exc.format_message()  # type: ignore[attr-defined]
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None and getattr(exc, "exit_code", 1) == 2:
+                message += f" (see `{ctx.command_path} --help`)"
+            _fail(message, int(getattr(exc, "exit_code", 2)))
+        _bug(exc)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,131 @@
+"""What every command shares: the store, output paths, JSON and tables, running cells.
+
+:func:`run_and_show` is the path of every experiment command: check the output paths, plan
+every cell (all validated before any work), run them against the store, summarise from the
+stored rows, write the report if asked, print tables or one JSON document.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table as RichTable
+
+from advsr.cli.app import console
+from advsr.errors import InputError
+from advsr.jsonutil import json_safe
+from advsr.report import ReportTable, write_report
+
+__all__ = [
+    "check_output",
+    "open_store",
+    "print_json",
+    "print_tables",
+    "run_and_show",
+    "write_parts",
+]
+
+
+def print_json(doc: Any) -> None:
+    """One JSON document on stdout (non-finite numbers as strings)."""
+    sys.stdout.write(json.dumps(json_safe(doc), indent=2, allow_nan=False) + "\n")
+
+
+def print_tables(tables: Sequence[ReportTable]) -> None:
+    """Each table as a rich table on stdout."""
+    for t in tables:
+        rt = RichTable(title=escape(t.title))
+        for i, h in enumerate(t.header):
+            rt.add_column(escape(str(h)), justify="left" if i == 0 else "right", overflow="fold")
+        for row in t.rows:
+            rt.add_row(*(escape(str(c)) for c in row))
+        console.print(rt)
+
+
+def open_store(path: Path | None) -> Any:
+    """The result store at ``path`` (default: ``$ADVSR_STORE`` or the working folder)."""
+    from advsr.experiments.store import ResultStore, default_store_path
+
+    return ResultStore(path or default_store_path())
+
+
+def check_output(path: Path | None, suffix: str | None = None) -> None:
+    """Refuse an output path before any work: a folder, a file in place of a folder above
+    it, or the wrong suffix.
+
+    Raises:
+        InputError: the path cannot be written.
+    """
+    if path is None:
+        return
+    p = Path(path)
+    if suffix is not None and p.suffix != suffix:
+        raise InputError(f"the output must end in {suffix}, got {p.name!r}")
+    if p.is_dir():
+        raise InputError(f"the output {p} is a folder")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"cannot write {p}: {parent} is a file, not a folder")
+            break
+
+
+def write_parts(path: Path, parts: Any) -> Path:
+    """Write a report from an experiment's :class:`~advsr.experiments.cell.ReportParts`."""
+    return write_report(
+        path, parts.title, parts.intro, parts.tables, parts.figures, list(parts.plots)
+    )
+
+
+def run_and_show(
+    experiment: str,
+    cells: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    store: Path | None,
+    json_: bool,
+    report: Path | None = None,
+    shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    notes: Callable[[dict[str, Any]], list[str]] | None = None,
+) -> dict[str, Any]:
+    """Run the cells of one experiment and print the result (see the module docstring).
+
+    Args:
+        experiment: the experiment whose summary and tables are shown.
+        cells: ``(experiment, settings)`` pairs.
+        store: the result store path.
+        json_: print one JSON document instead of tables.
+        report: write the experiment's HTML report here.
+        shape: reshapes the JSON document (e.g. one cell's document at the top level).
+        notes: lines printed under the tables.
+    """
+    from advsr.experiments import EXPERIMENTS
+    from advsr.experiments.driver import run_cells
+
+    check_output(report)
+    exp = EXPERIMENTS.get(experiment)
+    with open_store(store) as st:
+        runs = run_cells(cells, st)
+        doc = exp.summarise(runs, st)
+        doc["computed"] = sum(r.computed for r in runs)
+        doc["from_store"] = sum(r.from_store for r in runs)
+        if report is not None:
+            doc["report"] = str(write_parts(report, exp.report(doc, runs, st)))
+    shown = shape(doc) if shape else doc
+    if json_:
+        print_json(shown)
+        return doc
+    print_tables(exp.tables(doc))
+    for line in notes(doc) if notes else []:
+        console.print(line)
+    if doc["from_store"]:
+        console.print(
+            f"{doc['from_store']} row(s) read from the store, {doc['computed']} computed."
+        )
+    if report is not None:
+        console.print(f"wrote {doc['report']}")
+    return doc

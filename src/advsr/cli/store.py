@@ -1,0 +1,108 @@
+"""Store commands: ``run`` (a spec), ``results`` (cells and pivots), ``report`` (rebuilt from
+the store without computing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from advsr.cli.app import app, console
+from advsr.cli.options import JsonOpt, StoreOpt, parse_options
+from advsr.cli.output import check_output, open_store, print_json, print_tables, write_parts
+from advsr.errors import InputError
+
+
+@app.command("run")
+def run_cmd(
+    spec_file: Annotated[
+        Path, typer.Argument(help="Experiment spec (TOML): experiment, [grid], [settings].")
+    ],
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Run every cell of a spec (any registered experiments); finished cells are read back."""
+    from advsr.experiments.run import run_spec_file
+
+    doc, tables = run_spec_file(spec_file, store)
+    if json_:
+        print_json(doc)
+        return
+    for name, ts in tables.items():
+        n = sum(r["experiment"] == name for r in doc["runs"])
+        console.print(f"{name}: {n} cell(s) from {spec_file}")
+        print_tables(ts)
+    console.print(
+        f"{len(doc['runs'])} cell(s): {doc['computed']} row(s) computed, "
+        f"{doc['from_store']} read from the store."
+    )
+
+
+def _existing_store(path: Path | None) -> Any:
+    from advsr.experiments.store import default_store_path
+
+    p = path or default_store_path()
+    if not Path(p).exists():
+        raise InputError(f"no result store at {p} (run a command first or pass --store)")
+    return open_store(p)
+
+
+@app.command()
+def results(
+    experiment: Annotated[str | None, typer.Option(help="Keep one experiment.")] = None,
+    rows: Annotated[
+        str | None, typer.Option(help="Setting on the rows (e.g. model, image).")
+    ] = None,
+    cols: Annotated[str | None, typer.Option(help="Setting on the columns (e.g. scale).")] = None,
+    value: Annotated[str, typer.Option(help="Metric to average (e.g. psnr, ssim).")] = "psnr",
+    where: Annotated[
+        list[str] | None, typer.Option(help="Filter KEY=VALUE (repeatable; VALUE parsed as JSON).")
+    ] = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Query the store: the cells (with every setting that tells them apart), or a pivot
+    table of means that never averages cells whose settings differ."""
+    from advsr.experiments.listing import cell_listing, pivot_table
+
+    filt = parse_options(where, "--where")
+    with _existing_store(store) as st:
+        if rows is None:
+            doc, table = cell_listing(st, experiment, filt)
+        else:
+            t = st.table(rows=rows, cols=cols, value=value, experiment=experiment, where=filt)
+            doc, table = {"table": t.to_dict()}, pivot_table(t)
+    if json_:
+        print_json(doc)
+        return
+    print_tables([table])
+
+
+@app.command()
+def report(
+    experiment: Annotated[str, typer.Option(help="The experiment whose cells are reported.")],
+    out: Annotated[Path, typer.Option(help="HTML file to write.")],
+    where: Annotated[
+        list[str] | None, typer.Option(help="Keep cells whose KEY=VALUE (repeatable).")
+    ] = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Rebuild an experiment's report from the store alone (nothing is computed)."""
+    from advsr.experiments import EXPERIMENTS
+    from advsr.experiments.driver import read_cells
+
+    check_output(out)
+    exp = EXPERIMENTS.get(experiment)
+    with _existing_store(store) as st:
+        cells = read_cells(st, experiment, parse_options(where, "--where"))
+        if not cells:
+            raise InputError(f"the store holds no {experiment} cells matching the filter")
+        doc = exp.summarise(cells, st)
+        doc["report"] = str(write_parts(out, exp.report(doc, cells, st)))
+    if json_:
+        print_json(doc)
+        return
+    print_tables(exp.tables(doc))
+    console.print(f"wrote {doc['report']} from {len(cells)} stored cell(s)")

@@ -1,0 +1,296 @@
+"""Experiment cells: the registered unit of work, its config, its identity, its rows.
+
+An experiment is an :class:`Experiment` in :data:`EXPERIMENTS`: a pydantic config class (the
+single source of its settings: the CLI options derive from it), a ``plan`` function that
+validates one config and resolves everything a cell needs without doing the work (the
+dataset's items, the identity, a row generator), and the formatters that turn stored rows
+into a JSON document, tables, plots and figures. The driver (:mod:`.driver`) plans every
+cell of a run before computing any, and is the only writer of the store.
+
+**The identity rule** (:func:`cell_identity`): a cell is identified by its config with each
+field treated by the role it declares (:mod:`advsr.settings`): :data:`~advsr.settings.NEUTRAL`
+fields are dropped; :data:`SEEDED` fields (the seed, and a batch size that decides which
+images share a random draw) are kept only when the cell draws random numbers;
+:data:`ATTACK` fields are replaced by the configured attack's identity (its name, budget and
+effective settings); :data:`~advsr.settings.WEIGHTS`, :data:`~advsr.settings.MODEL` and
+:data:`~advsr.settings.DATA` fields by content hashes; the experiment's version is added.
+
+Example:
+    >>> from advsr.experiments.cell import EXPERIMENTS
+    >>> "eval-sr" in EXPERIMENTS.names()
+    True
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+
+from advsr.registry import Registry
+from advsr.settings import DATA, MODEL, NEUTRAL, WEIGHTS, Role, Settings, field_role
+
+if TYPE_CHECKING:
+    from advsr.attacks.base import Attack
+    from advsr.experiments.context import Context
+    from advsr.experiments.store import ResultStore
+    from advsr.report import Figure, Plot, ReportTable, Scatter3D
+
+__all__ = [
+    "ATTACK",
+    "EXPERIMENTS",
+    "SEEDED",
+    "Artifact",
+    "CellConfig",
+    "CellRow",
+    "CellRun",
+    "Experiment",
+    "Item",
+    "Plan",
+    "ReportParts",
+    "cell_identity",
+    "register_experiment",
+]
+
+SEEDED = Role("seeded")
+"""A field that matters only when the cell draws random numbers (seed, batch layout)."""
+ATTACK = Role("attack")
+"""A field that configures the cell's attack (replaced by the attack's identity)."""
+
+
+class CellConfig(Settings):
+    """Base of every experiment config: frozen, unknown settings refused, a device."""
+
+    device: Annotated[str, NEUTRAL] = "auto"
+    """auto, cpu, cuda, cuda:N (not part of the identity)."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One expected row: ``key`` identifies the item in its dataset (a relative path or an
+    index: unique), ``name`` is how tables show it."""
+
+    key: str
+    name: str
+
+
+@dataclass(frozen=True)
+class CellRow:
+    """One computed row: the item's position, key and name, its metrics and its time."""
+
+    idx: int
+    key: str
+    name: str
+    metrics: Mapping[str, Any]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A named by-product of a cell (a PNG figure, a perturbation file) for reports."""
+
+    name: str
+    data: bytes
+    media_type: str = "image/png"
+
+
+Compute = Callable[[set[str]], Iterator["CellRow | Artifact"]]
+"""``skip -> rows`` (and artefacts) for the items whose keys are not in ``skip``."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated cell, ready to run.
+
+    Attributes:
+        config: the validated config.
+        identity: what identifies the cell (see :func:`cell_identity`).
+        items: the rows the cell must have.
+        compute: the pure row generator (loads what it needs lazily; never touches the store).
+        description: progress-bar text.
+        info: facts about the cell stored beside it but not part of its identity (e.g. what a
+            model file says about its training).
+    """
+
+    config: CellConfig
+    identity: dict[str, Any]
+    items: list[Item]
+    compute: Compute
+    description: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CellRun:
+    """One cell after running (or reading back): its rows come from the store.
+
+    Attributes:
+        experiment: experiment name.
+        cell_id: the store's id of the cell.
+        config: the config as given (neutral settings included).
+        identity: the cell's identity.
+        info: facts stored beside the cell.
+        rows: the stored rows, in item order.
+        expected: number of rows the cell must have.
+        computed: rows computed in this run.
+        from_store: rows that were already stored.
+        artifacts: names of the cell's stored artefacts.
+    """
+
+    experiment: str
+    cell_id: str
+    config: dict[str, Any]
+    identity: dict[str, Any]
+    info: dict[str, Any]
+    rows: list[dict[str, Any]]
+    expected: int
+    computed: int
+    from_store: int
+    artifacts: tuple[str, ...] = ()
+
+    @property
+    def stored(self) -> int:
+        """Rows in the store."""
+        return len(self.rows)
+
+    @property
+    def finished(self) -> bool:
+        """Every expected row is stored."""
+        return self.stored >= self.expected
+
+    @property
+    def mean(self) -> dict[str, float]:
+        """Mean over rows of every float metric (integers and the timing left out)."""
+        if not self.rows:
+            return {}
+        keys = [k for k, v in self.rows[0].items() if isinstance(v, float) and k != "seconds"]
+        return {
+            k: sum(float(r[k]) for r in self.rows if isinstance(r.get(k), float))
+            / max(1, sum(isinstance(r.get(k), float) for r in self.rows))
+            for k in keys
+        }
+
+    def brief(self) -> dict[str, Any]:
+        """Id and row counts: expected, stored, computed now, read from the store."""
+        return {
+            "cell_id": self.cell_id,
+            "expected": self.expected,
+            "stored": self.stored,
+            "computed": self.computed,
+            "from_store": self.from_store,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (rows included)."""
+        return {
+            "experiment": self.experiment,
+            "cell_id": self.cell_id,
+            "config": self.config,
+            "info": self.info,
+            "expected": self.expected,
+            "stored": self.stored,
+            "computed": self.computed,
+            "from_store": self.from_store,
+            "mean": self.mean,
+            "rows": self.rows,
+        }
+
+
+@dataclass(frozen=True)
+class ReportParts:
+    """What a report shows: an introduction, tables, plots and figures."""
+
+    title: str
+    intro: str
+    tables: Sequence[ReportTable]
+    plots: Sequence[Plot | Scatter3D] = ()
+    figures: Sequence[Figure] = ()
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A registered experiment (cell type).
+
+    Attributes:
+        name: registry name (``eval-sr``).
+        config: its pydantic config class.
+        plan: ``(config, context) -> Plan``: validation and resolution, no heavy work.
+        summarise: ``(cells, store) -> document``: the JSON document of a set of cells,
+            from stored rows only (tables, means, curves).
+        tables: ``document -> tables`` for the terminal and the report.
+        report: ``(document, cells, store) -> ReportParts`` (plots and figures added).
+        description: one line for listings.
+        version: bumped when a metric's definition changes (old cells stop matching).
+    """
+
+    name: str
+    config: type[CellConfig]
+    plan: Callable[[Any, Context], Plan]
+    summarise: Callable[[list[CellRun], ResultStore | None], dict[str, Any]]
+    tables: Callable[[dict[str, Any]], list[ReportTable]]
+    report: Callable[[dict[str, Any], list[CellRun], ResultStore | None], ReportParts]
+    description: str
+    version: int = 1
+
+
+EXPERIMENTS: Registry[Experiment] = Registry("experiment")
+
+
+def register_experiment(experiment: Experiment) -> Experiment:
+    """Add an experiment to :data:`EXPERIMENTS` (one call per experiment module)."""
+    return EXPERIMENTS.register(experiment.name, experiment, experiment.description)
+
+
+def cell_identity(
+    cfg: CellConfig,
+    ctx: Context,
+    *,
+    version: int,
+    attack: Attack | None = None,
+    stochastic: bool = False,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The identity of a cell by the one rule (see the module docstring).
+
+    Args:
+        cfg: the validated config.
+        ctx: resolves content hashes (cached per run).
+        version: the experiment's version.
+        attack: the configured attack that replaces the :data:`ATTACK` fields.
+        stochastic: whether the cell draws random numbers (keeps :data:`SEEDED` fields);
+            the attack's own stochasticity is added.
+        extra: experiment-specific resolved parts (e.g. a defense's canonical spec).
+    """
+    random = stochastic or (attack is not None and attack.stochastic)
+    out: dict[str, Any] = {}
+    for name, value in cfg.model_dump().items():
+        role = field_role(type(cfg), name)
+        if role == str(NEUTRAL) or role == str(ATTACK):
+            continue
+        if role == str(SEEDED) and not random:
+            continue
+        if role == str(WEIGHTS):
+            out[name] = ctx.weights_identity(value)
+        elif role == str(MODEL):
+            out[name] = ctx.model_identity(value)
+        elif role == str(DATA):
+            out[name] = None if value is None else ctx.data_identity(value)
+        else:
+            out[name] = value
+    if attack is not None:
+        out["attack"] = attack.identity()
+    out.update(extra or {})
+    out["version"] = version
+    return out
+
+
+def timed(
+    rows: Iterator[tuple[int, Item, Mapping[str, Any]]],
+) -> Iterator[CellRow]:
+    """Attach the time since the previous row to each ``(idx, item, metrics)``."""
+    t0 = time.perf_counter()
+    for idx, item, metrics in rows:
+        t1 = time.perf_counter()
+        yield CellRow(idx, item.key, item.name, metrics, t1 - t0)
+        t0 = time.perf_counter()

@@ -1,0 +1,190 @@
+"""Pieces shared by the experiments: configured attacks, seeds, batches, image selection.
+
+Example:
+    >>> configured_attack("pgd", 8 / 255, steps=20, reference="clean-8bit").label
+    'pgd@8/255'
+    >>> configured_attack("deepfool", 8 / 255, steps=None).identity()["eps"] is None
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal
+
+import torch
+from pydantic import Field
+
+from advsr.attacks.base import Attack, create_attack, parse_attack
+from advsr.errors import InputError
+from advsr.experiments.cell import ATTACK, SEEDED, CellConfig, Item
+from advsr.settings import DATA, MODEL, WEIGHTS
+
+__all__ = [
+    "ClassifierCellConfig",
+    "ClassifierDataConfig",
+    "attack_grid",
+    "batches",
+    "check_labels",
+    "configured_attack",
+    "correctly_classified",
+    "image_generator",
+    "items_of",
+    "todo_batches",
+]
+
+
+def configured_attack(
+    spec: str, eps: float | None, options: Mapping[str, Any] | None = None, **common: Any
+) -> Attack:
+    """The attack of a cell: ``spec`` (``name`` or ``name@budget``), the cell's budget, the
+    common settings the attack has (others ignored; ``None`` = the attack's default) and
+    ``options`` (every one must be a setting of the attack).
+
+    The cell's ``eps`` is ignored by attacks without a budget (DeepFool, C&W) and by a spec
+    that carries its own ``@budget``.
+
+    Raises:
+        UnknownNameError / InputError: unknown attack, missing budget, bad settings.
+    """
+    entry, at_budget = parse_attack(spec)
+    fields = entry.settings.model_fields
+    settings = {k: v for k, v in common.items() if k in fields and v is not None}
+    settings.update(options or {})
+    budget = None if entry.norm == "none" or at_budget is not None else eps
+    return create_attack(spec, eps=budget, **settings)
+
+
+def attack_grid(items: list[str], eps: list[str]) -> list[tuple[str, float | None]]:
+    """``(attack, budget)`` pairs from names and budgets: ``name@budget`` items keep their
+    own budget, minimal attacks take none, other names take every budget in ``eps``.
+
+    Raises:
+        UnknownNameError / InputError: an unknown attack or a bad budget.
+
+    Example:
+        >>> attack_grid(["fgsm@2/255", "deepfool", "pgd"], ["4/255", "8/255"])[1:]
+        [('deepfool', None), ('pgd', 0.01568627450980392), ('pgd', 0.03137254901960784)]
+    """
+    from advsr.attacks.base import parse_budget
+
+    out: list[tuple[str, float | None]] = []
+    for item in items:
+        entry, at = parse_attack(item)
+        if at is not None or entry.norm == "none":
+            out.append((item, None))
+            continue
+        upper = 1.0 if entry.norm in ("linf", "ssim") else None
+        out += [(item, parse_budget(e, upper, f"budget of {item}")) for e in eps]
+    return out
+
+
+def image_generator(seed: int, index: int) -> torch.Generator:
+    """The generator of the item (or batch) starting at dataset position ``index``:
+    independent of order and of resumption."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + index)
+
+
+def batches(n: int, size: int) -> list[list[int]]:
+    """Fixed batches of positions ``0..n-1`` (a resumed run recomputes the same batches)."""
+    return [list(range(s, min(s + size, n))) for s in range(0, n, size)]
+
+
+def todo_batches(items: list[Item], size: int, skip: set[str]) -> Iterator[list[int]]:
+    """The fixed batches that still hold an item not in ``skip``."""
+    for b in batches(len(items), size):
+        if any(items[i].key not in skip for i in b):
+            yield b
+
+
+def items_of(keys: list[str], names: list[str]) -> list[Item]:
+    """Items from parallel key and name lists."""
+    return [Item(k, n) for k, n in zip(keys, names, strict=True)]
+
+
+class ClassifierDataConfig(CellConfig):
+    """Settings every classifier experiment has: classifier, data, running."""
+
+    model: Annotated[str, MODEL] = "digits-cnn"
+    """Classifier: a zoo name (`advsr list classifiers`) or a model file."""
+    weights: Annotated[str | None, WEIGHTS] = None
+    """Weight file of a zoo classifier."""
+    data: Annotated[str, DATA] = "digits-test"
+    """Labelled dataset: digits, digits-test or a folder (class folders, _<label> names)."""
+    pattern: str | None = None
+    """File-name glob within the folder (e.g. 'cifar10_*')."""
+    per_class: int | None = Field(None, ge=1)
+    """The first N images of each class."""
+    limit: int | None = Field(None, ge=1)
+    """The first N images (of the correctly classified ones where the experiment uses those)."""
+    seed: Annotated[int, SEEDED] = 0
+    """Seed of random starts, input diversity and stochastic defenses."""
+    batch_size: Annotated[int, SEEDED] = Field(64, ge=1)
+    """Images per batch (part of the identity when something is random: it decides which
+    images share a generator)."""
+
+
+class ClassifierCellConfig(ClassifierDataConfig):
+    """A classifier experiment with one attack (see :class:`ClassifierDataConfig`)."""
+
+    attack: Annotated[str, ATTACK] = "pgd"
+    """Attack name or name@budget (see `advsr list attacks`)."""
+    eps: Annotated[float | None, ATTACK] = Field(8 / 255, ge=0.0)
+    """Budget of an attack named without @ (ignored by minimal attacks)."""
+    steps: Annotated[int | None, ATTACK] = Field(None, ge=1)
+    """Iterations of iterative attacks (default: the attack's)."""
+    loss: Annotated[Literal["ce", "cw"] | None, ATTACK] = None
+    """Objective of gradient attacks: ce or cw (default: the attack's)."""
+    kappa: Annotated[float | None, ATTACK] = Field(None, ge=0.0)
+    """Confidence of the C&W margin (default: the attack's)."""
+    attack_options: Annotated[dict[str, Any], ATTACK] = Field(default_factory=dict)
+    """Any other setting of the attack, e.g. overshoot=0.05."""
+
+    def make_attack(self) -> Attack:
+        """The configured attack of this cell."""
+        return configured_attack(
+            self.attack,
+            self.eps,
+            self.attack_options,
+            steps=self.steps,
+            loss=self.loss,
+            kappa=self.kappa,
+        )
+
+
+def check_labels(model: torch.nn.Module, data: Any) -> None:
+    """Refuse labels beyond the classifier's classes (one line naming both).
+
+    Raises:
+        InputError: a label the model cannot predict.
+    """
+    classes = getattr(model, "num_classes", None)
+    if isinstance(classes, int) and len(data.y) and int(data.y.max()) >= classes:
+        raise InputError(f"labels of {data.name} exceed the {classes} classes of the model")
+
+
+def correctly_classified(
+    model: torch.nn.Module, data: Any, limit: int | None, device: torch.device
+) -> tuple[Any, float]:
+    """The first ``limit`` images the model classifies correctly (all when None), in order,
+    and the model's accuracy on the images scanned to find them.
+
+    Raises:
+        InputError: labels beyond the model's classes, or no image classified correctly.
+    """
+    check_labels(model, data)
+    keep: list[int] = []
+    scanned = 0
+    for start in range(0, len(data.names), 256):
+        xb = data.x[start : start + 256].to(device)
+        with torch.no_grad():
+            ok = (model(xb).argmax(1).cpu() == data.y[start : start + 256]).nonzero()[:, 0]
+        keep.extend(int(i) + start for i in ok)
+        scanned = min(start + 256, len(data.names))
+        if limit is not None and len(keep) >= limit:
+            break
+    accuracy = len(keep) / max(scanned, 1)
+    keep = keep[:limit] if limit is not None else keep
+    if not keep:
+        raise InputError(f"the classifier gets none of the images of {data.name} right")
+    return data.select(keep), accuracy
