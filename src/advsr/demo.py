@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from advsr.experiments import attack_sr
-from advsr.experiments.cell import CellRun
+from advsr.experiments.cell import CellRun, stored_figures
 from advsr.experiments.driver import run_cells
 from advsr.experiments.store import ResultStore
 from advsr.experiments.transfer_sr import tables as transfer_tables
@@ -210,7 +210,7 @@ def write_demo_report(
         for kind, key in (("SR", "sr_psnr"), ("LR", "lr_psnr"))
     ]
     shown = [c for c in attacks if c.config.get("show")]
-    figures = attack_sr.stored_figures(shown, store)
+    figures = stored_figures(shown, store, attack_sr.figure_title)
     intro = (
         "Basic attack (I-FGSM, Choi et al. 2019) on bicubic and the bundled demo models, "
         f"samples at x4 (HR crops of {a['hr_crop']} px), reference clean-8bit. "

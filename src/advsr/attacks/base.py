@@ -85,10 +85,14 @@ class AttackSettings(Settings):
     """
 
     def effective(self) -> dict[str, Any]:
-        """The settings that can change the result (identity): neutral ones removed."""
-        return {
+        """The settings that can change the result (identity): neutral ones removed, and
+        ``kappa`` when the loss is cross-entropy (only the C&W margin uses it)."""
+        out = {
             k: v for k, v in self.model_dump().items() if field_role(type(self), k) != str(NEUTRAL)
         }
+        if out.get("loss") == "ce":
+            out.pop("kappa", None)
+        return out
 
 
 @dataclass(frozen=True)

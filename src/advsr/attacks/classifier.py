@@ -54,13 +54,6 @@ class SingleStepSettings(AttackSettings):
     kappa: float = Field(0.0, ge=0.0)
     targeted: bool = False
 
-    def effective(self) -> dict[str, Any]:
-        """``kappa`` only matters with the C&W loss."""
-        out = super().effective()
-        if self.loss == "ce":
-            out.pop("kappa")
-        return out
-
 
 class GradientSettings(SingleStepSettings):
     """Iterative attacks: ``steps`` steps; ``step_size`` None = the attack's rule."""

@@ -534,13 +534,6 @@ class _PerceptualSettings(AttackSettings):
     radius: Literal["corrected", "paper"] = "corrected"
     targeted: bool = False
 
-    def effective(self) -> dict[str, Any]:
-        """``kappa`` only matters with the C&W loss."""
-        out = super().effective()
-        if self.loss == "ce":
-            out.pop("kappa")
-        return out
-
 
 class FPGAPSettings(_PerceptualSettings):
     """FPGAP (Algorithm 2): ``steps`` closed-form steps; ``project`` removes the gradient's

@@ -114,7 +114,7 @@ def run_and_show(
         doc["computed"] = sum(r.computed for r in runs)
         doc["from_store"] = sum(r.from_store for r in runs)
         if report is not None:
-            doc["report"] = str(write_parts(report, exp.report(doc, runs, st)))
+            doc["report"] = str(write_parts(report, exp.report_parts(doc, runs, st)))
     shown = shape(doc) if shape else doc
     if json_:
         print_json(shown)

@@ -38,7 +38,6 @@ from advsr.experiments.cell import (
     Experiment,
     Item,
     Plan,
-    ReportParts,
     cell_identity,
     register_experiment,
 )
@@ -206,13 +205,6 @@ def tables(doc: dict[str, Any]) -> list[ReportTable]:
     return [ReportTable("classifier attacks", ["model / data", "attack", "eps", *COLUMNS], body)]
 
 
-def report(
-    doc: dict[str, Any], cells: list[CellRun], store: ResultStore | None = None
-) -> ReportParts:
-    """The table."""
-    return ReportParts("advsr attack-clf", "Attacks on classifiers.", tables(doc))
-
-
 ATTACK_CLF = register_experiment(
     Experiment(
         name=NAME,
@@ -220,7 +212,6 @@ ATTACK_CLF = register_experiment(
         plan=_plan,
         summarise=summarise,
         tables=tables,
-        report=report,
         description="a classifier attack at one budget: accuracies, fooling rate, sizes",
     )
 )
@@ -234,7 +225,6 @@ def attack_clf(
     Raises:
         AdvsrError: unknown attack (with suggestions), model or dataset; bad budget.
     """
-    from advsr.experiments.driver import run_cells
+    from advsr.experiments.driver import run_one
 
-    settings = cfg.model_dump() if isinstance(cfg, AttackClfConfig) else dict(cfg)
-    return run_cells([(NAME, settings)], store, progress=progress)[0]
+    return run_one(NAME, cfg, store, progress=progress)

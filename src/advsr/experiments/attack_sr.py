@@ -54,13 +54,14 @@ from advsr.experiments.cell import (
     Plan,
     ReportParts,
     cell_identity,
+    figure_artifacts,
     register_experiment,
+    stored_figures,
 )
 from advsr.experiments.common import configured_attack, image_generator, items_of
 from advsr.experiments.context import Context
 from advsr.experiments.store import ResultStore
-from advsr.io import encode_png
-from advsr.report import Figure, Plot, ReportTable, fmt
+from advsr.report import Plot, ReportTable, fmt
 from advsr.settings import DATA, MODEL, NEUTRAL, WEIGHTS
 
 __all__ = ["AttackSRConfig", "attack_sr", "sr_figure"]
@@ -241,8 +242,7 @@ def _rows(
         metrics: dict[str, Any] = {k: float(v[0]) for k, v in m.items()}
         metrics["linf"] = float((x_adv - lr).abs().max())
         if item.name in cfg.show:
-            for name, img in sr_figure(lr, x_adv, sr_clean, sr_adv, cfg.eps):
-                yield Artifact(f"{item.key}/{name}.png", encode_png(img.cpu()))
+            yield from figure_artifacts(item.key, sr_figure(lr, x_adv, sr_clean, sr_adv, cfg.eps))
         yield _row(i, item, metrics, share + time.perf_counter() - t1)
 
 
@@ -372,28 +372,16 @@ def report(
         for j, which in ((0, "LR"), (1, "SR"))
         if doc["curves"]
     ]
-    figures = stored_figures(cells, store)
+    figures = stored_figures(cells, store, figure_title)
     return ReportParts(
         "advsr attack-sr", "SR attacks (Choi et al. 2019).", tables(doc), plots, figures
     )
 
 
-def stored_figures(cells: list[CellRun], store: ResultStore | None) -> list[Figure]:
-    """The figures stored with cells (``<item>/<image>.png`` artefacts), one per item."""
-    if store is None:
-        return []
-    out = []
-    for c in cells:
-        groups: dict[str, list[tuple[str, torch.Tensor | bytes]]] = {}
-        for name, (media, data) in store.artifacts(c.cell_id).items():
-            if media != "image/png" or "/" not in name:
-                continue
-            item, _, image = name.rpartition("/")
-            groups.setdefault(item, []).append((image.removesuffix(".png"), data))
-        for item, images in groups.items():
-            title = f"{item}: {c.config.get('model')} x{c.config.get('scale')}, {_label(c.config)}"
-            out.append(Figure(title, images))
-    return out
+def figure_title(cell: CellRun, item: str) -> str:
+    """``chelsea: demo-edsr x4, basic@8/255``."""
+    cfg = cell.config
+    return f"{item}: {cfg.get('model')} x{cfg.get('scale')}, {_label(cfg)}"
 
 
 ATTACK_SR = register_experiment(
@@ -417,7 +405,6 @@ def attack_sr(
     Raises:
         AdvsrError: bad settings (budget, steps, reference, mask), unknown model or dataset.
     """
-    from advsr.experiments.driver import run_cells
+    from advsr.experiments.driver import run_one
 
-    settings = cfg.model_dump() if isinstance(cfg, AttackSRConfig) else dict(cfg)
-    return run_cells([(NAME, settings)], store, progress=progress)[0]
+    return run_one(NAME, cfg, store, progress=progress)

@@ -20,12 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import torch
 from pydantic import Field
 
 from advsr.errors import InputError
 from advsr.experiments.cell import (
-    Artifact,
     CellConfig,
     CellRow,
     CellRun,
@@ -34,12 +32,13 @@ from advsr.experiments.cell import (
     Plan,
     ReportParts,
     cell_identity,
+    figure_artifacts,
     register_experiment,
+    stored_figures,
 )
 from advsr.experiments.context import Context
 from advsr.experiments.store import ResultStore
-from advsr.io import encode_png
-from advsr.report import Figure, ReportTable
+from advsr.report import ReportTable
 from advsr.settings import NEUTRAL, WEIGHTS
 
 __all__ = ["BackdoorConfig", "backdoor_cells", "training_of"]
@@ -165,9 +164,7 @@ def _plan(cfg: BackdoorConfig, ctx: Context) -> Plan:
         )  # fmt: skip
         shown = list(range(min(cfg.figures, len(items))))
         for fig in image_grid(model, triplets, trigger, shown, target):
-            for n, (caption, img) in enumerate(fig.images):
-                assert isinstance(img, torch.Tensor)
-                yield Artifact(f"{fig.title}/{n}:{caption}.png", encode_png(img))
+            yield from figure_artifacts(fig.title, fig.images)
         for i, item in enumerate(items):
             metrics = {k: float(getattr(result, k)[i]) for k in METRICS}
             metrics["success"] = float(result.success[i])
@@ -244,15 +241,7 @@ def report(
     from advsr.backdoor.evaluate import rate_plots
 
     results = {(r["trigger"], r["rate"]): r for r in doc["results"]}
-    figures = []
-    for c in cells:
-        if store is None:
-            break
-        groups: dict[str, list[tuple[str, bytes]]] = {}
-        for name, (_, data) in store.artifacts(c.cell_id).items():
-            title, _, caption = name.rpartition("/")
-            groups.setdefault(title, []).append((caption.split(":", 1)[-1][:-4], data))
-        figures += [Figure(t, imgs) for t, imgs in groups.items()]
+    figures = stored_figures(cells, store)
     evaluated = "; ".join(
         f"{e['source']} ({'tiles' if e['tiles'] else 'whole images'}, {e['hr_size']} px HR, "
         f"split {e['split']}, Ref shift {e['ref_shift']} px): {e['triplets']} triplets"

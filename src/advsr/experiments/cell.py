@@ -50,7 +50,9 @@ __all__ = [
     "Plan",
     "ReportParts",
     "cell_identity",
+    "figure_artifacts",
     "register_experiment",
+    "stored_figures",
 ]
 
 SEEDED = Role("seeded")
@@ -219,8 +221,9 @@ class Experiment:
         summarise: ``(cells, store) -> document``: the JSON document of a set of cells,
             from stored rows only (tables, means, curves).
         tables: ``document -> tables`` for the terminal and the report.
-        report: ``(document, cells, store) -> ReportParts`` (plots and figures added).
         description: one line for listings.
+        report: ``(document, cells, store) -> ReportParts`` with plots and figures; None:
+            the tables under the description.
         version: bumped when a metric's definition changes (old cells stop matching).
     """
 
@@ -229,9 +232,17 @@ class Experiment:
     plan: Callable[[Any, Context], Plan]
     summarise: Callable[[list[CellRun], ResultStore | None], dict[str, Any]]
     tables: Callable[[dict[str, Any]], list[ReportTable]]
-    report: Callable[[dict[str, Any], list[CellRun], ResultStore | None], ReportParts]
     description: str
+    report: Callable[[dict[str, Any], list[CellRun], ResultStore | None], ReportParts] | None = None
     version: int = 1
+
+    def report_parts(
+        self, doc: dict[str, Any], cells: list[CellRun], store: ResultStore | None
+    ) -> ReportParts:
+        """What the report of ``cells`` shows."""
+        if self.report is not None:
+            return self.report(doc, cells, store)
+        return ReportParts(f"advsr {self.name}", self.description, self.tables(doc))
 
 
 EXPERIMENTS: Registry[Experiment] = Registry("experiment")
@@ -282,6 +293,36 @@ def cell_identity(
         out["attack"] = attack.identity()
     out.update(extra or {})
     out["version"] = version
+    return out
+
+
+def figure_artifacts(group: str, images: Sequence[tuple[str, Any]]) -> Iterator[Artifact]:
+    """A figure as PNG artefacts ``<group>/<n>:<caption>.png`` (images ``(1, 3, H, W)``)."""
+    from advsr.io import encode_png
+
+    for n, (caption, img) in enumerate(images):
+        yield Artifact(f"{group}/{n:02d}:{caption}.png", encode_png(img.detach().float().cpu()))
+
+
+def stored_figures(
+    cells: Sequence[CellRun],
+    store: ResultStore | None,
+    title: Callable[[CellRun, str], str] | None = None,
+) -> list[Figure]:
+    """The figures stored by :func:`figure_artifacts`, one per group, in stored order."""
+    from advsr.report import Figure
+
+    if store is None:
+        return []
+    out = []
+    for c in cells:
+        groups: dict[str, list[tuple[str, Any]]] = {}
+        for name, (media, data) in store.artifacts(c.cell_id).items():
+            group, _, leaf = name.rpartition("/")
+            if media != "image/png" or not group:
+                continue
+            groups.setdefault(group, []).append((leaf.split(":", 1)[-1].removesuffix(".png"), data))
+        out += [Figure(title(c, g) if title else g, imgs) for g, imgs in groups.items()]
     return out
 
 

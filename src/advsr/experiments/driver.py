@@ -27,7 +27,7 @@ from advsr.experiments.store import ResultStore
 from advsr.progress import progress_bar
 from advsr.settings import validate
 
-__all__ = ["plan_cells", "read_cells", "run_cells", "run_plans"]
+__all__ = ["plan_cells", "read_cells", "run_cells", "run_one", "run_plans"]
 
 MAX_CELLS = 100_000
 """The most cells one run may have (a grid beyond this is almost certainly a mistake)."""
@@ -122,6 +122,14 @@ def run_cells(
     """
     ctx = ctx or Context()
     return run_plans(plan_cells(cells, ctx), store, progress=progress)
+
+
+def run_one(
+    experiment: str, cfg: Any, store: ResultStore, *, progress: bool | None = None
+) -> CellRun:
+    """Run one cell of ``experiment`` from its config object or a settings dict."""
+    settings = cfg.model_dump() if hasattr(cfg, "model_dump") else dict(cfg)
+    return run_cells([(experiment, settings)], store, progress=progress)[0]
 
 
 def read_cells(

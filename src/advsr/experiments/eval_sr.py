@@ -22,7 +22,6 @@ from advsr.experiments.cell import (
     Experiment,
     Item,
     Plan,
-    ReportParts,
     cell_identity,
     register_experiment,
     timed,
@@ -158,13 +157,6 @@ def tables(doc: dict[str, Any]) -> list[ReportTable]:
     return out
 
 
-def report(
-    doc: dict[str, Any], cells: list[CellRun], store: ResultStore | None = None
-) -> ReportParts:
-    """The tables of every cell."""
-    return ReportParts("advsr eval-sr", "Fidelity of SR models against HR.", tables(doc))
-
-
 EVAL_SR = register_experiment(
     Experiment(
         name=NAME,
@@ -172,7 +164,6 @@ EVAL_SR = register_experiment(
         plan=_plan,
         summarise=summarise,
         tables=tables,
-        report=report,
         description="PSNR/SSIM of an SR model on a dataset",
     )
 )
@@ -186,7 +177,6 @@ def eval_sr(
     Raises:
         AdvsrError: bad settings, unknown model or dataset, inconsistent data.
     """
-    from advsr.experiments.driver import run_cells
+    from advsr.experiments.driver import run_one
 
-    settings = cfg.model_dump() if isinstance(cfg, EvalSRConfig) else dict(cfg)
-    return run_cells([(NAME, settings)], store, progress=progress)[0]
+    return run_one(NAME, cfg, store, progress=progress)

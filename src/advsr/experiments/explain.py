@@ -25,14 +25,15 @@ from torch import nn
 
 from advsr.experiments.attack_clf import classifier_attack
 from advsr.experiments.cell import (
-    Artifact,
     CellRow,
     CellRun,
     Experiment,
     Plan,
     ReportParts,
     cell_identity,
+    figure_artifacts,
     register_experiment,
+    stored_figures,
 )
 from advsr.experiments.common import ClassifierCellConfig, image_generator, items_of, todo_batches
 from advsr.experiments.context import Context
@@ -40,8 +41,7 @@ from advsr.experiments.defend import select_correct
 from advsr.experiments.store import ResultStore
 from advsr.explain import class_activation_map, default_layer, overlap_curves, ssim_maps
 from advsr.explain.overlap import Combine
-from advsr.io import encode_png
-from advsr.report import Figure, Plot, ReportTable, fmt
+from advsr.report import Plot, ReportTable, fmt
 from advsr.settings import NEUTRAL
 
 __all__ = ["ExplainConfig", "ExplainResult", "explain_images"]
@@ -140,7 +140,9 @@ def _plan(cfg: ExplainConfig, ctx: Context) -> Plan:
             per = (time.perf_counter() - t0) / len(idx)
             for j, i in enumerate(idx):
                 if i < cfg.figures:
-                    yield from _figure(items[i].key, x[j], res.x_adv[j], ex.maps[j], ex.cam[j])
+                    yield from figure_artifacts(
+                        items[i].key, _figure(x[j], res.x_adv[j], ex.maps[j], ex.cam[j])
+                    )
                 metrics = {
                     "fooled": float(res.success[j]),
                     **ex.per_image[j],
@@ -159,17 +161,16 @@ def _plan(cfg: ExplainConfig, ctx: Context) -> Plan:
 
 
 def _figure(
-    key: str, x: torch.Tensor, x_adv: torch.Tensor, maps: torch.Tensor, cam: torch.Tensor
-) -> Iterator[Artifact]:
-    m = maps.clamp(0, 1).float().cpu()
-    images = [
-        ("clean", x[None].float().cpu()),
-        ("adversarial", x_adv[None].float().cpu()),
+    x: torch.Tensor, x_adv: torch.Tensor, maps: torch.Tensor, cam: torch.Tensor
+) -> list[tuple[str, torch.Tensor]]:
+    """Fig. 3's row of one image: clean, adversarial, the three SSIM maps, the CAM."""
+    m = maps.clamp(0, 1).float()
+    return [
+        ("clean", x[None]),
+        ("adversarial", x_adv[None]),
         *((f"SSIM map {c}", m[k].expand(3, -1, -1)[None]) for k, c in enumerate("RGB")),
-        ("CAM (clean)", _heat(cam.cpu())),
+        ("CAM (clean)", _heat(cam)),
     ]
-    for n, (caption, img) in enumerate(images):
-        yield Artifact(f"{key}/{n}:{caption}.png", encode_png(img))
 
 
 def _heat(cam: torch.Tensor) -> torch.Tensor:
@@ -241,15 +242,7 @@ def report(
         )
         for c in doc["cells"]
     ]
-    figures = []
-    for c in cells:
-        if store is None:
-            break
-        groups: dict[str, list[tuple[str, bytes]]] = {}
-        for name, (_, data) in store.artifacts(c.cell_id).items():
-            item, _, caption = name.rpartition("/")
-            groups.setdefault(item, []).append((caption.split(":", 1)[-1][:-4], data))
-        figures += [Figure(item, imgs) for item, imgs in groups.items()]
+    figures = stored_figures(cells, store)
     intro = ", ".join(f"{c['model']} on {c['data']}, {c['attack']}" for c in doc["cells"])
     return ReportParts("advsr explain", intro, tables(doc), plots, figures)
 

@@ -132,6 +132,16 @@ def _metrics(text: str) -> dict[str, Any]:
     return {k: conv(v) for k, v in json.loads(text).items()}
 
 
+def _filter(experiment: str | None, cell_id: str | None) -> tuple[str, list[str]]:
+    """A ``WHERE`` clause on the cells table ``c`` and its arguments."""
+    conds, args = [], []
+    for column, value in (("experiment", experiment), ("cell_id", cell_id)):
+        if value is not None:
+            conds.append(f"c.{column} = ?")
+            args.append(value)
+    return (" WHERE " + " AND ".join(conds) if conds else ""), args
+
+
 class ResultStore:
     """An SQLite file of experiment results (see the module docstring).
 
@@ -318,16 +328,8 @@ class ResultStore:
             " c.finished, (SELECT COUNT(*) FROM rows r WHERE r.cell_id = c.cell_id)"
             " FROM cells c"
         )
-        conds, args = [], []
-        if experiment is not None:
-            conds.append("c.experiment = ?")
-            args.append(experiment)
-        if cell_id is not None:
-            conds.append("c.cell_id = ?")
-            args.append(cell_id)
-        if conds:
-            q += " WHERE " + " AND ".join(conds)
-        q += " ORDER BY c.created, c.rowid"
+        where, args = _filter(experiment, cell_id)
+        q += where + " ORDER BY c.created, c.rowid"
         out = []
         for cid, exp, ident, cfg, info, expected, fin, n in self._db.execute(q, args):
             out.append(
@@ -362,16 +364,8 @@ class ResultStore:
             "SELECT c.cell_id, c.experiment, c.config, r.idx, r.key, r.image, r.metrics,"
             " r.seconds FROM rows r JOIN cells c ON c.cell_id = r.cell_id"
         )
-        conds, args = [], []
-        if experiment is not None:
-            conds.append("c.experiment = ?")
-            args.append(experiment)
-        if cell_id is not None:
-            conds.append("c.cell_id = ?")
-            args.append(cell_id)
-        if conds:
-            q += " WHERE " + " AND ".join(conds)
-        q += " ORDER BY c.created, c.rowid, r.idx"
+        filt, args = _filter(experiment, cell_id)
+        q += filt + " ORDER BY c.created, c.rowid, r.idx"
         out = []
         for cid, exp, cfg, idx, key, image, metrics, seconds in self._db.execute(q, args):
             row: dict[str, Any] = {"cell_id": cid, "experiment": exp}

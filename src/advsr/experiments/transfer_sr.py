@@ -33,7 +33,6 @@ from advsr.experiments.cell import (
     Experiment,
     Item,
     Plan,
-    ReportParts,
     cell_identity,
     register_experiment,
     timed,
@@ -163,13 +162,6 @@ def tables(doc: dict[str, Any]) -> list[ReportTable]:
     return [ReportTable(title, header, body)]
 
 
-def report(
-    doc: dict[str, Any], cells: list[CellRun], store: ResultStore | None = None
-) -> ReportParts:
-    """The matrix."""
-    return ReportParts("advsr transfer", "Transferability of SR attacks.", tables(doc))
-
-
 TRANSFER = register_experiment(
     Experiment(
         name=NAME,
@@ -177,7 +169,6 @@ TRANSFER = register_experiment(
         plan=_plan,
         summarise=summarise,
         tables=tables,
-        report=report,
         description="transferability: basic attacks crafted on a source, SR PSNR on targets",
     )
 )
@@ -187,7 +178,6 @@ def transfer_sr(
     cfg: TransferSRConfig | dict[str, Any], store: ResultStore, *, progress: bool | None = None
 ) -> CellRun:
     """Run one source's cell (rows hold ``lr_psnr`` and ``sr_psnr@<target>``)."""
-    from advsr.experiments.driver import run_cells
+    from advsr.experiments.driver import run_one
 
-    settings = cfg.model_dump() if isinstance(cfg, TransferSRConfig) else dict(cfg)
-    return run_cells([(NAME, settings)], store, progress=progress)[0]
+    return run_one(NAME, cfg, store, progress=progress)
