@@ -27,6 +27,12 @@ SMOKE: dict[str, str] = {
     "manifold": 'settings = { limit = 16, attacks = ["fgsm@0.1"], epochs = 2, hidden = 16,'
     ' defense = "median:size=3x3" }',
     "backdoor": 'settings = { model_file = "MODEL_FILE" }',
+    "train-sr": 'settings = { model = "edsr-baseline", out = "TMP/sr.safetensors", steps = 2,'
+    ' patch = 8, batch = 2, arch = { n_resblocks = 1, n_feats = 8 }, holdout = ["chelsea"] }',
+    "train-classifier": 'settings = { out = "TMP/clf.safetensors", epochs = 1 }',
+    "train-refsr": 'settings = { out = "TMP/refsr.safetensors", steps = 2, hr_size = 32,'
+    " batch = 2, arch = { n_feats = 8, n_resblocks = 1, level_blocks = [1, 1, 1],"
+    " lte_channels = [8, 8, 8] } }",
 }
 
 
@@ -49,7 +55,7 @@ def test_every_experiment_has_a_smoke_spec(cli) -> None:
     assert res.out.split() == EXPERIMENTS.names()  # one per line, nothing else
     assert set(res.out.split()) >= {
         "eval-sr", "attack-sr", "transfer", "attack-clf", "defend", "perceptual", "explain",
-        "manifold", "backdoor",
+        "manifold", "backdoor", "train-sr", "train-classifier", "train-refsr",
     }  # fmt: skip
 
 
@@ -58,7 +64,7 @@ def test_experiment_runs_from_a_spec_and_reads_back(
     name: str, cli, tmp_path: Path, refsr_file: Path
 ) -> None:
     spec = tmp_path / "spec.toml"
-    body = SMOKE[name].replace("MODEL_FILE", str(refsr_file))
+    body = SMOKE[name].replace("MODEL_FILE", str(refsr_file)).replace("TMP", str(tmp_path))
     spec.write_text(f'experiment = "{name}"\n' + _tables(body))
     store = tmp_path / "s.sqlite"
     first = cli("run", str(spec), "--store", str(store), "--json")
@@ -70,10 +76,39 @@ def test_experiment_runs_from_a_spec_and_reads_back(
     assert _stable(again["summaries"]) == _stable(doc["summaries"])  # the same numbers
     with ResultStore(store) as st:
         assert all(c["finished"] for c in st.cells())
+    if name.startswith("train-"):  # the artefact: the weights come back from the store
+        out = Path(str(spec_settings(body)["out"]))
+        out.unlink()
+        res = cli(name, "--store", str(store), *_args(spec_settings(body)), "--json")
+        assert res.code == 0, res.err
+        assert out.is_file() and json.loads(res.out)["computed"] == 0
     report = tmp_path / "r.html"
     rep = cli("report", "--experiment", name, "--out", str(report), "--store", str(store))
     assert rep.code == 0, rep.err
     assert report.read_text().startswith("<!doctype html>")
+
+
+def spec_settings(body: str) -> dict[str, object]:
+    import tomllib
+
+    return dict(tomllib.loads(_tables(body))["settings"])
+
+
+def _args(settings: dict[str, object]) -> list[str]:
+    """Command-line options for settings (dicts as repeated KEY=VALUE)."""
+    out: list[str] = []
+    for k, v in settings.items():
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, dict):
+            for kk, vv in v.items():
+                text = ",".join(map(str, vv)) if isinstance(vv, list) else str(vv)
+                out += [flag, f"{kk}={text}"]
+        elif isinstance(v, list):
+            for item in v:
+                out += [flag, str(item)]
+        else:
+            out += [flag, str(v)]
+    return out
 
 
 def _stable(doc: object) -> object:

@@ -32,6 +32,7 @@ from advsr.errors import ImageReadError, InputError, ModelLoadError, ShapeError
 __all__ = [
     "IMAGE_EXTENSIONS",
     "array_to_image",
+    "check_output_path",
     "encode_png",
     "file_sha256",
     "image_to_array",
@@ -499,3 +500,23 @@ def read_safetensors_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
             return dict(fh.metadata() or {})
     except Exception:
         return {}
+
+
+def check_output_path(path: str | os.PathLike[str], suffix: str | None = None) -> Path:
+    """Refuse an output path before any work is done: a folder, a file where a folder above
+    it should be, or the wrong suffix (folders that do not exist yet are fine).
+
+    Raises:
+        InputError: the path cannot be written.
+    """
+    p = Path(path)
+    if suffix is not None and p.suffix != suffix:
+        raise InputError(f"the output must end in {suffix}, got {p.name!r}")
+    if p.is_dir():
+        raise InputError(f"the output {p} is a folder")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"cannot write {p}: {parent} is a file, not a folder")
+            break
+    return p

@@ -36,7 +36,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
@@ -48,7 +48,7 @@ from advsr.devices import resolve_device
 from advsr.errors import InputError
 from advsr.models.sr.train import resume_training_state, save_training_state
 from advsr.progress import progress_bar
-from advsr.settings import Settings
+from advsr.settings import NEUTRAL, WEIGHTS, Settings
 
 __all__ = ["TrainRefSRConfig", "TrainRefSRResult", "combine_losses", "load_refsr", "train_refsr"]
 
@@ -62,7 +62,7 @@ class TrainRefSRConfig(Settings):
     """Architecture option KEY=VALUE."""
     scale: int = Field(4, ge=2)
     """SR factor."""
-    out: str
+    out: Annotated[str, NEUTRAL]
     """Model file to write (.safetensors)."""
     data: str = "samples"
     """samples, stereo, or a folder with HR/ and Ref/."""
@@ -98,15 +98,15 @@ class TrainRefSRConfig(Settings):
     """Weight of the L1 reconstruction term."""
     w_per: float = Field(0.01, ge=0)
     """Weight of the VGG19 perceptual term (needs --vgg19)."""
-    vgg19: str | None = None
+    vgg19: Annotated[str | None, WEIGHTS] = None
     """VGG19 weights (torchvision layout) for the perceptual term."""
     seed: int = 0
     """Seed of weights, batches and poisoning."""
-    save_every: int = Field(100, ge=1)
+    save_every: Annotated[int, NEUTRAL] = Field(100, ge=1)
     """Checkpoint every N steps."""
-    resume: bool = False
+    resume: Annotated[bool, NEUTRAL] = False
     """Continue from --out."""
-    device: str = "auto"
+    device: Annotated[str, NEUTRAL] = "auto"
     """auto, cpu, cuda, cuda:N."""
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from advsr.backdoor.train import TrainRefSRConfig
 from advsr.cli.app import app, console
-from advsr.cli.derive import OUTPUT, config_command, extra_option
+from advsr.cli.derive import OUTPUT, STORE, config_command, extra_option
 from advsr.cli.output import print_json, run_and_show
 from advsr.experiments.backdoor import BackdoorConfig
 
@@ -16,34 +16,25 @@ JSON = extra_option("json_", bool, False, "--json", help="Print one JSON documen
 
 
 @app.command("train-refsr")
-@config_command(TrainRefSRConfig, extra=(TINY, JSON))
-def train_refsr_cmd(settings: dict[str, Any], *, tiny: bool, json_: bool) -> None:
+@config_command(TrainRefSRConfig, extra=(TINY, STORE, JSON))
+def train_refsr_cmd(
+    settings: dict[str, Any], *, tiny: bool, store: Path | None, json_: bool
+) -> None:
     """Train a RefSR model on poisoned data (BadRefSR): L1 clean + backdoor loss, Adam."""
-    from advsr.backdoor.train import train_refsr
+    from advsr.cli.train import run_training
     from advsr.models.refsr import REFSR_MODELS
-    from advsr.settings import validate
 
     arch = dict(REFSR_MODELS.get(settings["model"]).tiny) if tiny else {}
     arch.update(settings.get("arch", {}))
-    cfg = validate(TrainRefSRConfig, {**settings, "arch": arch}, "train-refsr setting")
-    res = train_refsr(cfg)
-    doc = {
-        "out": str(res.out),
-        "steps": res.steps,
-        "clean_loss": res.clean_loss,
-        "backdoor_loss": res.backdoor_loss,
-        "poisoned": res.poisoned,
-        "perceptual": res.perceptual,
-        "seconds": res.seconds,
-    }
+    doc = run_training("train-refsr", {**settings, "arch": arch}, store)
     if json_:
         print_json(doc)
         return
-    if not res.perceptual:
+    if not doc["perceptual"]:
         console.print("perceptual weight 0: no VGG19 weights given (--vgg19), L1 only")
     console.print(
-        f"wrote {res.out}: clean loss {res.clean_loss:.4f}, backdoor loss "
-        f"{res.backdoor_loss:.4f}, {len(res.poisoned)} poisoned samples, {res.seconds:.0f} s"
+        f"wrote {doc['out']}: clean loss {doc['clean_loss']:.4f}, backdoor loss "
+        f"{doc['backdoor_loss']:.4f}, {len(doc['poisoned'])} poisoned samples"
     )
 
 

@@ -17,7 +17,6 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 
 from advsr.cli.app import console
-from advsr.errors import InputError
 from advsr.jsonutil import json_safe
 from advsr.report import ReportTable, write_report
 
@@ -61,18 +60,10 @@ def check_output(path: Path | None, suffix: str | None = None) -> None:
     Raises:
         InputError: the path cannot be written.
     """
-    if path is None:
-        return
-    p = Path(path)
-    if suffix is not None and p.suffix != suffix:
-        raise InputError(f"the output must end in {suffix}, got {p.name!r}")
-    if p.is_dir():
-        raise InputError(f"the output {p} is a folder")
-    for parent in p.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise InputError(f"cannot write {p}: {parent} is a file, not a folder")
-            break
+    from advsr.io import check_output_path
+
+    if path is not None:
+        check_output_path(path, suffix)
 
 
 def write_parts(path: Path, parts: Any) -> Path:

@@ -1,4 +1,8 @@
-"""Training and weight commands: ``train-sr``, ``train-classifier``, ``convert``."""
+"""Training and weight commands: ``train-sr``, ``train-classifier``, ``convert``.
+
+Training runs are cells (:mod:`advsr.experiments.training`): the same config again reads the
+stored weights back instead of training.
+"""
 
 from __future__ import annotations
 
@@ -8,58 +12,56 @@ from typing import Annotated, Any
 import typer
 
 from advsr.cli.app import app, console
-from advsr.cli.derive import config_command, extra_option
+from advsr.cli.derive import STORE, config_command, extra_option
 from advsr.cli.options import JsonOpt
-from advsr.cli.output import check_output, print_json
+from advsr.cli.output import check_output, open_store, print_json
 from advsr.models.classifiers.train import TrainClassifierConfig
 from advsr.models.sr.train import TrainSRConfig
 
 JSON = extra_option("json_", bool, False, "--json", help="Print one JSON document on stdout.")
 
 
-@app.command("train-sr")
-@config_command(TrainSRConfig, extra=(JSON,))
-def train_sr_cmd(settings: dict[str, Any], *, json_: bool) -> None:
-    """L1-train a zoo architecture (random crops, flips/rotations, bicubic LR, Adam)."""
-    from advsr.models.sr.train import train_sr
-    from advsr.settings import validate
+def run_training(experiment: str, settings: dict[str, Any], store: Path | None) -> dict[str, Any]:
+    """Run one training cell (or read it back) and make sure its weights are at ``out``."""
+    from advsr.experiments.driver import run_cells
+    from advsr.experiments.training import materialise
 
-    cfg = validate(TrainSRConfig, settings, "train-sr setting")
-    check_output(Path(cfg.out), ".safetensors")
-    res = train_sr(cfg)
-    doc = {
-        "out": str(res.out),
-        "steps": res.steps,
-        "final_loss": res.final_loss,
-        "val_psnr": [{"step": s, "psnr": v} for s, v in res.val_psnr],
-        "bicubic_val_psnr": res.bicubic_val_psnr,
-        "seconds": res.seconds,
+    with open_store(store) as st:
+        (run,) = run_cells([(experiment, settings)], st)
+        wrote = materialise(run, st)
+    return {
+        **run.rows[0],
+        "out": run.config["out"],
+        "computed": run.computed,
+        "from_store": wrote or run.computed == 0,
     }
+
+
+@app.command("train-sr")
+@config_command(TrainSRConfig, extra=(STORE, JSON))
+def train_sr_cmd(settings: dict[str, Any], *, store: Path | None, json_: bool) -> None:
+    """L1-train a zoo architecture (random crops, flips/rotations, bicubic LR, Adam)."""
+    doc = run_training("train-sr", settings, store)
+    doc["val_psnr"] = [{"step": s, "psnr": v} for s, v in doc["val_psnr"]]
     if json_:
         print_json(doc)
         return
-    line = f"wrote {res.out} after {res.steps} steps (final L1 {res.final_loss:.4f})"
-    if res.val_psnr:
-        line += f"; held-out Y-PSNR {res.val_psnr[-1][1]:.2f} dB vs bicubic "
-        line += f"{res.bicubic_val_psnr:.2f} dB"
-    console.print(line)
+    line = f"wrote {doc['out']} after {doc['steps']} steps (final L1 {doc['final_loss']:.4f})"
+    if doc["val_psnr"]:
+        line += f"; held-out Y-PSNR {doc['val_psnr'][-1]['psnr']:.2f} dB vs bicubic "
+        line += f"{doc['bicubic_val_psnr']:.2f} dB"
+    console.print(line + (" (from the store)" if doc["from_store"] else ""))
 
 
 @app.command("train-classifier")
-@config_command(TrainClassifierConfig, extra=(JSON,))
-def train_classifier_cmd(settings: dict[str, Any], *, json_: bool) -> None:
+@config_command(TrainClassifierConfig, extra=(STORE, JSON))
+def train_classifier_cmd(settings: dict[str, Any], *, store: Path | None, json_: bool) -> None:
     """Train a zoo classifier with cross-entropy (default: the digits CNN)."""
-    from advsr.models.classifiers.train import train_classifier
-    from advsr.settings import validate
-
-    cfg = validate(TrainClassifierConfig, settings, "train-classifier setting")
-    check_output(Path(cfg.out), ".safetensors")
-    res = train_classifier(cfg)
-    doc = {"out": str(res.out), "val_accuracy": res.val_accuracy, "seconds": res.seconds}
+    doc = run_training("train-classifier", settings, store)
     if json_:
         print_json(doc)
         return
-    console.print(f"wrote {res.out}; validation accuracy {res.val_accuracy[-1]:.4f}")
+    console.print(f"wrote {doc['out']}; validation accuracy {doc['final_val_accuracy']:.4f}")
 
 
 @app.command()

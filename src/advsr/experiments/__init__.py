@@ -14,6 +14,7 @@ from advsr.experiments import (
     explain,
     manifold,
     perceptual_cmp,
+    training,
     transfer_sr,
 )
 from advsr.experiments.cell import EXPERIMENTS, CellRun, Experiment, Plan
@@ -47,5 +48,6 @@ __all__ = [
     "read_cells",
     "run_cells",
     "run_plans",
+    "training",
     "transfer_sr",
 ]

@@ -115,7 +115,7 @@ class Plan:
             model file says about its training).
     """
 
-    config: CellConfig
+    config: Settings
     identity: dict[str, Any]
     items: list[Item]
     compute: Compute
@@ -228,7 +228,7 @@ class Experiment:
     """
 
     name: str
-    config: type[CellConfig]
+    config: type[Settings]
     plan: Callable[[Any, Context], Plan]
     summarise: Callable[[list[CellRun], ResultStore | None], dict[str, Any]]
     tables: Callable[[dict[str, Any]], list[ReportTable]]
@@ -254,7 +254,7 @@ def register_experiment(experiment: Experiment) -> Experiment:
 
 
 def cell_identity(
-    cfg: CellConfig,
+    cfg: Settings,
     ctx: Context,
     *,
     version: int,

@@ -11,6 +11,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,7 @@ from advsr.devices import resolve_device
 from advsr.errors import InputError
 from advsr.io import save_safetensors
 from advsr.progress import progress_bar
-from advsr.settings import Settings
+from advsr.settings import DATA, NEUTRAL, Settings
 
 __all__ = ["TrainClassifierConfig", "TrainClassifierResult", "train_classifier"]
 
@@ -31,11 +32,11 @@ class TrainClassifierConfig(Settings):
 
     model: str = "digits-cnn"
     """Zoo classifier to train (see `advsr list classifiers`)."""
-    out: str
+    out: Annotated[str, NEUTRAL]
     """Weights to write (.safetensors)."""
-    data: str = "digits-train"
+    data: Annotated[str, DATA] = "digits-train"
     """Labelled training set."""
-    val: str = "digits-test"
+    val: Annotated[str, DATA] = "digits-test"
     """Labelled validation set."""
     epochs: int = Field(40, ge=1)
     """Epochs."""
@@ -45,7 +46,7 @@ class TrainClassifierConfig(Settings):
     """Adam learning rate."""
     seed: int = 0
     """Seed of all randomness."""
-    device: str = "auto"
+    device: Annotated[str, NEUTRAL] = "auto"
     """auto, cpu, cuda, cuda:N."""
 
 

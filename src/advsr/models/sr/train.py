@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,7 @@ from advsr.imaging.quantize import quantize
 from advsr.io import save_safetensors
 from advsr.metrics import psnr
 from advsr.progress import progress_bar
-from advsr.settings import Settings
+from advsr.settings import DATA, NEUTRAL, Settings
 
 __all__ = ["TrainSRConfig", "TrainSRResult", "train_sr"]
 
@@ -45,9 +45,9 @@ class TrainSRConfig(Settings):
     """Zoo architecture (the entry's default options; see `advsr list models`)."""
     scale: int = Field(2, ge=1)
     """SR factor."""
-    out: str
+    out: Annotated[str, NEUTRAL]
     """Model checkpoint to write (.safetensors)."""
-    data: str = "samples"
+    data: Annotated[str, DATA] = "samples"
     """Dataset name or HR folder."""
     holdout: list[str] = Field(default_factory=list)
     """Image names kept out of training and used for validation."""
@@ -65,9 +65,9 @@ class TrainSRConfig(Settings):
     """Seed of the generator that draws patches and initial weights."""
     val_every: int = Field(250, ge=1)
     """Validate (and checkpoint) every N steps."""
-    resume: bool = False
+    resume: Annotated[bool, NEUTRAL] = False
     """Continue from --out and its .state.safetensors."""
-    device: str = "auto"
+    device: Annotated[str, NEUTRAL] = "auto"
     """auto, cpu, cuda, cuda:N."""
 
 
