@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.console import Console
 
@@ -15,4 +17,5 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-console = Console(highlight=False, soft_wrap=True)
+# a pipe or a file gets 120 columns (rich's 80 folds the wider tables)
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)

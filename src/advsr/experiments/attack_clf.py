@@ -190,19 +190,19 @@ def tables(doc: dict[str, Any]) -> list[ReportTable]:
     """Attacks x (accuracies, fooling rate, failures, perturbation sizes)."""
     from advsr.attacks.base import ATTACKS
 
+    pairs = list(dict.fromkeys((r["model"], r["data"]) for r in doc["results"]))
+    one = len(pairs) == 1
     body = []
     for r in doc["results"]:
         name = r["attack"].partition("@")[0]
         norm = ATTACKS.get(name).norm if name in ATTACKS else "linf"
+        where = [] if one else [f"{r['model']} / {r['data']}"]
         body.append(
-            [
-                f"{r['model']} / {r['data']}",
-                name,
-                format_budget(r["eps"], norm),
-                *(fmt(r.get(c), 4) for c in COLUMNS),
-            ]
+            [*where, name, format_budget(r["eps"], norm), *(fmt(r.get(c), 4) for c in COLUMNS)]
         )
-    return [ReportTable("classifier attacks", ["model / data", "attack", "eps", *COLUMNS], body)]
+    title = f"attacks on {pairs[0][0]}, {pairs[0][1]}" if one else "classifier attacks"
+    header = ["attack", "eps", *COLUMNS] if one else ["model / data", "attack", "eps", *COLUMNS]
+    return [ReportTable(title, header, body)]
 
 
 ATTACK_CLF = register_experiment(
