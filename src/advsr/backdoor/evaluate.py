@@ -59,6 +59,7 @@ from advsr.report import Figure, Plot
 
 __all__ = [
     "BACKDOOR_HEADER",
+    "BACKDOOR_METRICS",
     "BackdoorEval",
     "RateCurves",
     "backdoor_table",
@@ -81,6 +82,16 @@ BACKDOOR_HEADER: tuple[str, ...] = (
     "No trigger PSNR/SSIM (vs target)",
 )
 """Column names of :func:`backdoor_table` rows."""
+
+BACKDOOR_METRICS: tuple[str, ...] = (
+    "clean_psnr",
+    "clean_ssim",
+    "triggered_psnr",
+    "triggered_ssim",
+    "untriggered_psnr",
+    "untriggered_ssim",
+)
+"""The per-image metrics of a :class:`BackdoorEval` (its tensor fields)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,15 +134,7 @@ class BackdoorEval:
 
     def means(self) -> dict[str, float]:
         """Mean of every per-image metric, plus ``asr`` (keys are the attribute names)."""
-        keys = (
-            "clean_psnr",
-            "clean_ssim",
-            "triggered_psnr",
-            "triggered_ssim",
-            "untriggered_psnr",
-            "untriggered_ssim",
-        )
-        out = {k: float(getattr(self, k).mean()) for k in keys}
+        out = {k: float(getattr(self, k).mean()) for k in BACKDOOR_METRICS}
         out["asr"] = self.asr
         return out
 

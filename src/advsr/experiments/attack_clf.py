@@ -43,10 +43,9 @@ from advsr.experiments.cell import (
 )
 from advsr.experiments.common import (
     ClassifierCellConfig,
+    attacked_batches,
     check_labels,
-    image_generator,
     items_of,
-    todo_batches,
 )
 from advsr.experiments.context import Context
 from advsr.experiments.store import ResultStore
@@ -100,19 +99,15 @@ def _rows(
     skip: set[str],
     device: torch.device,
 ) -> Iterator[CellRow]:
-    import time
-
-    for idx in todo_batches(items, cfg.batch_size, skip):
-        t0 = time.perf_counter()
-        x, y = data.x[idx].to(device), data.y[idx].to(device)
+    for b in attacked_batches(model, data, items, attack, cfg, skip, device):
+        x, y, res = b.x, b.y, b.result
         with torch.no_grad():
             correct = model(x).argmax(1) == y
-        res = attack(model, x, y, generator=image_generator(cfg.seed, idx[0]))
         adv_correct = res.predictions == y
         p = psnr(res.x_adv, x)
         s = ssim(res.x_adv, x) if min(x.shape[-2:]) >= 11 else None
-        per = (time.perf_counter() - t0) / len(idx)
-        for j, (i, extra) in enumerate(zip(idx, res.per_image(), strict=True)):
+        per = b.seconds_per_item()
+        for j, (i, extra) in enumerate(zip(b.idx, res.per_image(), strict=True)):
             metrics = {
                 **extra,
                 "correct": float(correct[j]),

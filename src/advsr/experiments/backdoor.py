@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from advsr.backdoor.evaluate import BACKDOOR_METRICS
 from advsr.errors import InputError
 from advsr.experiments.cell import (
     CellConfig,
@@ -44,14 +45,6 @@ from advsr.settings import NEUTRAL, WEIGHTS
 __all__ = ["BackdoorConfig", "backdoor_cells", "training_of"]
 
 NAME = "backdoor"
-METRICS = (
-    "clean_psnr",
-    "clean_ssim",
-    "triggered_psnr",
-    "triggered_ssim",
-    "untriggered_psnr",
-    "untriggered_ssim",
-)
 
 
 class BackdoorConfig(CellConfig):
@@ -166,7 +159,7 @@ def _plan(cfg: BackdoorConfig, ctx: Context) -> Plan:
         for fig in image_grid(model, triplets, trigger, shown, target):
             yield from figure_artifacts(fig.title, fig.images)
         for i, item in enumerate(items):
-            metrics = {k: float(getattr(result, k)[i]) for k in METRICS}
+            metrics = {k: float(getattr(result, k)[i]) for k in BACKDOOR_METRICS}
             metrics["success"] = float(result.success[i])
             yield CellRow(i, item.key, item.name, metrics, 0.0)
 
@@ -193,7 +186,7 @@ def backdoor_cells(
 
 
 def _means(rows: list[dict[str, Any]]) -> dict[str, float]:
-    out = {k: statistics.fmean(r[k] for r in rows) for k in METRICS}
+    out = {k: statistics.fmean(r[k] for r in rows) for k in BACKDOOR_METRICS}
     out["asr"] = statistics.fmean(r["success"] for r in rows)
     return out
 

@@ -9,21 +9,25 @@ Example:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
 
-from advsr.attacks.base import Attack, create_attack, parse_attack
+from advsr.attacks.base import Attack, AttackResult, create_attack, parse_attack
 from advsr.errors import InputError
 from advsr.experiments.cell import ATTACK, SEEDED, CellConfig, Item
 from advsr.settings import DATA, MODEL, WEIGHTS
 
 __all__ = [
+    "Batch",
     "ClassifierCellConfig",
     "ClassifierDataConfig",
     "attack_grid",
+    "attacked_batches",
     "batches",
     "check_labels",
     "configured_attack",
@@ -95,6 +99,40 @@ def todo_batches(items: list[Item], size: int, skip: set[str]) -> Iterator[list[
     for b in batches(len(items), size):
         if any(items[i].key not in skip for i in b):
             yield b
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One attacked batch: dataset positions, clean images and labels (on the device), the
+    attack's result, and when the batch started (``time.perf_counter()``)."""
+
+    idx: list[int]
+    x: torch.Tensor
+    y: torch.Tensor
+    result: AttackResult
+    started: float
+
+    def seconds_per_item(self) -> float:
+        """Time since the batch started, shared by its items."""
+        return (time.perf_counter() - self.started) / len(self.idx)
+
+
+def attacked_batches(
+    model: torch.nn.Module,
+    data: Any,
+    items: list[Item],
+    attack: Attack,
+    cfg: ClassifierDataConfig,
+    skip: set[str],
+    device: torch.device,
+) -> Iterator[Batch]:
+    """Each fixed batch that still holds an item not in ``skip``, attacked with a generator
+    seeded by ``cfg.seed`` and the batch's first position."""
+    for idx in todo_batches(items, cfg.batch_size, skip):
+        started = time.perf_counter()
+        x, y = data.x[idx].to(device), data.y[idx].to(device)
+        res = attack(model, x, y, generator=image_generator(cfg.seed, idx[0]))
+        yield Batch(idx, x, y, res, started)
 
 
 def items_of(keys: list[str], names: list[str]) -> list[Item]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -35,7 +34,7 @@ from advsr.experiments.cell import (
     register_experiment,
     stored_figures,
 )
-from advsr.experiments.common import ClassifierCellConfig, image_generator, items_of, todo_batches
+from advsr.experiments.common import ClassifierCellConfig, attacked_batches, items_of
 from advsr.experiments.context import Context
 from advsr.experiments.defend import select_correct
 from advsr.experiments.store import ResultStore
@@ -129,15 +128,13 @@ def _plan(cfg: ExplainConfig, ctx: Context) -> Plan:
     items = items_of(data.keys, data.names)
 
     def compute(skip: set[str]) -> Iterator[Any]:
-        for idx in todo_batches(items, cfg.batch_size, skip):
-            t0 = time.perf_counter()
-            x, y = data.x[idx].to(device), data.y[idx].to(device)
-            res = attack(model, x, y, generator=image_generator(cfg.seed, idx[0]))
+        for b in attacked_batches(model, data, items, attack, cfg, skip, device):
+            x, res, idx = b.x, b.result, b.idx
             ex = explain_images(
                 model, x, res.x_adv, layer=layer, method=cfg.method, window=cfg.window,
                 threshold=cfg.threshold,
             )  # fmt: skip
-            per = (time.perf_counter() - t0) / len(idx)
+            per = b.seconds_per_item()
             for j, i in enumerate(idx):
                 if i < cfg.figures:
                     yield from figure_artifacts(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import statistics
-import time
 from collections.abc import Iterator, Sequence
 from typing import Annotated, Any
 
@@ -39,7 +38,7 @@ from advsr.experiments.cell import (
     cell_identity,
     register_experiment,
 )
-from advsr.experiments.common import ClassifierCellConfig, image_generator, items_of, todo_batches
+from advsr.experiments.common import ClassifierCellConfig, attacked_batches, items_of
 from advsr.experiments.context import Context
 from advsr.experiments.defend import select_correct
 from advsr.experiments.store import ResultStore
@@ -88,13 +87,11 @@ def _plan(cfg: PerceptualConfig, ctx: Context) -> Plan:
     items = items_of(data.keys, data.names)
 
     def compute(skip: set[str]) -> Iterator[CellRow]:
-        for idx in todo_batches(items, cfg.batch_size, skip):
-            t0 = time.perf_counter()
-            x, y = data.x[idx].to(device), data.y[idx].to(device)
-            res = attack(model, x, y, generator=image_generator(cfg.seed, idx[0]))
-            s, p = ssim(res.x_adv, x), psnr(res.x_adv, x)
-            per = (time.perf_counter() - t0) / len(idx)
-            for j, (i, extra) in enumerate(zip(idx, res.per_image(), strict=True)):
+        for b in attacked_batches(model, data, items, attack, cfg, skip, device):
+            res = b.result
+            s, p = ssim(res.x_adv, b.x), psnr(res.x_adv, b.x)
+            per = b.seconds_per_item()
+            for j, (i, extra) in enumerate(zip(b.idx, res.per_image(), strict=True)):
                 metrics = {
                     **extra,
                     "fooled": float(res.success[j]),
