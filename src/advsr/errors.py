@@ -8,8 +8,11 @@ Programming errors inside advsr are not wrapped: they keep their traceback.
 
 from __future__ import annotations
 
+import warnings
+
 __all__ = [
     "AdvsrError",
+    "AdvsrWarning",
     "DatasetError",
     "ImageReadError",
     "InputError",
@@ -18,6 +21,7 @@ __all__ = [
     "StoreError",
     "UnknownNameError",
     "brief",
+    "warn",
 ]
 
 
@@ -70,3 +74,13 @@ def brief(text: object, limit: int = 160) -> str:
         return line
     cut = line[: limit - 3].rsplit(" ", 1)[0].rstrip(" ,;:")
     return cut + "..."
+
+
+class AdvsrWarning(UserWarning):
+    """A run that is legal but almost certainly a mistake (random weights, an option with no
+    effect, a model far from its data). The CLI prints it as one line on stderr."""
+
+
+def warn(message: str) -> None:
+    """Issue an :class:`AdvsrWarning` (one line)."""
+    warnings.warn(AdvsrWarning(message), stacklevel=3)

@@ -27,7 +27,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from advsr.checks import check_image
-from advsr.errors import ImageReadError, InputError, ModelLoadError, ShapeError
+from advsr.errors import ImageReadError, InputError, ModelLoadError, ShapeError, brief
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -35,9 +35,12 @@ __all__ = [
     "check_output_path",
     "encode_png",
     "file_sha256",
+    "image_file",
+    "image_header",
     "image_to_array",
     "list_images",
     "load_state_dict",
+    "max_pixels",
     "read_image",
     "save_safetensors",
     "stack_images",
@@ -157,6 +160,69 @@ def _read_png16(path: Path) -> np.ndarray:
     return arr.reshape(height, width, info["planes"])
 
 
+DEFAULT_MAX_PIXELS = 100_000_000
+
+
+def max_pixels() -> int:
+    """The largest image (height x width) advsr decodes: ``$ADVSR_MAX_PIXELS``, default 100
+    million (10000 x 10000). A header claiming more is refused before any pixel is decoded.
+
+    Raises:
+        InputError: ``$ADVSR_MAX_PIXELS`` is not a positive integer.
+    """
+    text = os.environ.get("ADVSR_MAX_PIXELS")
+    if text is None:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"ADVSR_MAX_PIXELS must be a positive integer, got {text!r}")
+    return value
+
+
+def image_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` if it is a regular file (not missing, a folder, a pipe or a device).
+
+    Raises:
+        ImageReadError: otherwise.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise ImageReadError(f"expected an image file, got a directory: {p}")
+    if not p.exists():
+        raise ImageReadError(f"no such image file: {p}")
+    if not p.is_file():
+        raise ImageReadError(f"not a regular file (a pipe, a device or a socket?): {p}")
+    return p
+
+
+def image_header(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(height, width)`` from an image file's header, without decoding the pixels.
+
+    Raises:
+        ImageReadError: not a readable image, or larger than :func:`max_pixels`.
+    """
+    p = image_file(path)
+    try:
+        with PILImage.open(p) as img:
+            w, h = img.size
+    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
+        raise ImageReadError(f"not a readable image {p}: {brief(exc)}") from None
+    _check_pixels(p, h, w)
+    return h, w
+
+
+def _check_pixels(p: Path, h: int, w: int) -> None:
+    limit = max_pixels()
+    if h * w > limit:
+        raise ImageReadError(
+            f"{p} claims {w}x{h} pixels, more than the limit of {limit:,} "
+            "(raise ADVSR_MAX_PIXELS to read it)"
+        )
+
+
 def read_image(path: str | os.PathLike[str]) -> torch.Tensor:
     """Read a PNG/JPEG/BMP/TIFF file into the image contract.
 
@@ -172,13 +238,10 @@ def read_image(path: str | os.PathLike[str]) -> torch.Tensor:
     Shape:
         ``(1, 3, H, W)``.
     """
-    p = Path(path)
-    if not p.exists():
-        raise ImageReadError(f"no such image file: {p}")
-    if p.is_dir():
-        raise ImageReadError(f"expected an image file, got a directory: {p}")
+    p = image_file(path)
     try:
         with PILImage.open(p) as img:
+            _check_pixels(p, img.size[1], img.size[0])
             fmt = img.format
             bits16_rgb = _is_16bit_colour(img)
             img.load()
@@ -186,9 +249,9 @@ def read_image(path: str | os.PathLike[str]) -> torch.Tensor:
     except UnidentifiedImageError:
         raise ImageReadError(f"not a readable image (PNG/JPEG/BMP/TIFF): {p}") from None
     except PILImage.DecompressionBombError as exc:
-        raise ImageReadError(f"{p} is too large to decode safely: {exc}") from None
+        raise ImageReadError(f"{p} is too large to decode safely: {brief(exc)}") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(f"corrupt or truncated image {p}: {exc}") from None
+        raise ImageReadError(f"corrupt or truncated image {p}: {brief(exc)}") from None
     if bits16_rgb:
         hi = _read_tiff16(p) if fmt == "TIFF" else _read_png16(p)
         if hi is not None:
@@ -446,18 +509,20 @@ def load_state_dict(
         try:
             obj: object = load_file(str(p), device="cpu")
         except Exception as exc:  # safetensors raises its own SafetensorError
-            raise ModelLoadError(f"corrupt safetensors file {p}: {exc}") from None
+            raise ModelLoadError(f"corrupt safetensors file {p}: {brief(exc)}") from None
         return _unwrap_state_dict(obj, p, key)
     import pickle
+    import warnings
 
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns before it refuses: the refusal says it
+            warnings.simplefilter("ignore")
+            obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         classes = _pickled_classes(p)
         if not classes:  # not a pickle of objects at all: damaged or another format
-            first = str(exc).splitlines()[0][:120]
             raise ModelLoadError(
-                f"cannot read weight file {p}: not a torch file ({first})"
+                f"cannot read weight file {p}: not a torch file ({brief(exc, 120)})"
             ) from None
         named = f" (it pickles {', '.join(classes[:4])})"
         raise ModelLoadError(
@@ -467,7 +532,8 @@ def load_state_dict(
             "`advsr convert` on a state_dict file"
         ) from None
     except Exception as exc:  # corrupt zip, truncated file...
-        raise ModelLoadError(f"cannot read weight file {p}: {str(exc).splitlines()[0]}") from None
+        why = brief(exc) or type(exc).__name__
+        raise ModelLoadError(f"cannot read weight file {p}: {why}") from None
     return _unwrap_state_dict(obj, p, key)
 
 

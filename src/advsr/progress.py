@@ -1,17 +1,23 @@
-"""Progress bars for long work: rich on stderr, silent when stderr is not a terminal.
+"""Progress for long work: a bar per cell (items done, elapsed, ETA) and the step inside it.
 
-Set ``ADVSR_PROGRESS=1`` to force bars on (``0`` to force them off).
+On a terminal, a rich bar on stderr; ``ADVSR_PROGRESS=1`` forces progress on (as plain
+lines, at most one every 10 seconds, when stderr is a file or a pipe); ``ADVSR_PROGRESS=0``
+turns it off. Inside a bar, long loops (the attack engine's steps, a universal perturbation,
+training) report their step through :func:`step`, so a cell that works for minutes on one
+item does not sit silently at 0/N.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from contextvars import ContextVar
+from typing import Protocol, TextIO
 
-__all__ = ["Progress", "progress_bar", "progress_enabled"]
+__all__ = ["Progress", "progress_bar", "progress_enabled", "step"]
 
 
 class Progress(Protocol):
@@ -43,27 +49,84 @@ class _Rich:
         self._bar.update(self._task, description=f"{self._description} {text}")  # type: ignore[attr-defined]
 
 
+class _Lines:
+    """Plain progress lines for a file or a pipe: ``desc: k/n, elapsed, ETA [note]``."""
+
+    def __init__(self, total: int | None, description: str, out: TextIO, every: float) -> None:
+        self._total, self._description, self._out, self._every = total, description, out, every
+        self._done = 0
+        self._start = self._last = time.monotonic()
+        self._note = ""
+
+    def _line(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self._every:
+            return
+        self._last = now
+        spent = now - self._start
+        of = f"/{self._total}" if self._total is not None else ""
+        eta = ""
+        if self._total and self._done:
+            eta = f", ETA {spent / self._done * (self._total - self._done):.0f} s"
+        note = f" {self._note}" if self._note else ""
+        self._out.write(f"{self._description}: {self._done}{of}, {spent:.0f} s{eta}{note}\n")
+        self._out.flush()
+
+    def advance(self, n: int = 1) -> None:
+        self._done += n
+        self._line(force=self._total is not None and self._done >= self._total)
+
+    def note(self, text: str) -> None:
+        self._note = text
+        self._line()
+
+
+_ACTIVE: ContextVar[Progress | None] = ContextVar("advsr_progress", default=None)
+_LAST_STEP: ContextVar[float] = ContextVar("advsr_progress_step", default=0.0)
+
+
 def progress_enabled() -> bool:
-    """Whether bars are shown: ``ADVSR_PROGRESS`` if set, else stderr is a terminal."""
+    """Whether progress is shown: ``ADVSR_PROGRESS`` if set, else stderr is a terminal."""
     env = os.environ.get("ADVSR_PROGRESS")
     if env is not None:
         return env not in ("0", "", "false", "no")
     return sys.stderr.isatty()
 
 
+def step(done: int, total: int, what: str = "step") -> None:
+    """Report ``done`` of ``total`` steps of the current item to the active bar (at most a
+    few times a second; nothing when no bar is shown)."""
+    bar = _ACTIVE.get()
+    if bar is None:
+        return
+    now = time.monotonic()
+    if done < total and now - _LAST_STEP.get() < 0.25:
+        return
+    _LAST_STEP.set(now)
+    bar.note(f"({what} {done}/{total})")
+
+
 @contextmanager
 def progress_bar(
     total: int | None, description: str, enabled: bool | None = None
 ) -> Iterator[Progress]:
-    """A progress bar context; yields an object with ``advance`` and ``note``.
+    """A progress context; yields an object with ``advance`` and ``note``.
 
     Args:
-        total: number of steps (``None`` for unknown).
+        total: number of items (``None`` for unknown).
         description: text left of the bar.
         enabled: force on/off; ``None`` follows :func:`progress_enabled`.
     """
     if not (progress_enabled() if enabled is None else enabled):
         yield _Silent()
+        return
+    if not sys.stderr.isatty():
+        lines = _Lines(total, description, sys.stderr, every=10.0)
+        token = _ACTIVE.set(lines)
+        try:
+            yield lines
+        finally:
+            _ACTIVE.reset(token)
         return
     from rich.console import Console
     from rich.progress import (
@@ -85,4 +148,9 @@ def progress_bar(
         transient=True,
     ) as bar:
         task = bar.add_task(description, total=total)
-        yield _Rich(bar, task, description)
+        rich = _Rich(bar, task, description)
+        token = _ACTIVE.set(rich)
+        try:
+            yield rich
+        finally:
+            _ACTIVE.reset(token)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from advsr import progress
 from advsr.errors import InputError, ShapeError
 from advsr.types import Budget
 
@@ -158,7 +159,8 @@ def run_steps(
     alpha = budget.alpha
     if (loss_fn is None) == (grad_fn is None):
         raise InputError("give exactly one of loss_fn and grad_fn")
-    for _ in range(budget.steps):
+    for i in range(budget.steps):
+        progress.step(i, budget.steps)
         if grad_fn is not None:
             loss, grad = grad_fn(x)
         else:

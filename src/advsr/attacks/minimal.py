@@ -22,6 +22,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from advsr import progress
 from advsr.attacks.base import AttackResult, AttackSettings, Raw, create_attack, register_attack
 from advsr.attacks.objectives import _check_labels
 
@@ -74,6 +75,7 @@ def _deepfool_core(
     active = torch.arange(x.shape[0], device=x.device)  # images not done yet
     used = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
     for it in range(steps):
+        progress.step(it, steps, "DeepFool step")
         if it:
             xr = x_adv[active].requires_grad_(True)
             z = model(xr)
@@ -131,7 +133,8 @@ def _cw_core(
         _check_labels(y, model(x[:1]).expand(n, -1) if n else model(x))
     yy = y.to(dev)
     onehot = None
-    for _ in range(binary_search_steps):
+    for search in range(binary_search_steps):
+        progress.step(search, binary_search_steps, "C&W search")
         w = w0.clone().requires_grad_(True)
         opt = torch.optim.Adam([w], lr=lr)
         fooled = torch.zeros(n, dtype=torch.bool, device=dev)

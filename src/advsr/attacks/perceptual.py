@@ -130,6 +130,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from advsr import progress
 from advsr.attacks._loop import Objective
 from advsr.attacks.base import AttackResult, AttackSettings, Raw, create_attack, register_attack
 from advsr.attacks.objectives import cross_entropy, cw_margin
@@ -497,7 +498,8 @@ def _iterate(
     used = torch.zeros(n, dtype=torch.long, device=x.device)
     active = torch.arange(n, device=x.device)
     tap = _Tap(model)
-    for _ in range(s.steps):
+    for it in range(s.steps):
+        progress.step(it, s.steps)
         ya = yd[active]
         objective: Objective = (
             cw_margin(tap, ya, kappa=kappa, targeted=targeted)

@@ -45,7 +45,7 @@ from advsr.backdoor.poison import PoisonedTriplets, RefSRTriplets
 from advsr.backdoor.triggers import create_trigger
 from advsr.data.samples import sample_paths
 from advsr.devices import resolve_device
-from advsr.errors import InputError
+from advsr.errors import AdvsrError, InputError, ModelLoadError
 from advsr.models.sr.train import resume_training_state, save_training_state
 from advsr.progress import progress_bar
 from advsr.settings import NEUTRAL, WEIGHTS, Settings
@@ -174,16 +174,20 @@ def load_refsr(path: str | Path, device: str | torch.device = "cpu") -> torch.nn
     from advsr.io import read_safetensors_metadata
     from advsr.models.loading import load_weights
     from advsr.models.refsr import create_refsr_model
+    from advsr.models.sr import file_options, file_scale
 
     if not Path(path).is_file():
         raise InputError(f"no such model file: {path}")
     meta = read_safetensors_metadata(path)
     if "advsr_refsr" not in meta:
         raise InputError(f"{path} was not written by advsr train-refsr")
-    name, scale = meta["advsr_refsr"], int(meta["advsr_scale"])
-    arch = json.loads(meta.get("advsr_arch", "{}"))
-    arch = {k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()}
-    model = create_refsr_model(name, scale, **arch)
+    # the metadata is untrusted: every value is checked (names, a scale, bounded options)
+    name, scale = meta["advsr_refsr"], file_scale(path, meta)
+    arch = file_options(path, meta) if "advsr_arch" in meta else {}
+    try:
+        model = create_refsr_model(name, scale, **arch)
+    except AdvsrError as exc:
+        raise ModelLoadError(f"{path}: its metadata does not describe a model: {exc}") from None
     load_weights(model, path, name=name)
     return model.to(device).eval()
 
@@ -232,7 +236,7 @@ def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> Train
     skip |= {"weighting"} if cfg.rate == 0 else set()
     key = cfg.model_dump_json(exclude=skip)
     start = 0
-    if cfg.resume and out.exists():
+    if cfg.resume:
         from advsr.models.loading import load_weights
 
         start, _ = resume_training_state(

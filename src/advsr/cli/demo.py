@@ -30,8 +30,10 @@ def demo(
     model; LR and SR PSNR), a transferability matrix, and an HTML report.
     """
     from advsr.demo import demo_tables, run_demo
+    from advsr.experiments.store import ResultStore, default_store_path
 
     check_output(report)
+    ResultStore.check_path(store or default_store_path())
     with open_store(store) as st:
         doc = run_demo(st, quick=quick, device=device, report=report)
     if json_:

@@ -5,7 +5,9 @@
 * Ctrl-C prints ``advsr: interrupted`` and exits with status 130 (rows already computed are in
   the store);
 * anything else is a bug: one line naming a file that holds the traceback, exit status 1;
-  ``ADVSR_DEBUG=1`` prints the traceback instead.
+  ``ADVSR_DEBUG=1`` prints the traceback instead;
+* advsr's warnings (a legal run that is almost certainly a mistake) print one line each,
+  ``advsr: warning: ...``; other libraries' warnings only under ``ADVSR_DEBUG=1``.
 
 Click's exceptions are recognised by what they have (``exit_code`` and ``format_message``),
 not by names of a vendored module that another Typer version may lack.
@@ -18,8 +20,9 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 
-from advsr.errors import AdvsrError
+from advsr.errors import AdvsrError, AdvsrWarning
 
 __all__ = ["main"]
 
@@ -59,10 +62,26 @@ def _bug(exc: BaseException) -> None:
     sys.exit(1)
 
 
+def _warnings() -> None:
+    """advsr's warnings as one line each on stderr; other libraries' warnings (deprecations
+    inside torch...) only under ``ADVSR_DEBUG=1``."""
+    if os.environ.get("ADVSR_DEBUG") == "1":
+        return
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("always", category=AdvsrWarning)
+
+    def show(message: object, category: object, *args: object, **kwargs: object) -> None:
+        text = (str(message).strip().splitlines() or [""])[0]
+        sys.stderr.write(f"advsr: warning: {text}\n")
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the command line (see the module docstring)."""
     from advsr.cli import app
 
+    _warnings()
     args = sys.argv[1:] if argv is None else argv
     try:
         rv = app(args=args or ["--help"], prog_name="advsr", standalone_mode=False)

@@ -95,12 +95,16 @@ def run_and_show(
         notes: lines printed under the tables.
     """
     from advsr.experiments import EXPERIMENTS
-    from advsr.experiments.driver import run_cells
+    from advsr.experiments.context import Context
+    from advsr.experiments.driver import plan_cells, run_plans
+    from advsr.experiments.store import ResultStore, default_store_path
 
     check_output(report)
+    ResultStore.check_path(store or default_store_path())
     exp = EXPERIMENTS.get(experiment)
+    plans = plan_cells(cells, Context())  # every cell validated before the store is touched
     with open_store(store) as st:
-        runs = run_cells(cells, st)
+        runs = run_plans(plans, st)
         doc = exp.summarise(runs, st)
         doc["computed"] = sum(r.computed for r in runs)
         doc["from_store"] = sum(r.from_store for r in runs)

@@ -23,11 +23,15 @@ JSON = extra_option("json_", bool, False, "--json", help="Print one JSON documen
 
 def run_training(experiment: str, settings: dict[str, Any], store: Path | None) -> dict[str, Any]:
     """Run one training cell (or read it back) and make sure its weights are at ``out``."""
-    from advsr.experiments.driver import run_cells
+    from advsr.experiments.context import Context
+    from advsr.experiments.driver import plan_cells, run_plans
+    from advsr.experiments.store import ResultStore, default_store_path
     from advsr.experiments.training import materialise
 
+    ResultStore.check_path(store or default_store_path())
+    plans = plan_cells([(experiment, settings)], Context())
     with open_store(store) as st:
-        (run,) = run_cells([(experiment, settings)], st)
+        (run,) = run_plans(plans, st)
         wrote = materialise(run, st)
     return {
         **run.rows[0],

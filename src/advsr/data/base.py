@@ -8,9 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image as PILImage
-
-from advsr.errors import ImageReadError
 
 __all__ = ["SRDataset", "SRPair", "image_size", "unique_names"]
 
@@ -32,15 +29,11 @@ class SRPair:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """``(height, width)`` from an image header, without decoding the pixels."""
-    if not path.is_file():
-        raise ImageReadError(f"no such image file: {path}")
-    try:
-        with PILImage.open(path) as img:
-            w, h = img.size
-    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
-        raise ImageReadError(f"not a readable image {path}: {exc}") from None
-    return h, w
+    """``(height, width)`` from an image header, without decoding the pixels (refused over
+    :func:`advsr.io.max_pixels`)."""
+    from advsr.io import image_header
+
+    return image_header(path)
 
 
 def unique_names(keys: list[str], stems: list[str]) -> list[str]:

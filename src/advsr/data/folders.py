@@ -21,7 +21,7 @@ import torch
 
 from advsr.checks import check_scale
 from advsr.data.base import SRDataset, SRPair, image_size, unique_names
-from advsr.errors import DatasetError, ImageReadError
+from advsr.errors import DatasetError, ImageReadError, warn
 from advsr.imaging.quantize import quantize
 from advsr.imaging.resize import imresize, modcrop
 from advsr.io import IMAGE_EXTENSIONS, list_images, read_image
@@ -60,12 +60,21 @@ def make_hr_pair(
     return SRPair(name=name, lr=lr, hr=hr)
 
 
-def _check_hr_size(path: Path, scale: int, hr_crop: int | None) -> None:
-    h, w = image_size(path)
-    if hr_crop is not None:
-        h, w = min(h, hr_crop), min(w, hr_crop)
+def _check_hr_size(path: Path, scale: int, hr_crop: int | None) -> tuple[int, int]:
+    """The image's ``(height, width)``; refused when smaller than the scale (after the crop)."""
+    h0, w0 = image_size(path)
+    h, w = (min(h0, hr_crop), min(w0, hr_crop)) if hr_crop is not None else (h0, w0)
     if h < scale or w < scale:
         raise DatasetError(f"image {path.name} ({h}x{w}) is smaller than the scale factor {scale}")
+    return h0, w0
+
+
+def warn_if_crop_has_no_effect(sizes: list[tuple[int, int]], hr_crop: int | None) -> None:
+    """A warning when ``hr_crop`` is not smaller than any image side (it then does nothing)."""
+    if hr_crop is not None and sizes and all(max(s) <= hr_crop for s in sizes):
+        largest = max(max(s) for s in sizes)
+        warn(f"hr_crop {hr_crop} is not smaller than any image (the largest side is {largest})"
+             ": it has no effect")  # fmt: skip
 
 
 class HRFolderDataset(SRDataset):
@@ -107,8 +116,9 @@ class HRFolderDataset(SRDataset):
             if not self._paths:
                 raise DatasetError(f"no images (png/jpg/bmp/tif) in folder {p}")
             self._keys = [f.relative_to(p).as_posix() for f in self._paths]
-        for f in self._paths:
-            _check_hr_size(f, scale, hr_crop)
+        warn_if_crop_has_no_effect(
+            [_check_hr_size(f, scale, hr_crop) for f in self._paths], hr_crop
+        )
         self._names = unique_names(self._keys, [f.stem for f in self._paths])
 
     def _load(self, index: int) -> SRPair:
@@ -133,25 +143,37 @@ class PairedFolderDataset(SRDataset):
         scale: SR factor.
         kind: layout name, for the store.
         name: how the dataset is called.
+        hr_crop: centre-crop each pair to an HR side of at most this many pixels (the LR to
+            ``hr_crop // scale``, the HR to the same region), for quick runs.
     """
 
     def __init__(
-        self, pairs: list[tuple[str, Path, Path]], scale: int, *, kind: str, name: str
+        self,
+        pairs: list[tuple[str, Path, Path]],
+        scale: int,
+        *,
+        kind: str,
+        name: str,
+        hr_crop: int | None = None,
     ) -> None:
         super().__init__(name, check_scale(scale))
         self.kind = kind
+        self.hr_crop = hr_crop
         if not pairs:
             raise DatasetError(f"no LR/HR pairs found in {name}")
         self._pairs = pairs
+        sizes = []
         for stem, lr_p, hr_p in pairs:
             lh, lw = image_size(lr_p)
             hh, hw = image_size(hr_p)
+            sizes.append((hh, hw))
             if not (0 <= hh - lh * scale < scale and 0 <= hw - lw * scale < scale):
                 fits = hh // lh if lh and hh // lh == hw // max(lw, 1) else None
                 hint = f" (the files fit scale {fits})" if fits else ""
                 raise DatasetError(
                     f"scale {scale} does not match {stem}: LR {lh}x{lw}, HR {hh}x{hw}{hint}"
                 )
+        warn_if_crop_has_no_effect(sizes, hr_crop)
         root = Path(name)
         self._keys = [
             hr.relative_to(root).as_posix() if hr.is_relative_to(root) else hr.name
@@ -165,13 +187,21 @@ class PairedFolderDataset(SRDataset):
         lr = read_image(lr_p)
         hr = read_image(hr_p)
         lh, lw = lr.shape[-2:]
-        hr = hr[..., : lh * self.scale, : lw * self.scale]
-        if hr.shape[-2:] != (lh * self.scale, lw * self.scale):
+        s = self.scale
+        hr = hr[..., : lh * s, : lw * s]
+        if hr.shape[-2:] != (lh * s, lw * s):
             raise DatasetError(f"{stem}: decoded HR size does not match its header")
+        if self.hr_crop is not None:  # the same centre region of both, LR-aligned
+            c = max(1, self.hr_crop // s)
+            ch, cw = min(lh, c), min(lw, c)
+            top, left = (lh - ch) // 2, (lw - cw) // 2
+            lr = lr[..., top : top + ch, left : left + cw]
+            hr = hr[..., top * s : (top + ch) * s, left * s : (left + cw) * s]
         return SRPair(name=stem, lr=lr, hr=hr)
 
     def _fingerprint_parts(self) -> list[object]:
-        return [[n, lr.stat().st_size, hr.stat().st_size] for n, lr, hr in self._pairs]
+        sizes = [[n, lr.stat().st_size, hr.stat().st_size] for n, lr, hr in self._pairs]
+        return [sizes, self.hr_crop]
 
 
 def _selfexsr_pairs(folder: Path) -> list[tuple[str, Path, Path]]:
@@ -223,6 +253,8 @@ def open_folder(
         raise DatasetError(f"no such dataset path: {p}")
     if p.is_file():
         return HRFolderDataset(p, scale, hr_crop=hr_crop, lr_bits=lr_bits)
+    if not p.is_dir():
+        raise DatasetError(f"{p} is neither a folder nor an image file (a pipe or a device?)")
     srf = {int(m.group(1)): d for d in p.iterdir() if d.is_dir() and (m := _SRF.match(d.name))}
     if srf:
         if scale not in srf:
@@ -231,12 +263,14 @@ def open_folder(
         p = srf[scale]
     if (p / "HR").is_dir():
         return PairedFolderDataset(
-            _basicsr_pairs(p, scale), scale, kind="paired-basicsr", name=str(p)
+            _basicsr_pairs(p, scale), scale, kind="paired-basicsr", name=str(p), hr_crop=hr_crop
         )
     try:
         pairs = _selfexsr_pairs(p)
     except ImageReadError as exc:
         raise DatasetError(str(exc)) from None
     if pairs:
-        return PairedFolderDataset(pairs, scale, kind="paired-selfexsr", name=str(p))
+        return PairedFolderDataset(
+            pairs, scale, kind="paired-selfexsr", name=str(p), hr_crop=hr_crop
+        )
     return HRFolderDataset(p, scale, hr_crop=hr_crop, lr_bits=lr_bits)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from advsr.checks import check_scale
 from advsr.data.base import SRDataset, SRPair
-from advsr.data.folders import _check_hr_size, make_hr_pair
+from advsr.data.folders import _check_hr_size, make_hr_pair, warn_if_crop_has_no_effect
 from advsr.errors import DatasetError
 from advsr.io import read_image
 
@@ -71,8 +71,8 @@ class SamplesDataset(SRDataset):
         self.hr_crop = hr_crop
         self.lr_bits = lr_bits
         self._paths = sample_paths()
-        for p in self._paths.values():
-            _check_hr_size(p, scale, hr_crop)
+        sizes = [_check_hr_size(p, scale, hr_crop) for p in self._paths.values()]
+        warn_if_crop_has_no_effect(sizes, hr_crop)
         self._names = list(self._paths)
 
     def _load(self, index: int) -> SRPair:

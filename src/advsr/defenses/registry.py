@@ -82,7 +82,10 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
         key, eq, val = part.partition("=")
         if not eq or not key.strip():
             raise InputError(f"defense setting {part!r} in {spec!r} is not key=value")
-        settings[key.strip().replace("-", "_")] = _value(val)
+        name_ = key.strip().replace("-", "_")
+        if name_ in settings:
+            raise InputError(f"{spec!r} gives the setting {name_!r} twice")
+        settings[name_] = _value(val)
     return name.strip().lower(), settings
 
 

@@ -75,7 +75,7 @@ def _plan(cfg: AttackClfConfig, ctx: Context) -> Plan:
     device = ctx.device(cfg.device)
     data = ctx.labelled(cfg.data, cfg.pattern, cfg.per_class).subset(cfg.limit)
     model = ctx.classifier(cfg.model, cfg.weights, device)
-    check_labels(model, data)
+    check_labels(model, data, device)
     items = items_of(data.keys, data.names)
 
     def compute(skip: set[str]) -> Iterator[CellRow]:

@@ -61,6 +61,7 @@ from advsr.experiments.cell import (
 from advsr.experiments.common import configured_attack, image_generator, items_of
 from advsr.experiments.context import Context
 from advsr.experiments.store import ResultStore
+from advsr.io import check_output_path
 from advsr.report import Plot, ReportTable, fmt
 from advsr.settings import DATA, MODEL, NEUTRAL, WEIGHTS
 
@@ -150,6 +151,8 @@ def _plan(cfg: AttackSRConfig, ctx: Context) -> Plan:
         SR_DEFENSES.get(cfg.defense)  # unknown names fail before any work
     if cfg.apply_perturbation:
         load_perturbation(cfg.apply_perturbation)
+    if cfg.save_perturbation:
+        check_output_path(cfg.save_perturbation, ".safetensors")
     dataset = ctx.sr_dataset(cfg.data, cfg.scale, cfg.hr_crop)
     device = ctx.device(cfg.device)
     ctx.sr_model(cfg.model, cfg.scale, cfg.weights, device)

@@ -18,7 +18,7 @@ import torch
 from pydantic import Field
 
 from advsr.attacks.base import Attack, AttackResult, create_attack, parse_attack
-from advsr.errors import InputError
+from advsr.errors import InputError, warn
 from advsr.experiments.cell import ATTACK, SEEDED, CellConfig, Item
 from advsr.settings import DATA, MODEL, WEIGHTS
 
@@ -190,8 +190,10 @@ class ClassifierCellConfig(ClassifierDataConfig):
         )
 
 
-def check_labels(model: torch.nn.Module, data: Any) -> None:
-    """Refuse labels beyond the classifier's classes (one line naming both).
+def check_labels(model: torch.nn.Module, data: Any, device: torch.device | None = None) -> None:
+    """Refuse labels beyond the classifier's classes (one line naming both); warn when the
+    images are not the size the classifier was trained on, or when it gets at most twice
+    chance of the first 64 images right (the wrong model for this data?).
 
     Raises:
         InputError: a label the model cannot predict.
@@ -199,6 +201,20 @@ def check_labels(model: torch.nn.Module, data: Any) -> None:
     classes = getattr(model, "num_classes", None)
     if isinstance(classes, int) and len(data.y) and int(data.y.max()) >= classes:
         raise InputError(f"labels of {data.name} exceed the {classes} classes of the model")
+    size = getattr(model, "input_size", None)
+    h, w = data.x.shape[-2:]
+    if isinstance(size, int) and (h, w) != (size, size):
+        warn(f"the classifier was trained on {size}x{size} images; {data.name} has {h}x{w}")
+    if isinstance(classes, int) and len(data.y):
+        x = data.x[:64].to(device or torch.device("cpu"))
+        with torch.no_grad():
+            hits = int((model(x).argmax(1).cpu() == data.y[: len(x)]).sum())
+        if hits * classes <= 2 * len(x):
+            warn(
+                f"the classifier gets {100 * hits / len(x):.0f}% of the first {len(x)} images of "
+                f"{data.name} right (chance: {100 / classes:.0f}%): is it the right model "
+                "for this data?"
+            )
 
 
 def correctly_classified(
@@ -210,7 +226,7 @@ def correctly_classified(
     Raises:
         InputError: labels beyond the model's classes, or no image classified correctly.
     """
-    check_labels(model, data)
+    check_labels(model, data, device)
     keep: list[int] = []
     scanned = 0
     for start in range(0, len(data.names), 256):

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from advsr.experiments.cell import EXPERIMENTS
-from advsr.experiments.driver import run_cells
+from advsr.experiments.context import Context
+from advsr.experiments.driver import plan_cells, run_plans
 from advsr.experiments.spec import load_spec
 from advsr.experiments.store import ResultStore, default_store_path
 from advsr.report import ReportTable
@@ -38,9 +39,11 @@ def run_spec_file(
         AdvsrError: a bad spec or an invalid cell (nothing is computed then).
     """
     spec = load_spec(path)
-    cells = spec.cells()
-    with ResultStore(store or default_store_path()) as st:
-        runs = run_cells(cells, st, progress=progress)
+    target = store or default_store_path()
+    ResultStore.check_path(target)
+    plans = plan_cells(spec.cells(), Context())  # every cell validated before the store
+    with ResultStore(target) as st:
+        runs = run_plans(plans, st, progress=progress)
         summaries = {}
         tables: dict[str, list[ReportTable]] = {}
         for name in spec.experiments:

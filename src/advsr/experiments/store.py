@@ -157,11 +157,7 @@ class ResultStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
         if self.path != ":memory:":
-            p = Path(self.path)
-            if p.is_dir():
-                raise StoreError(f"result store path is a folder: {p}")
-            if not p.parent.is_dir():
-                raise StoreError(f"the folder of the result store does not exist: {p.parent}")
+            self.check_path(self.path)
         try:
             self._db = sqlite3.connect(self.path, timeout=30.0)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -178,6 +174,21 @@ class ResultStore:
             self._db.commit()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open result store {self.path}: {exc}") from None
+
+    @staticmethod
+    def check_path(path: str | os.PathLike[str]) -> None:
+        """Refuse a store path that cannot hold a store, without creating anything.
+
+        Raises:
+            StoreError: a folder, or a file whose folder does not exist.
+        """
+        p = Path(path)
+        if p.is_dir():
+            raise StoreError(f"result store path is a folder: {p}")
+        if not p.parent.is_dir():
+            raise StoreError(f"the folder of the result store does not exist: {p.parent}")
+        if p.exists() and not p.is_file():
+            raise StoreError(f"result store path is not a regular file: {p}")
 
     def close(self) -> None:
         """Close the connection."""

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import collections.abc
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Annotated, Any
 
 import torch
 from torch import nn
 
 from advsr.errors import ModelLoadError, brief
 
-__all__ = ["StateDict", "fits", "is_torchscript", "load_torchscript", "load_weights"]
+__all__ = [
+    "MAX_WIDTH",
+    "StateDict",
+    "build_arch",
+    "check_arch",
+    "fits",
+    "is_torchscript",
+    "load_torchscript",
+    "load_weights",
+    "max_params",
+]
 
 StateDict = dict[str, torch.Tensor]
 
@@ -97,4 +112,124 @@ def load_torchscript(path: str | Path) -> nn.Module:
     try:
         return torch.jit.load(str(p), map_location="cpu")
     except Exception as exc:  # RuntimeError for damaged or non-TorchScript files
-        raise ModelLoadError(f"{p} is not a TorchScript file ({brief(exc)})") from None
+        why = brief(exc) or f"{type(exc).__name__}: a damaged archive"
+        raise ModelLoadError(f"{p} is not a TorchScript file ({why})") from None
+
+
+MAX_WIDTH = 4096
+"""The largest integer architecture option (a width, a depth) a model may be built with."""
+DEFAULT_MAX_PARAMS = 1_000_000_000
+
+
+def max_params() -> int:
+    """The most parameters a model may have: ``$ADVSR_MAX_PARAMS``, default 1e9 (4 GB in
+    float32), checked before any memory is allocated.
+
+    Raises:
+        InputError: ``$ADVSR_MAX_PARAMS`` is not a positive integer.
+    """
+    import os
+
+    from advsr.errors import InputError
+
+    text = os.environ.get("ADVSR_MAX_PARAMS")
+    if text is None:
+        return DEFAULT_MAX_PARAMS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"ADVSR_MAX_PARAMS must be a positive integer, got {text!r}")
+    return value
+
+
+def _bounded(annotation: Any) -> Any:
+    """An option's type with bounds: ints in [1, MAX_WIDTH], floats positive and finite,
+    sequences of ints as tuples of bounded ints; Optional and Literal kept."""
+    from pydantic import Field
+
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is int:
+        return Annotated[int, Field(strict=True, ge=1, le=MAX_WIDTH)]
+    if annotation is float:
+        return Annotated[float, Field(gt=0.0, le=1e6)]
+    if origin in (types.UnionType, typing.Union):
+        return typing.Union[tuple(_bounded(a) for a in args)]  # noqa: UP007
+    if origin in (collections.abc.Sequence, list, tuple) and args:
+        return tuple[_bounded(args[0]), ...]  # type: ignore[misc]
+    return annotation
+
+
+def check_arch(
+    name: str, arch: Callable[..., nn.Module], options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Validate architecture options against the architecture's declared parameters, their
+    types and bounds (unknown options, wrong types, non-positive or huge widths refused).
+
+    Returns:
+        the options, normalised (sequences as tuples).
+
+    Raises:
+        InputError: one line naming the option and the problem.
+
+    Example:
+        >>> from advsr.models.sr.edsr import EDSR
+        >>> check_arch("edsr", EDSR, {"n_feats": 32})
+        {'n_feats': 32}
+        >>> check_arch("edsr", EDSR, {"n_feats": -4})
+        Traceback (most recent call last):
+        ...
+        advsr.errors.InputError: invalid edsr architecture option n_feats: Input should be \
+greater than or equal to 1
+    """
+    from pydantic import ConfigDict, create_model
+
+    from advsr.errors import InputError
+    from advsr.settings import validate
+
+    target = arch.__init__ if isinstance(arch, type) else arch  # type: ignore[misc]
+    hints = typing.get_type_hints(target)
+    fields: dict[str, Any] = {}
+    for pname, p in inspect.signature(arch).parameters.items():
+        if pname == "scale" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        default = None if p.default is inspect.Parameter.empty else p.default
+        fields[pname] = (_bounded(hints.get(pname, Any)), default)
+    unknown = [k for k in options if k not in fields]
+    if unknown:
+        known = ", ".join(fields) or "none"
+        raise InputError(f"{name} has no architecture option {unknown[0]!r}; options: {known}")
+    model = create_model(
+        f"{name}-options", __config__=ConfigDict(extra="forbid", allow_inf_nan=False), **fields
+    )
+    checked = validate(model, dict(options), f"{name} architecture option")
+    return {k: getattr(checked, k) for k in options}
+
+
+def build_arch(
+    name: str, arch: Callable[..., nn.Module], scale: int, options: Mapping[str, Any]
+) -> nn.Module:
+    """Build an architecture after checking its options and, on the ``meta`` device (no
+    memory), that its parameter count is within :func:`max_params`.
+
+    Raises:
+        InputError: bad options, or a model too large to build.
+    """
+    from advsr.errors import InputError
+
+    opts = check_arch(name, arch, options)
+    try:
+        with torch.device("meta"):
+            shell = arch(scale, **opts)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise InputError(f"{name} cannot be built with {opts}: {exc}") from None
+    n = sum(p.numel() for p in shell.parameters())
+    limit = max_params()
+    if n > limit:
+        raise InputError(
+            f"{name} with {opts} would have {n:,} parameters ({4 * n / 2**30:.1f} GiB in "
+            f"float32), more than the limit of {limit:,} (ADVSR_MAX_PARAMS)"
+        )
+    return arch(scale, **opts)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from advsr.errors import InputError, ModelLoadError
+from advsr.errors import InputError, ModelLoadError, warn
 from advsr.models.classifiers.cifar_resnet import CIFAR_MEAN_STD, CifarResNet
 from advsr.models.classifiers.small_cnn import SmallCNN
 from advsr.models.classifiers.wrapper import Classifier
@@ -110,7 +110,11 @@ def create_classifier(
         weights = weights_dir() / entry.bundled
     if weights is not None:
         load_weights(net, weights, name=name)
-    return Classifier(net, entry.mean, entry.std, len(entry.classes), entry.classes).eval()
+    elif bundled:
+        warn(f"{name} has no weights (pass --weights FILE): it runs with random weights")
+    clf = Classifier(net, entry.mean, entry.std, len(entry.classes), entry.classes).eval()
+    clf.input_size = entry.input_size
+    return clf
 
 
 def load_torchscript_classifier(

@@ -45,6 +45,7 @@ class Classifier(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names else None
+        self.input_size: int | None = None  # the side of the images it was trained on
 
     mean: torch.Tensor
     std: torch.Tensor

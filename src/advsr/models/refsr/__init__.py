@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from torch import nn
 
 from advsr.checks import check_scale
 from advsr.errors import InputError
+from advsr.models.loading import build_arch
 from advsr.models.refsr.simple import CorrRefSR
 from advsr.models.refsr.ttsr import TTSR, load_vgg19_features, vgg19_features
 from advsr.registry import Registry
@@ -121,11 +121,4 @@ options: n_feats, enc_blocks, n_resblocks, window, matching, temperature
     if scale not in entry.scales:
         have = ", ".join(str(s) for s in entry.scales)
         raise InputError(f"{name} does not support scale {scale} (supported: {have})")
-    known = [p for p in inspect.signature(entry.arch).parameters if p != "scale"]
-    for k in arch:
-        if k not in known:
-            raise InputError(
-                f"{name} has no architecture option {k!r}; options: {', '.join(known)}"
-            )
-    options = {**entry.options, **arch}
-    return entry.arch(scale, **options).eval()
+    return build_arch(name, entry.arch, scale, {**entry.options, **arch}).eval()

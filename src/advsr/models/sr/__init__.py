@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,9 +27,16 @@ import torch
 from torch import nn
 
 from advsr.checks import check_scale
-from advsr.errors import InputError, ModelLoadError
+from advsr.errors import InputError, ModelLoadError, warn
 from advsr.io import read_safetensors_metadata
-from advsr.models.loading import StateDict, fits, is_torchscript, load_torchscript, load_weights
+from advsr.models.loading import (
+    StateDict,
+    build_arch,
+    fits,
+    is_torchscript,
+    load_torchscript,
+    load_weights,
+)
 from advsr.models.sr.bicubic import Bicubic
 from advsr.models.sr.carn import CARN
 from advsr.models.sr.edsr import EDSR
@@ -240,14 +246,32 @@ def bundled_training(name: str, scale: int) -> dict[str, Any]:
     return dict(json.loads(meta["advsr_train"])) if "advsr_train" in meta else {}
 
 
-def _check_options(name: str, arch: Callable[..., nn.Module], options: Mapping[str, Any]) -> None:
-    params = inspect.signature(arch).parameters
-    known = [p for p in params if p != "scale"]
-    for k in options:
-        if k not in known:
-            raise InputError(
-                f"{name} has no architecture option {k!r}; options: {', '.join(known) or 'none'}"
-            )
+def file_options(path: object, meta: Mapping[str, str]) -> dict[str, Any]:
+    """The architecture options a weight file records (``advsr_arch``, a JSON object).
+
+    Raises:
+        ModelLoadError: the metadata is not a JSON object.
+    """
+    try:
+        options = json.loads(meta["advsr_arch"])
+    except ValueError:
+        options = None
+    if not isinstance(options, dict):
+        raise ModelLoadError(f"{path}: its metadata advsr_arch is not a JSON object")
+    return options
+
+
+def file_scale(path: object, meta: Mapping[str, str]) -> int:
+    """The SR factor a weight file records (``advsr_scale``).
+
+    Raises:
+        ModelLoadError: missing or not an integer in 1..16.
+    """
+    text = meta.get("advsr_scale")
+    value = int(text) if text is not None and text.isdigit() else 0
+    if not 1 <= value <= 16:
+        raise ModelLoadError(f"{path}: its metadata advsr_scale {text!r} is not a scale 1..16")
+    return value
 
 
 def _file_metadata(path: Path) -> dict[str, str]:
@@ -295,12 +319,13 @@ def create_sr_model(
     options = dict(entry.options)
     meta = _file_metadata(Path(weights)) if weights is not None else {}
     if meta.get("advsr_model") == name and "advsr_arch" in meta:
-        options.update(json.loads(meta["advsr_arch"]))
-    if meta.get("advsr_scale") and int(meta["advsr_scale"]) != scale:
+        options.update(file_options(weights, meta))
+    if "advsr_scale" in meta and file_scale(weights, meta) != scale:
         raise ModelLoadError(f"{weights} was trained for x{meta['advsr_scale']}, not x{scale}")
     options.update(arch or {})
-    _check_options(name, entry.arch, options)
-    model = entry.arch(scale, **options)
+    if weights is None and bundled and entry.needs_weights and not entry.bundled:
+        warn(f"{name} has no weights (pass --weights FILE): it runs with random weights")
+    model = build_arch(name, entry.arch, scale, options)
     if weights is not None:
         load_weights(model, weights, adapt=entry.adapt, name=name)
     return model.eval()

@@ -28,7 +28,7 @@ from pydantic import Field
 
 from advsr.data import open_dataset
 from advsr.devices import resolve_device
-from advsr.errors import InputError, ModelLoadError
+from advsr.errors import InputError, ModelLoadError, brief
 from advsr.imaging.quantize import quantize
 from advsr.io import save_safetensors
 from advsr.metrics import psnr
@@ -174,7 +174,7 @@ def train_sr(
     opt = torch.optim.Adam(trainable, lr=cfg.lr)
     start = 0
     history: list[tuple[int, float]] = []
-    if cfg.resume and out.exists():
+    if cfg.resume:
         start, history = _resume(model, opt, g, out, cfg)
     bicubic = None
     if val_pairs:
@@ -255,24 +255,35 @@ def resume_training_state(
     from advsr.io import load_state_dict
 
     sp = _state_path(out)
+    if not out.is_file():
+        raise InputError(f"nothing to resume: {out} does not exist (leave out --resume)")
     if not sp.is_file():
         raise ModelLoadError(f"cannot resume: {sp} (optimiser state) is missing")
-    with safe_open(str(sp), framework="pt") as fh:
-        meta = dict(fh.metadata() or {})
+    try:
+        with safe_open(str(sp), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+    except Exception as exc:  # safetensors' own error classes on damaged files
+        raise ModelLoadError(f"cannot resume: {sp} is damaged ({brief(exc)})") from None
     if meta.get("train") != train_key:
         raise InputError(f"cannot resume {out}: it was trained with other settings")
     load_model(out)
     state = load_state_dict(sp)
-    g.set_state(state["generator"])
-    sd = opt.state_dict()
-    n_params = len(sd["param_groups"][0]["params"])
-    sd["state"] = {
-        i: {k.split(".", 2)[2]: v for k, v in state.items() if k.startswith(f"opt.{i}.")}
-        for i in range(n_params)
-        if f"opt.{i}.step" in state
-    }
-    opt.load_state_dict(sd)
-    return int(meta["step"]), [tuple(x) for x in json.loads(meta.get("history", "[]"))]
+    try:
+        g.set_state(state["generator"])
+        sd = opt.state_dict()
+        n_params = len(sd["param_groups"][0]["params"])
+        sd["state"] = {
+            i: {k.split(".", 2)[2]: v for k, v in state.items() if k.startswith(f"opt.{i}.")}
+            for i in range(n_params)
+            if f"opt.{i}.step" in state
+        }
+        opt.load_state_dict(sd)
+        history = [tuple(x) for x in json.loads(meta.get("history", "[]"))]
+        return int(meta["step"]), history
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise ModelLoadError(
+            f"cannot resume: {sp} does not hold a valid state ({brief(exc)})"
+        ) from None
 
 
 def _train_key(cfg: TrainSRConfig) -> str:
