@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml Makefile
 	# torch first, so that no dependency can pull another (CUDA) build
 	$(BIN)/python -m pip install --quiet "$(TORCH)" $(TORCH_ARGS)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# the oldest Typer advsr allows, beside the venv, for tests/test_hardening.py
+	$(BIN)/python -m pip install --quiet --no-deps --target $(VENV)/typer-oldest \
+		"typer==0.12.5" "click==8.1.7"
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -24,8 +27,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/advsr demo
 
+# one worker per core, one torch thread per worker: no oversubscription on a busy machine
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -17,7 +17,8 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -206,12 +207,26 @@ def image_header(path: str | os.PathLike[str]) -> tuple[int, int]:
     """
     p = image_file(path)
     try:
-        with PILImage.open(p) as img:
+        with _open(p) as img:
             w, h = img.size
     except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
         raise ImageReadError(f"not a readable image {p}: {brief(exc)}") from None
     _check_pixels(p, h, w)
     return h, w
+
+
+@contextmanager
+def _open(p: Path) -> Iterator[PILImage.Image]:
+    """``PIL.Image.open`` with Pillow's own size limit lifted: advsr checks the header against
+    :func:`max_pixels` itself, before decoding, so that one limit (which the user can
+    change) applies."""
+    saved = PILImage.MAX_IMAGE_PIXELS
+    PILImage.MAX_IMAGE_PIXELS = None
+    try:
+        with PILImage.open(p) as img:
+            yield img
+    finally:
+        PILImage.MAX_IMAGE_PIXELS = saved
 
 
 def _check_pixels(p: Path, h: int, w: int) -> None:
@@ -240,7 +255,7 @@ def read_image(path: str | os.PathLike[str]) -> torch.Tensor:
     """
     p = image_file(path)
     try:
-        with PILImage.open(p) as img:
+        with _open(p) as img:
             _check_pixels(p, img.size[1], img.size[0])
             fmt = img.format
             bits16_rgb = _is_16bit_colour(img)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -23,7 +23,7 @@ def _text(v: Any) -> str:
     return str(v)
 
 
-def show_catalog(what: str, json_: bool, key: str | None = None) -> None:
+def show_catalog(what: str, json_: bool, key: Optional[str] = None) -> None:
     """Print one registry's entries as a table, or as JSON (under ``key`` if given)."""
     from advsr.catalog import catalog
 

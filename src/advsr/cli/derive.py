@@ -53,16 +53,31 @@ def _kind(annotation: Any) -> str:
     return "scalar"
 
 
+def _choices(annotation: Any) -> list[str]:
+    """The values of a ``Literal`` (Optional unwrapped), else ``[]``."""
+    ann = _plain(annotation)
+    if get_origin(ann) in (types.UnionType, typing.Union):
+        ann = next((a for a in get_args(ann) if a is not type(None)), ann)
+    return [str(a) for a in get_args(ann)] if get_origin(ann) is typing.Literal else []
+
+
 def _option_type(annotation: Any) -> Any:
+    """The option's type as every supported Typer understands it: ``Optional[...]`` rather
+    than ``X | None``, text for ``Literal`` choices (the config checks them), lists of text
+    for dicts (``KEY=VALUE``)."""
     kind = _kind(annotation)
-    if kind in ("dict", "list"):
-        if kind == "list":
-            inner = _plain(annotation)
-            args = [a for a in get_args(inner) if a is not type(None)]
-            inner = args[0] if get_origin(inner) in (types.UnionType, typing.Union) else inner
-            return list[get_args(inner)[0]] | None  # type: ignore[misc]
-        return list[str] | None
-    return _plain(annotation)
+    ann = _plain(annotation)
+    if kind == "dict":
+        return typing.Optional[typing.List[str]]
+    if kind == "list":
+        args = [a for a in get_args(ann) if a is not type(None)]
+        inner = args[0] if get_origin(ann) in (types.UnionType, typing.Union) else ann
+        return typing.Optional[typing.List[get_args(inner)[0]]]  # type: ignore[misc]
+    optional = get_origin(ann) in (types.UnionType, typing.Union) and type(None) in get_args(ann)
+    base = next((a for a in get_args(ann) if a is not type(None)), ann) if optional else ann
+    if _choices(annotation):
+        base = str
+    return typing.Optional[base] if optional else base
 
 
 def field_options(
@@ -95,11 +110,14 @@ def field_options(
             help_text += " (KEY=VALUE, repeatable)"
         elif kind == "list":
             help_text += " (repeatable)"
+        choices = _choices(info.annotation)
+        if choices:
+            help_text += f" [{'|'.join(choices)}]"
         decls = list((flags or {}).get(name, ())) or ["--" + name.replace("_", "-")]
         opt = typer.Option(*decls, help=help_text.strip() or None)
         ann = _option_type(info.annotation)
         if name in budgets:
-            ann = str | None
+            ann = typing.Optional[str]
             default = format_budget(default) if isinstance(default, float) else None
         params.append(
             inspect.Parameter(
@@ -112,6 +130,16 @@ def field_options(
     return params
 
 
+def compat(annotation: Any) -> Any:
+    """``X | None`` as ``Optional[X]`` (recursively), the form every supported Typer reads."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin in (types.UnionType, typing.Union):
+        return typing.Union[tuple(compat(a) for a in args)]
+    if origin is list and args:
+        return typing.List[compat(args[0])]  # type: ignore[misc]
+    return annotation
+
+
 def extra_option(
     name: str, annotation: Any, default: Any, *decls: str, help: str = ""
 ) -> inspect.Parameter:
@@ -121,7 +149,7 @@ def extra_option(
         name,
         inspect.Parameter.KEYWORD_ONLY,
         default=default,
-        annotation=Annotated[annotation, opt],
+        annotation=Annotated[compat(annotation), opt],
     )
 
 

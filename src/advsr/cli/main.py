@@ -34,6 +34,11 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+def _interrupted() -> None:
+    sys.stderr.write("advsr: interrupted (rows already computed are in the store)\n")
+    sys.exit(130)
+
+
 def _is_click_error(exc: BaseException) -> bool:
     return hasattr(exc, "exit_code") and hasattr(exc, "format_message")
 
@@ -86,14 +91,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = app(args=args or ["--help"], prog_name="advsr", standalone_mode=False)
     except KeyboardInterrupt:
-        sys.stderr.write("advsr: interrupted (rows already computed are in the store)\n")
-        sys.exit(130)
+        _interrupted()
     except AdvsrError as exc:
         _fail(str(exc) or type(exc).__name__)
     except Exception as exc:
         if type(exc).__name__ == "Abort":  # click's answer to Ctrl-C
-            sys.stderr.write("advsr: interrupted (rows already computed are in the store)\n")
-            sys.exit(130)
+            _interrupted()
         if _is_click_error(exc):
             message = exc.format_message()  # type: ignore[attr-defined]
             ctx = getattr(exc, "ctx", None)
@@ -101,6 +104,8 @@ def main(argv: list[str] | None = None) -> None:
                 message += f" (see `{ctx.command_path} --help`)"
             _fail(message, int(getattr(exc, "exit_code", 2)))
         _bug(exc)
+    if rv == 130:  # recent Typer turns Ctrl-C into a quiet exit status 130
+        _interrupted()
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

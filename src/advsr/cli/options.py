@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, List, Optional
 
 import typer
 
@@ -18,7 +18,7 @@ __all__ = ["DeviceOpt", "JsonOpt", "StoreOpt", "parse_options"]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 StoreOpt = Annotated[
-    Path | None,
+    Optional[Path],
     typer.Option(
         "--store", help="Result store (SQLite); default $ADVSR_STORE or ./advsr-results.sqlite."
     ),
@@ -26,7 +26,7 @@ StoreOpt = Annotated[
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")]
 
 
-def parse_options(items: list[str] | None, flag: str) -> dict[str, Any]:
+def parse_options(items: Optional[List[str]], flag: str) -> dict[str, Any]:
     """``KEY=VALUE`` strings to a dict (VALUE parsed as JSON when it can be, and ``1,2,3`` as
     a list). A key given twice is an error.
 

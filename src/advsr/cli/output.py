@@ -47,10 +47,12 @@ def print_tables(tables: Sequence[ReportTable]) -> None:
 
 
 def open_store(path: Path | None) -> Any:
-    """The result store at ``path`` (default: ``$ADVSR_STORE`` or the working folder)."""
-    from advsr.experiments.store import ResultStore, default_store_path
+    """The result store at ``path`` (default: ``$ADVSR_STORE`` or the working folder) for one
+    command: a store this command created is removed again if the command fails before
+    storing anything."""
+    from advsr.experiments.store import default_store_path, store_session
 
-    return ResultStore(path or default_store_path())
+    return store_session(path or default_store_path())
 
 
 def check_output(path: Path | None, suffix: str | None = None) -> None:

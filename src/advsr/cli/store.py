@@ -4,7 +4,7 @@ the store without computing)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, List, Optional
 
 import typer
 
@@ -39,7 +39,7 @@ def run_cmd(
     )
 
 
-def _existing_store(path: Path | None) -> Any:
+def _existing_store(path: Optional[Path]) -> Any:
     from advsr.experiments.store import default_store_path
 
     p = path or default_store_path()
@@ -50,14 +50,17 @@ def _existing_store(path: Path | None) -> Any:
 
 @app.command()
 def results(
-    experiment: Annotated[str | None, typer.Option(help="Keep one experiment.")] = None,
+    experiment: Annotated[Optional[str], typer.Option(help="Keep one experiment.")] = None,
     rows: Annotated[
-        str | None, typer.Option(help="Setting on the rows (e.g. model, image).")
+        Optional[str], typer.Option(help="Setting on the rows (e.g. model, image).")
     ] = None,
-    cols: Annotated[str | None, typer.Option(help="Setting on the columns (e.g. scale).")] = None,
+    cols: Annotated[
+        Optional[str], typer.Option(help="Setting on the columns (e.g. scale).")
+    ] = None,
     value: Annotated[str, typer.Option(help="Metric to average (e.g. psnr, ssim).")] = "psnr",
     where: Annotated[
-        list[str] | None, typer.Option(help="Filter KEY=VALUE (repeatable; VALUE parsed as JSON).")
+        Optional[List[str]],
+        typer.Option(help="Filter KEY=VALUE (repeatable; VALUE parsed as JSON)."),
     ] = None,
     store: StoreOpt = None,
     json_: JsonOpt = False,
@@ -84,7 +87,7 @@ def report(
     experiment: Annotated[str, typer.Option(help="The experiment whose cells are reported.")],
     out: Annotated[Path, typer.Option(help="HTML file to write.")],
     where: Annotated[
-        list[str] | None, typer.Option(help="Keep cells whose KEY=VALUE (repeatable).")
+        Optional[List[str]], typer.Option(help="Keep cells whose KEY=VALUE (repeatable).")
     ] = None,
     store: StoreOpt = None,
     json_: JsonOpt = False,

@@ -7,7 +7,7 @@ stored weights back instead of training.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -21,7 +21,9 @@ from advsr.models.sr.train import TrainSRConfig
 JSON = extra_option("json_", bool, False, "--json", help="Print one JSON document on stdout.")
 
 
-def run_training(experiment: str, settings: dict[str, Any], store: Path | None) -> dict[str, Any]:
+def run_training(
+    experiment: str, settings: dict[str, Any], store: Optional[Path]
+) -> dict[str, Any]:
     """Run one training cell (or read it back) and make sure its weights are at ``out``."""
     from advsr.experiments.context import Context
     from advsr.experiments.driver import plan_cells, run_plans
@@ -43,7 +45,7 @@ def run_training(experiment: str, settings: dict[str, Any], store: Path | None) 
 
 @app.command("train-sr")
 @config_command(TrainSRConfig, extra=(STORE, JSON))
-def train_sr_cmd(settings: dict[str, Any], *, store: Path | None, json_: bool) -> None:
+def train_sr_cmd(settings: dict[str, Any], *, store: Optional[Path], json_: bool) -> None:
     """L1-train a zoo architecture (random crops, flips/rotations, bicubic LR, Adam)."""
     doc = run_training("train-sr", settings, store)
     doc["val_psnr"] = [{"step": s, "psnr": v} for s, v in doc["val_psnr"]]
@@ -59,7 +61,7 @@ def train_sr_cmd(settings: dict[str, Any], *, store: Path | None, json_: bool) -
 
 @app.command("train-classifier")
 @config_command(TrainClassifierConfig, extra=(STORE, JSON))
-def train_classifier_cmd(settings: dict[str, Any], *, store: Path | None, json_: bool) -> None:
+def train_classifier_cmd(settings: dict[str, Any], *, store: Optional[Path], json_: bool) -> None:
     """Train a zoo classifier with cross-entropy (default: the digits CNN)."""
     doc = run_training("train-classifier", settings, store)
     if json_:
@@ -75,10 +77,11 @@ def convert(
     ],
     dst: Annotated[Path, typer.Argument(help="Output .safetensors file.")],
     key: Annotated[
-        str | None, typer.Option(help="Entry of the file to take (default: guess the container).")
+        Optional[str],
+        typer.Option(help="Entry of the file to take (default: guess the container)."),
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help="Check that the weights fit this zoo model first.")
+        Optional[str], typer.Option(help="Check that the weights fit this zoo model first.")
     ] = None,
     scale: Annotated[int, typer.Option(help="Scale for the --model check.")] = 4,
     json_: JsonOpt = False,

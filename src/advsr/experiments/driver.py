@@ -9,7 +9,7 @@ recomputed batch, a retried task) is stored once. A cell is marked finished when
 expected key is stored.
 
 Example:
-    >>> from advsr.experiments.store import ResultStore
+    >>> from advsr.experiments.store import ResultStore, cell_id_of
     >>> runs = run_cells([("eval-sr", {"data": "samples", "scale": 2, "hr_crop": 32})],
     ...                  ResultStore(":memory:"), progress=False)
     >>> runs[0].computed, runs[0].expected, sorted(runs[0].mean)
@@ -23,7 +23,7 @@ from typing import Any
 
 from advsr.experiments.cell import EXPERIMENTS, Artifact, CellRow, CellRun, Experiment, Plan
 from advsr.experiments.context import Context
-from advsr.experiments.store import ResultStore
+from advsr.experiments.store import ResultStore, cell_id_of
 from advsr.progress import progress_bar
 from advsr.settings import validate
 
@@ -59,19 +59,28 @@ def run_plans(
     runs = []
     for exp, plan in plans:
         keys = [it.key for it in plan.items]
-        cid = store.begin_cell(
-            exp.name,
-            plan.identity,
-            keys,
-            config=plan.config.model_dump(),
-            info={"title": plan.description, **plan.info},
-        )
-        done = set(keys) if store.is_finished(cid) else store.done_keys(cid)
+
+        def begin(exp: Experiment = exp, plan: Plan = plan, keys: list[str] = keys) -> str:
+            return store.begin_cell(
+                exp.name,
+                plan.identity,
+                keys,
+                config=plan.config.model_dump(),
+                info={"title": plan.description, **plan.info},
+            )
+
+        cid = cell_id_of(exp.name, plan.identity)
+        known = store.has_cell(cid)  # a new cell is registered with its first output only
+        done = set(keys) if known and store.is_finished(cid) else store.done_keys(cid)
+        if known:
+            begin()  # checks that the expected items did not change
         todo = [k for k in keys if k not in done]
         computed = 0
         if todo:
             with progress_bar(len(todo), plan.description or exp.name, progress) as bar:
                 for out in plan.compute(done):
+                    if not known:
+                        known = bool(begin())
                     if isinstance(out, Artifact):
                         store.put_artifact(cid, out.name, out.data, out.media_type)
                         continue
@@ -82,6 +91,8 @@ def run_plans(
                         computed += 1
                         done.add(row.key)
                         bar.advance()
+        if not known:
+            begin()
         store.finish_cell(cid)
         runs.append(_read(store, cid, computed, plan.config.model_dump()))
     return runs

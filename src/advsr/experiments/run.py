@@ -19,7 +19,7 @@ from advsr.experiments.cell import EXPERIMENTS
 from advsr.experiments.context import Context
 from advsr.experiments.driver import plan_cells, run_plans
 from advsr.experiments.spec import load_spec
-from advsr.experiments.store import ResultStore, default_store_path
+from advsr.experiments.store import ResultStore, default_store_path, store_session
 from advsr.report import ReportTable
 
 __all__ = ["run_spec_file"]
@@ -42,7 +42,7 @@ def run_spec_file(
     target = store or default_store_path()
     ResultStore.check_path(target)
     plans = plan_cells(spec.cells(), Context())  # every cell validated before the store
-    with ResultStore(target) as st:
+    with store_session(target) as st:
         runs = run_plans(plans, st, progress=progress)
         summaries = {}
         tables: dict[str, list[ReportTable]] = {}

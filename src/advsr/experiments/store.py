@@ -35,7 +35,8 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ __all__ = [
     "default_store_path",
     "flatten",
     "pivot",
+    "store_session",
 ]
 
 SCHEMA_VERSION = 2
@@ -92,6 +94,25 @@ CREATE INDEX IF NOT EXISTS cells_by_experiment ON cells(experiment);
 def default_store_path() -> Path:
     """``$ADVSR_STORE`` if set, else ``advsr-results.sqlite`` in the working directory."""
     return Path(os.environ.get("ADVSR_STORE", "advsr-results.sqlite"))
+
+
+@contextmanager
+def store_session(path: str | os.PathLike[str]) -> Iterator[ResultStore]:
+    """The store at ``path`` for one run; when the run fails and the store was created by
+    it and holds no cell, the file is removed again (a refused run leaves nothing on disk)."""
+    p = Path(path)
+    fresh = str(path) != ":memory:" and not p.exists()
+    store = ResultStore(path)
+    try:
+        yield store
+    except BaseException:
+        empty = fresh and not store.cells()
+        store.close()
+        if empty:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{p}{suffix}").unlink(missing_ok=True)
+        raise
+    store.close()
 
 
 def canonical(config: Mapping[str, Any]) -> str:
@@ -283,6 +304,11 @@ class ResultStore:
         return True
 
     # -- reading -------------------------------------------------------------------------
+    def has_cell(self, cell_id: str) -> bool:
+        """Whether a cell of this id was registered."""
+        got = self._db.execute("SELECT 1 FROM cells WHERE cell_id = ?", (cell_id,))
+        return got.fetchone() is not None
+
     def is_finished(self, cell_id: str) -> bool:
         """Whether the cell exists and was marked finished."""
         got = self._db.execute("SELECT finished FROM cells WHERE cell_id = ?", (cell_id,))
