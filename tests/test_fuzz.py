@@ -229,6 +229,36 @@ def _cases() -> list[Case]:
         lambda f: _with_out("train-sr", f) + ["--arch", "n_feats=8", "--arch", "n_feats=9"])  # fmt: skip
     add("train-sr --resume without a checkpoint", lambda f: _with_out("train-sr", f) + ["--resume"])
     add("unknown command", lambda f: ["frobnicate"])
+    reproduce = {
+        "unknown paper": lambda f: ["reproduce", "sr-atacks"],
+        "no paper": lambda f: ["reproduce"],
+        "bad size": lambda f: ["reproduce", "pgap", "--size", "0"],
+        "unknown slot": lambda f: ["reproduce", "pgap", "--data", f"mnist={f['folder']}"],
+        "missing data": lambda f: ["reproduce", "pgap", "--data", f"imagenet={f['missing']}"],
+        "unknown model": lambda f: ["reproduce", "sr-attacks", "--weights", f"edsrr={f['good']}"],
+        "missing weights": lambda f: [
+            "reproduce",
+            "sr-attacks",
+            "--weights",
+            f"edsr={f['missing']}",
+        ],
+        "folder weights": lambda f: ["reproduce", "sr-attacks", "--weights", f"edsr={f['folder']}"],
+        "report below a file": lambda f: [
+            "reproduce",
+            "pgap",
+            "--report",
+            str(f["good"] / "r.html"),
+        ],
+    }
+    for kind in ("pickle", "zip_pickle", "garbage_pth", "bad_safetensors", "tiny_safetensors"):
+        reproduce[f"weights {kind}"] = lambda f, k=kind: [
+            "reproduce",
+            "sr-attacks",
+            "--weights",
+            f"carn-m={f[k]}",
+        ]
+    for label, make in reproduce.items():
+        add(f"reproduce {label}", make)
     return cases
 
 

@@ -40,11 +40,13 @@ def fmt(v: object, digits: int = 4) -> str:
 
 @dataclass(frozen=True)
 class ReportTable:
-    """A titled table: header row and body rows (already formatted strings)."""
+    """A titled table: header row, body rows (already formatted strings) and notes shown
+    under it."""
 
     title: str
     header: Sequence[str]
     rows: Sequence[Sequence[str]]
+    notes: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,7 @@ th, td { border: 1px solid #bbb; padding: 4px 10px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 figure { display: inline-block; margin: 0 1em 1em 0; text-align: center; }
 img { image-rendering: pixelated; border: 1px solid #ccc; }
+ul.notes { margin: -1.5em 0 2em; color: #555; font-size: 90%; }
 """
 
 
@@ -225,6 +228,9 @@ def write_report(
         for row in t.rows:
             parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
         parts.append("</table>")
+        if t.notes:
+            parts.append("<ul class='notes'>" + "".join(f"<li>{e(n)}</li>" for n in t.notes))
+            parts.append("</ul>")
     if plots:
         svgs = (plot_svg(p) if isinstance(p, Plot) else scatter3d_svg(p) for p in plots)
         parts.append("<div>" + "".join(svgs) + "</div>")

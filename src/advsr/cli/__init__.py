@@ -7,13 +7,22 @@ command group registers its commands on :data:`app`; experiment commands derive 
 options from the experiment's config (:mod:`advsr.cli.derive`).
 """
 
-from advsr.cli import backdoor, catalog, classifier, demo, sr, store, train  # registers
+from advsr.cli import (  # registers
+    backdoor,
+    catalog,
+    classifier,
+    demo,
+    reproduce,
+    sr,
+    store,
+    train,
+)
 from advsr.cli.app import app
 from advsr.cli.main import main
 
 _ORDER = [
     "demo", "eval-sr", "attack-sr", "transfer", "attack-clf", "defend", "perceptual",
-    "explain", "manifold", "train-refsr", "backdoor", "run", "results", "report",
+    "explain", "manifold", "train-refsr", "backdoor", "reproduce", "run", "results", "report",
     "experiments", "list", "datasets", "models", "defenses", "train-sr", "train-classifier",
     "convert",
 ]  # fmt: skip
@@ -35,6 +44,7 @@ __all__ = [
     "classifier",
     "demo",
     "main",
+    "reproduce",
     "sr",
     "store",
     "train",

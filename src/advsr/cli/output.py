@@ -44,6 +44,8 @@ def print_tables(tables: Sequence[ReportTable]) -> None:
         for row in t.rows:
             rt.add_row(*(escape(str(c)) for c in row))
         console.print(rt)
+        for note in t.notes:
+            console.print(f"  {escape(note)}", highlight=False)
 
 
 def open_store(path: Path | None) -> Any:

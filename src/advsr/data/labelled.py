@@ -6,6 +6,9 @@ Layouts of :func:`open_labelled`:
   torchvision's ImageFolder and the CIFAR-10 JPEG copy use);
 * a flat folder whose file names end in ``_<label>`` (``cifar10_00_3.png``: label 3, the
   foolbox sample layout);
+* ImageNet: class folders named by wnid (``val/n01440764/...``, the torchvision layout) or a
+  flat folder of files whose names start with the wnid (``n01440764_10026.JPEG``); the
+  label is the wnid's index among the 1000 sorted wnids, whichever classes are present;
 * the registered name ``digits``: scikit-learn's 8x8 handwritten digits (shipped in its
   wheel), bicubically upsampled to 32x32 and repeated to RGB; ``digits-train`` /
   ``digits-test`` are a fixed 80/20 split (seed 0).
@@ -20,6 +23,7 @@ from pathlib import Path
 import torch
 
 from advsr.data.base import unique_names
+from advsr.data.imagenet import resize_center_crop, wnid_label
 from advsr.errors import DatasetError
 from advsr.imaging.resize import imresize
 from advsr.io import list_images, read_image, stack_images
@@ -104,12 +108,27 @@ def digits(split: str = "all", size: int = 32) -> LabelledSet:
     )
 
 
+def _file_label(f: Path) -> int:
+    """The label in a file name: a leading ImageNet wnid, else a ``_<label>`` suffix."""
+    lab = wnid_label(f.name)
+    if lab is not None:
+        return lab
+    m = _SUFFIX.search(f.stem)
+    if m is None:
+        raise DatasetError(
+            f"{f.name}: no label; use class folders, names ending in _<label>, or names "
+            "starting with an ImageNet wnid"
+        )
+    return int(m.group(1))
+
+
 def open_labelled(
     spec: str | Path,
     *,
     limit: int | None = None,
     pattern: str | None = None,
     per_class: int | None = None,
+    size: int | None = None,
 ) -> LabelledSet:
     """Open a labelled dataset by name (``digits``, ``digits-train``, ``digits-test``) or path.
 
@@ -119,6 +138,9 @@ def open_labelled(
         pattern: glob on file names (e.g. ``cifar10_*`` in a flat folder of mixed content,
             ``09*.jpg`` in class folders).
         per_class: keep the first N images of each class (before ``limit``).
+        size: ImageNet-style loading: every image resized (shorter side to ``size / 0.875``)
+            and centre-cropped to ``size x size`` (:func:`resize_center_crop`); None keeps
+            the files' sizes, which must then agree.
 
     Raises:
         DatasetError: unknown name, missing folder, no images, unlabelled file names,
@@ -137,20 +159,22 @@ def open_labelled(
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir())
     files: list[tuple[Path, int]] = []
     classes: list[str] = []
+    wnids = bool(class_dirs) and all(wnid_label(d.name) is not None for d in class_dirs)
     if class_dirs:
         classes = [d.name for d in class_dirs]
         for label, d in enumerate(class_dirs):
-            files += [(f, label) for f in list_images(d) if pattern is None or f.match(pattern)]
+            wnid = wnid_label(d.name)
+            lab = wnid if wnids and wnid is not None else label
+            files += [(f, lab) for f in list_images(d) if pattern is None or f.match(pattern)]
+        if wnids:
+            from advsr.data.imagenet import IMAGENET_WNIDS
+
+            classes = list(IMAGENET_WNIDS)
     else:
         for f in list_images(root):
             if pattern is not None and not f.match(pattern):
                 continue
-            m = _SUFFIX.search(f.stem)
-            if m is None:
-                raise DatasetError(
-                    f"{f.name}: no label; use class folders or names ending in _<label>"
-                )
-            files.append((f, int(m.group(1))))
+            files.append((f, _file_label(f)))
     if not files:
         which = f" matching {pattern!r}" if pattern is not None else ""
         raise DatasetError(f"no images{which} in {root}")
@@ -165,6 +189,8 @@ def open_labelled(
     if limit is not None:
         files = files[:limit]
     images = [read_image(f) for f, _ in files]
+    if size is not None:
+        images = [resize_center_crop(im, size) for im in images]
     try:
         x = stack_images(images)
     except Exception as exc:

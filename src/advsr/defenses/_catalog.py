@@ -104,11 +104,21 @@ def _bank_from_data(
     patch_size: int,
     max_patches: int | None,
     seed: int,
+    size: int | None = None,
 ) -> PatchBank:
     from advsr.data.labelled import open_labelled
 
-    ds = open_labelled(data, limit=skip + images, pattern=pattern)
-    x = ds.x[skip : skip + images]
+    if data == "samples":  # the 8 embedded photographs: natural images, no labels needed
+        from advsr.data.imagenet import resize_center_crop
+        from advsr.data.samples import sample_paths
+        from advsr.io import read_image
+
+        photos = [read_image(p) for p in sample_paths().values()]
+        side = size or min(min(im.shape[-2:]) for im in photos)
+        x = torch.cat([resize_center_crop(im, side) for im in photos])[skip : skip + images]
+    else:
+        ds = open_labelled(data, limit=skip + images, pattern=pattern, size=size)
+        x = ds.x[skip : skip + images]
     if x.shape[0] == 0:
         raise InputError(f"no images left in {data} after skipping {skip} for the patch bank")
     g = torch.Generator().manual_seed(seed)
@@ -127,19 +137,27 @@ def _quilting(
     k: int = 10,
     stitch: str = "min-cut",
     seed: int = 0,
+    bank_size: int | None = None,
 ) -> Quilting:
     if (bank is None) == (bank_data is None):
         raise InputError(
             "quilting needs a patch bank: bank=FILE (safetensors) or bank_data=DATASET "
-            "(with bank_images, bank_skip, bank_pattern: clean images the evaluation does not "
-            "use)"
+            "(a labelled folder or samples, with bank_images, bank_skip, bank_pattern, "
+            "bank_size: clean images the evaluation does not use)"
         )
     if bank is not None:
         pb = PatchBank.load(bank)
     else:
         assert bank_data is not None
         pb = _bank_from_data(
-            bank_data, bank_images, bank_skip, bank_pattern, patch_size, max_patches, seed
+            bank_data,
+            bank_images,
+            bank_skip,
+            bank_pattern,
+            patch_size,
+            max_patches,
+            seed,
+            bank_size,
         )
     return Quilting(pb, patch_size=patch_size, overlap=overlap, k=k, stitch=stitch)  # type: ignore[arg-type]
 
@@ -154,8 +172,18 @@ def _quilting_tvm(
     k: int = 10,
     p: float = 0.5,
     lam: float = 0.03,
+    bank_size: int | None = None,
 ) -> Defense:
-    q = _quilting(bank, bank_data, bank_images, bank_skip, bank_pattern, max_patches, k=k)
+    q = _quilting(
+        bank,
+        bank_data,
+        bank_images,
+        bank_skip,
+        bank_pattern,
+        max_patches,
+        k=k,
+        bank_size=bank_size,
+    )
     return Chain(q, _tvm(p=p, lam=lam))
 
 

@@ -73,8 +73,8 @@ def classifier_attack(cfg: ClassifierCellConfig) -> Attack:
 def _plan(cfg: AttackClfConfig, ctx: Context) -> Plan:
     attack = classifier_attack(cfg)
     device = ctx.device(cfg.device)
-    data = ctx.labelled(cfg.data, cfg.pattern, cfg.per_class).subset(cfg.limit)
     model = ctx.classifier(cfg.model, cfg.weights, device)
+    data = ctx.labelled(cfg.data, cfg.pattern, cfg.per_class, model).subset(cfg.limit)
     check_labels(model, data, device)
     items = items_of(data.keys, data.names)
 

@@ -173,13 +173,21 @@ class Context:
             ("sr-data", spec, scale, hr_crop), lambda: open_dataset(spec, scale, hr_crop=hr_crop)
         )
 
-    def labelled(self, spec: str, pattern: str | None, per_class: int | None) -> Any:
-        """A labelled dataset, loaded once."""
+    def labelled(
+        self,
+        spec: str,
+        pattern: str | None,
+        per_class: int | None,
+        model: nn.Module | None = None,
+    ) -> Any:
+        """A labelled dataset, loaded once, in the view ``model`` takes (ImageNet
+        classifiers: resized and centre-cropped to their ``load_size``)."""
         from advsr.data.labelled import open_labelled
 
+        size = getattr(model, "load_size", None)
         return self.cached(
-            ("labelled", spec, pattern, per_class),
-            lambda: open_labelled(spec, pattern=pattern, per_class=per_class),
+            ("labelled", spec, pattern, per_class, size),
+            lambda: open_labelled(spec, pattern=pattern, per_class=per_class, size=size),
         )
 
     def sr_model(

@@ -97,7 +97,7 @@ def select_correct(cfg: ClassifierDataConfig, ctx: Context) -> tuple[Any, float]
 
     def build() -> tuple[Any, float]:
         model = ctx.classifier(cfg.model, cfg.weights, device)
-        data = ctx.labelled(cfg.data, cfg.pattern, cfg.per_class)
+        data = ctx.labelled(cfg.data, cfg.pattern, cfg.per_class, model)
         return correctly_classified(model, data, cfg.limit, device)
 
     return ctx.cached((*key, str(device)), build)

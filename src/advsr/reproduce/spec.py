@@ -1,0 +1,268 @@
+"""A paper as data: its protocol, models, data slots, tables, published numbers and figures.
+
+Each seed paper is one TOML file in ``advsr/papers/`` (package data), validated by
+:class:`PaperSpec`. A table is built from one or more *runs* (a registered experiment with a
+grid and settings, exactly as in an ``advsr run`` spec, plus ``quick`` / ``paper`` overrides
+per size); only the runs with ``measure = true`` fill the table (the others prepare, e.g.
+train the models a later run evaluates).
+
+Values inside a run may refer to the paper's resources:
+
+* ``"@edsr"`` - the paper model ``edsr`` (see :class:`ModelSpec`): the user's
+  ``--weights edsr=FILE``, else its bundled stand-in, else the cell is left out and its row
+  says which weights to pass;
+* ``"$imagenet"``, ``"$imagenet.model"``, ``"$imagenet.weights"``, ``"$imagenet.pattern"``,
+  ``"$imagenet.NAME"`` - a data slot (see :class:`DataSpec`): the folder the user passes with
+  ``--data imagenet=DIR`` (``DIR/imagenet_*.jpg``: the folder and a file-name pattern),
+  the classifier and values that go with it, else the slot's stand-in data, classifier and
+  values (a trailing ``!``, ``"$imagenet!"``, refuses the stand-in: without the user's data
+  the cell is left out);
+* ``"8/255"`` - a fraction, read as a number (and shown as written);
+* ``"{work}/m-{trigger}.safetensors"`` - a template over the cell's own settings (as written)
+  and ``work``, the folder of the run's intermediate files.
+
+A setting whose name starts with ``_`` is a label only: it is not passed to the experiment,
+but templates, rows, columns and plots can use it (e.g. the poisoning rate of the model a
+``backdoor`` cell evaluates).
+
+Example:
+    >>> p = load_paper("sr-attacks")
+    >>> p.key, [t.id for t in p.tables][:2]
+    ('sr-attacks', ['basic', 'alpha'])
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+from pydantic import Field
+
+from advsr.errors import InputError, UnknownNameError
+from advsr.settings import Settings, validate
+
+__all__ = [
+    "DataSpec",
+    "FigureSpec",
+    "ModelSpec",
+    "PaperSpec",
+    "Published",
+    "RunSpec",
+    "Size",
+    "TableSpec",
+    "load_paper",
+    "paper_keys",
+]
+
+Size = Literal["quick", "paper"]
+
+
+class Override(Settings):
+    """What one size changes in a run: grid values and settings replaced."""
+
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunSpec(Settings):
+    """One registered experiment crossed over a grid, as in an ``advsr run`` spec."""
+
+    experiment: str
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    quick: Override = Field(default_factory=Override)
+    paper: Override = Field(default_factory=Override)
+    measure: bool = True
+    """Whether the run's cells fill the table (False: a preparation, e.g. training)."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Setting -> the label its cells show, whatever the value (e.g. the p = 0 baseline of a
+    backdoor table shown in the paper's "None" column)."""
+
+    def sized(self, size: Size) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+        """The grid and settings at ``size``."""
+        o = self.quick if size == "quick" else self.paper
+        return {**self.grid, **o.grid}, {**self.settings, **o.settings}
+
+
+class Published(Settings):
+    """One published number: where it sits in the paper's table, and where it comes from."""
+
+    row: str
+    col: str
+    value: float
+    source: str
+    """Paper, table, row and column as printed (e.g. ``Table 1, Inception v-3 / FGSM-2``)."""
+
+
+class TableSpec(Settings):
+    """One reproduced table: how its cells are computed and laid out, and the paper's
+    numbers.
+
+    ``rows`` and ``cols`` name settings of the measured cells (their labels, as mapped by
+    ``labels``); the pseudo-setting ``metric`` makes each of ``metrics`` a row or column.
+    ``value = "mean"``: a cell's number is the mean over its images of the metric (NaN and
+    infinite values left out, then multiplied by ``scale``). ``value = "summary"``: the cells
+    sharing a column are summarised by their experiment and ``path`` (dotted) names a mapping
+    ``row key -> number`` in that summary.
+    """
+
+    id: str
+    title: str
+    source: str = ""
+    """What the table reproduces in the paper (``Table 1``, ``Fig. 4``)."""
+    runs: list[RunSpec] = Field(min_length=1)
+    rows: list[str] = Field(min_length=1)
+    cols: list[str] = Field(default_factory=list)
+    value: Literal["mean", "summary"] = "mean"
+    metrics: list[str] = Field(default_factory=list)
+    """Row metrics; ``name@{key}`` expands over the list setting ``key`` (one per item)."""
+    path: str | None = None
+    scale: float = 1.0
+    digits: int = Field(2, ge=0, le=6)
+    unit: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """A value as written (or a metric name) -> the label the paper prints."""
+    col_order: Literal["ours", "published"] = "ours"
+    """Columns in the order the cells give them, or the published numbers' order first."""
+    published: list[Published] = Field(default_factory=list)
+    why: list[str] = Field(default_factory=list)
+    """Why ours may differ from the paper's numbers, one line each."""
+
+
+class FigureSpec(Settings):
+    """A figure re-drawn from the store, from the measured cells of one table.
+
+    ``line`` plots the table's values against its first column setting (one series per
+    row); ``images`` shows the image grids the cells stored; ``curves`` draws, for each
+    curve name under ``curves`` in the entries at ``path`` of the experiment's summary, one
+    plot with one series per entry (named by its ``series`` field); ``experiment`` shows the
+    plots and figures of the experiment's own report.
+    """
+
+    id: str
+    title: str
+    source: str = ""
+    kind: Literal["line", "images", "curves", "experiment"]
+    table: str
+    xlabel: str = ""
+    ylabel: str = ""
+    path: str = "cells"
+    series: str = "attack"
+    curves: str = "curves"
+
+
+class ModelSpec(Settings):
+    """A model of the paper and how it is had here."""
+
+    label: str
+    """The paper's name for it (``EDSR``)."""
+    arch: str
+    """The zoo architecture that takes the official weights (``edsr``)."""
+    needs_weights: bool = True
+    """False for a model that has none (bicubic)."""
+    stand_in: str | None = None
+    """A bundled model used when no weights are given (``demo-edsr``)."""
+    note: str = ""
+
+
+class StandIn(Settings):
+    """What a data slot uses when the user gives no data."""
+
+    data: str
+    model: str | None = None
+    weights: str | None = None
+    note: str
+    values: dict[str, Any] = Field(default_factory=dict)
+    """Other values the stand-in brings (``$slot.NAME``), e.g. a defense spec."""
+
+
+class DataSpec(Settings):
+    """A dataset the paper uses (``--data SLOT=PATH``), the classifier that goes with it,
+    and the stand-in used without it."""
+
+    label: str
+    """The paper's dataset (``ILSVRC-2012 validation, 5000 images``)."""
+    help: str
+    """The layouts accepted."""
+    model: str | None = None
+    """The classifier evaluated on the user's data (a zoo name)."""
+    model_label: str = ""
+    needs_weights: bool = False
+    """The classifier has no weights of its own: ``--weights MODEL=FILE`` is required."""
+    values: dict[str, Any] = Field(default_factory=dict)
+    """Values that go with the user's data (``$slot.NAME``), e.g. a defense spec."""
+    stand_in: StandIn | None = None
+    """None: the tables that need this data are left out without it."""
+
+
+class PaperSpec(Settings):
+    """A seed paper: what it reproduces, under which protocol, and how."""
+
+    key: str
+    title: str
+    citation: str
+    file: str
+    """The paper's text in ``../shared/papers/``."""
+    reproduces: str
+    protocol: dict[str, str]
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+    data: dict[str, DataSpec] = Field(default_factory=dict)
+    tables: list[TableSpec] = Field(min_length=1)
+    figures: list[FigureSpec] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+    def table(self, tid: str) -> TableSpec:
+        """The table called ``tid``."""
+        for t in self.tables:
+            if t.id == tid:
+                return t
+        raise UnknownNameError(f"{self.key} has no table {tid!r}")
+
+
+def _papers_dir() -> Any:
+    return resources.files("advsr").joinpath("papers")
+
+
+@cache
+def paper_keys() -> tuple[str, ...]:
+    """The packaged papers, by key."""
+    names = (p.name for p in _papers_dir().iterdir() if p.name.endswith(".toml"))
+    return tuple(sorted(n.removesuffix(".toml") for n in names))
+
+
+def parse_paper(data: dict[str, Any], what: str = "paper") -> PaperSpec:
+    """A paper from its parsed TOML (``[[table]]`` / ``[[figure]]`` arrays).
+
+    Raises:
+        InputError: an invalid spec, or a figure naming no table.
+    """
+    data = dict(data)
+    data["tables"] = data.pop("table", [])
+    data["figures"] = data.pop("figure", [])
+    paper = validate(PaperSpec, data, what)
+    ids = [t.id for t in paper.tables]
+    if len(set(ids)) != len(ids):
+        raise InputError(f"{what}: two tables share an id")
+    for f in paper.figures:
+        if f.table not in ids:
+            raise InputError(f"{what}: figure {f.id} names no table {f.table!r}")
+    return paper
+
+
+@cache
+def load_paper(key: str) -> PaperSpec:
+    """The packaged paper ``key``.
+
+    Raises:
+        UnknownNameError: no such paper (with the closest keys).
+    """
+    if key not in paper_keys():
+        import difflib
+
+        close = difflib.get_close_matches(key, paper_keys(), n=2)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        raise UnknownNameError(f"unknown paper {key!r}{hint}; known: {', '.join(paper_keys())}")
+    text = _papers_dir().joinpath(f"{key}.toml").read_text("utf-8")
+    return parse_paper(tomllib.loads(text), f"papers/{key}.toml")
