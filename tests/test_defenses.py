@@ -55,8 +55,10 @@ def test_defense_contract(name: str) -> None:
     keep = x.clone()
     out = d(x, torch.Generator().manual_seed(1))
     assert torch.equal(x, keep)  # input unchanged
-    assert out.shape == (2, 3, *d.output_size(16, 16))
+    assert out.shape == (2 * d.views, 3, *d.output_size(16, 16))
     assert out.min() >= 0 and out.max() <= 1
+    entry = DEFENSES.get(name)  # the listing's flags are the built defense's
+    assert (entry.differentiable, entry.stochastic) == (d.differentiable, d.stochastic)
     again = d(x, torch.Generator().manual_seed(1))
     assert torch.equal(out, again)  # determinism given a generator
     if d.stochastic:

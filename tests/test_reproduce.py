@@ -54,6 +54,18 @@ def test_quick_size_runs_reports_and_reads_back(key: str, cli, tmp_path: Path) -
     assert text.code == 0 and paper.title in text.out
 
 
+def test_table_picks_tables_and_their_figures(cli, tmp_path: Path) -> None:
+    paper = load_paper("sr-attacks").only(["alpha"])
+    assert [t.id for t in paper.tables] == ["alpha"] and [f.id for f in paper.figures] == [
+        "alpha-lr"
+    ]
+    res = cli("reproduce", "sr-attacks", "--table", "nope")
+    assert res.code == 2 and "its tables: basic, alpha, reference" in res.err
+    res = cli("reproduce", "pgap", "--table", "table2", "--store", str(tmp_path / "s"), "--json")
+    assert res.code == 0, res.err
+    assert [t["id"] for t in json.loads(res.out)["tables"]] == ["table2"]
+
+
 def _res(**kw: object) -> Resources:
     base: dict[str, object] = {"size": "quick", "data": {}, "weights": {}, "work": Path("/w")}
     base.update(kw)

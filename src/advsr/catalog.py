@@ -35,7 +35,16 @@ def _defenses() -> list[dict[str, Any]]:
         settings = {
             p.name: (None if p.default is inspect.Parameter.empty else p.default) for p in params
         }
-        out.append({"name": name, "settings": settings, "description": entry.description})
+        out.append(
+            {
+                "name": name,
+                "settings": settings,
+                "differentiable": entry.differentiable,
+                "stochastic": entry.stochastic,
+                "adaptive": entry.adaptive,
+                "description": entry.description,
+            }
+        )
     return out
 
 

@@ -11,7 +11,7 @@ Example:
     ['basic', 'partial', 'universal']
 """
 
-from advsr.attacks import classifier, minimal, perceptual, sr, universal
+from advsr.attacks import apgd, classifier, ensemble, minimal, perceptual, square, sr, universal
 from advsr.attacks._loop import StepResult, eval_mode, project, random_start, run_steps
 from advsr.attacks.base import (
     ATTACKS,
@@ -35,9 +35,11 @@ __all__ = [
     "AttackEntry",
     "AttackResult",
     "StepResult",
+    "apgd",
     "basic_attack",
     "classifier",
     "create_attack",
+    "ensemble",
     "eval_mode",
     "format_budget",
     "list_attacks",
@@ -50,6 +52,7 @@ __all__ = [
     "project",
     "random_start",
     "run_steps",
+    "square",
     "sr",
     "sr_attack_metrics",
     "sr_deviation",

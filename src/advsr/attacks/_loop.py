@@ -28,7 +28,15 @@ from advsr import progress
 from advsr.errors import InputError, ShapeError
 from advsr.types import Budget
 
-__all__ = ["Objective", "StepResult", "eval_mode", "project", "random_start", "run_steps"]
+__all__ = [
+    "Objective",
+    "StepResult",
+    "eval_mode",
+    "input_grad",
+    "project",
+    "random_start",
+    "run_steps",
+]
 
 Objective = Callable[[torch.Tensor], torch.Tensor]
 """Per-sample loss to maximise: ``(N, C, H, W) -> (N,)``."""
@@ -58,6 +66,20 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
     finally:
         for sub, was in flags:
             sub.training = was
+
+
+def input_grad(out: torch.Tensor, x: torch.Tensor, *, retain_graph: bool = False) -> torch.Tensor:
+    """``d out / d x``; zeros when ``out`` does not depend on ``x`` through a differentiable
+    path (a model that rounds or thresholds its input: its gradient is masked, which the
+    evaluation checks report, and the attack then simply does not move).
+
+    Shape:
+        scalar ``out`` and ``x`` -> like ``x``.
+    """
+    if not out.requires_grad:
+        return torch.zeros_like(x)
+    (g,) = torch.autograd.grad(out, x, retain_graph=retain_graph, allow_unused=True)
+    return torch.zeros_like(x) if g is None else g
 
 
 def _per_sample_norm(t: torch.Tensor, p: float) -> torch.Tensor:
@@ -168,7 +190,7 @@ def run_steps(
             xr = x.requires_grad_(True)
             loss = loss_fn(transform(xr) if transform is not None else xr)
             _check_loss(loss, x0)
-            (grad,) = torch.autograd.grad(loss.sum(), xr)
+            grad = input_grad(loss.sum(), xr)
         losses.append(loss.detach())
         if momentum:
             acc = momentum * acc + grad / _per_sample_norm(grad, 1)

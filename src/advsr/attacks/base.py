@@ -38,11 +38,12 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -69,9 +70,10 @@ __all__ = [
     "parse_attack",
     "parse_budget",
     "register_attack",
+    "spec_options",
 ]
 
-Kind = Literal["gradient", "minimal", "perceptual", "sr"]
+Kind = Literal["gradient", "minimal", "perceptual", "score", "ensemble", "sr"]
 Domain = Literal["classifier", "sr"]
 BudgetNorm = Literal["linf", "l2", "ssim", "none"]
 
@@ -84,11 +86,19 @@ class AttackSettings(Settings):
     the attack's identity.
     """
 
+    identity_defaults: ClassVar[dict[str, Any]] = {}
+    """Settings added after results were stored, with the value that reproduces the older
+    behaviour: at that value they are left out of the identity, so stored cells still match."""
+
     def effective(self) -> dict[str, Any]:
-        """The settings that can change the result (identity): neutral ones removed, and
-        ``kappa`` when the loss is cross-entropy (only the C&W margin uses it)."""
+        """The settings that can change the result (identity): neutral ones removed,
+        ``kappa`` when the loss is cross-entropy (only the C&W margin uses it), and later
+        settings at their old behaviour (:attr:`identity_defaults`)."""
         out = {
-            k: v for k, v in self.model_dump().items() if field_role(type(self), k) != str(NEUTRAL)
+            k: v
+            for k, v in self.model_dump().items()
+            if field_role(type(self), k) != str(NEUTRAL)
+            and not (k in self.identity_defaults and v == self.identity_defaults[k])
         }
         if out.get("loss") == "ce":
             out.pop("kappa", None)
@@ -358,8 +368,41 @@ def _upper(norm: str) -> float | None:
     return 1.0 if norm in ("linf", "ssim") else None
 
 
+def _text(v: Any) -> str:
+    return json.dumps(v) if not isinstance(v, str) else v
+
+
+def spec_options(spec: str) -> dict[str, Any]:
+    """The settings written after ``:`` in ``name[@budget]:key=value,key=value`` (values read
+    as JSON where they parse, else as text).
+
+    Raises:
+        InputError: an item without ``=``, or a key given twice.
+
+    Example:
+        >>> spec_options("pgd@8/255:steps=100,restarts=5,loss=cw")
+        {'steps': 100, 'restarts': 5, 'loss': 'cw'}
+    """
+    _, colon, text = spec.strip().partition(":")
+    out: dict[str, Any] = {}
+    if not colon:
+        return out
+    for item in text.split(","):
+        k, eq, v = (p.strip() for p in item.partition("="))
+        if not eq or not k:
+            raise InputError(f"attack settings are key=value items, got {item!r} in {spec!r}")
+        if k in out:
+            raise InputError(f"{spec!r} gives {k!r} twice")
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
 def parse_attack(spec: str) -> tuple[AttackEntry, float | None]:
-    """``name`` or ``name@budget`` -> the entry and the budget (None when absent).
+    """``name``, ``name@budget`` or either with ``:key=value,...`` settings -> the entry and
+    the budget (None when absent); :func:`spec_options` reads the settings.
 
     Raises:
         UnknownNameError: unknown attack (with the closest names).
@@ -367,7 +410,8 @@ def parse_attack(spec: str) -> tuple[AttackEntry, float | None]:
     """
     if not isinstance(spec, str) or not spec.strip():
         raise InputError(f"an attack name is required, got {spec!r}")
-    name, at, text = spec.strip().partition("@")
+    head, _, _ = spec.strip().partition(":")
+    name, at, text = head.partition("@")
     entry = ATTACKS.get(name.strip())
     if not at:
         return entry, None
@@ -485,6 +529,8 @@ class Attack:
         self.entry = entry
         self.eps = eps
         self.settings = settings
+        self.written: dict[str, Any] = {}
+        """Settings written in the spec after ``:`` (shown in the label)."""
 
     @property
     def name(self) -> str:
@@ -493,10 +539,14 @@ class Attack:
 
     @property
     def label(self) -> str:
-        """``name@budget`` as people write it (``pgd@8/255``; ``deepfool``)."""
-        if self.eps is None:
-            return self.entry.name
-        return f"{self.entry.name}@{format_budget(self.eps, self.entry.norm)}"
+        """``name@budget`` as people write it (``pgd@8/255``; ``deepfool``), with the settings
+        written in the spec (``pgd@8/255:steps=100``)."""
+        head = self.entry.name
+        if self.eps is not None:
+            head += f"@{format_budget(self.eps, self.entry.norm)}"
+        if self.written:
+            head += ":" + ",".join(f"{k}={_text(v)}" for k, v in self.written.items())
+        return head
 
     @property
     def stochastic(self) -> bool:
@@ -583,6 +633,8 @@ def create_attack(spec: str, *, eps: float | str | None = None, **settings: Any)
         'pgd@4/255'
     """
     entry, at_budget = parse_attack(spec)
+    given = spec_options(spec)
+    settings = {**settings, **given}  # the attack's own settings win over common ones
     what = f"budget {'eps2' if entry.norm == 'ssim' else 'eps'} of {entry.name}"
     if eps is not None and entry.norm == "none":
         raise InputError(f"{entry.name} takes no budget: it finds the smallest perturbation")
@@ -596,7 +648,9 @@ def create_attack(spec: str, *, eps: float | str | None = None, **settings: Any)
         raise InputError(f"{entry.name} needs a budget: write {entry.name}@EPS (e.g. 8/255)")
     if entry.norm == "ssim" and budget is not None and not 0.0 < budget < 1.0:
         raise InputError(f"the {what} must be in (0, 1), got {budget}")
-    return Attack(entry, budget, validate(entry.settings, settings, f"{entry.name} setting"))
+    attack = Attack(entry, budget, validate(entry.settings, settings, f"{entry.name} setting"))
+    attack.written = {k: attack.settings.model_dump()[k] for k in given}
+    return attack
 
 
 def list_attacks() -> list[dict[str, Any]]:

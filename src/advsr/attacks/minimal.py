@@ -23,6 +23,7 @@ from pydantic import Field
 from torch import nn
 
 from advsr import progress
+from advsr.attacks._loop import input_grad
 from advsr.attacks.base import AttackResult, AttackSettings, Raw, create_attack, register_attack
 from advsr.attacks.objectives import _check_labels
 
@@ -91,9 +92,7 @@ def _deepfool_core(
         # classes[:, 0] is the class to leave, classes[:, 1:] the boundaries to reach
         classes = torch.stack([pred, yy[active]], 1) if targeted else cand[active]
         zc = z.gather(1, classes)  # (n, k)
-        grads = [
-            torch.autograd.grad(zc[:, j].sum(), xr, retain_graph=j < k - 1)[0] for j in range(k)
-        ]
+        grads = [input_grad(zc[:, j].sum(), xr, retain_graph=j < k - 1) for j in range(k)]
         gr = torch.stack(grads, dim=1)  # (n, k, C, H, W)
         w = gr[:, 1:] - gr[:, :1]
         f = (zc[:, 1:] - zc[:, :1]).detach()

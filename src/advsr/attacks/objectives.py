@@ -38,6 +38,7 @@ __all__ = [
     "Reference",
     "cross_entropy",
     "cw_margin",
+    "margin_of",
     "sr_deviation",
     "sr_reference",
     "sr_to_target",
@@ -150,11 +151,21 @@ def cw_margin(
     def objective(x: torch.Tensor) -> torch.Tensor:
         z = model(x)
         _check_labels(y, z)
-        yy = y.to(z.device)
-        true = z.gather(1, yy[:, None])[:, 0]
-        other = z.masked_fill(torch.nn.functional.one_hot(yy, z.shape[1]).bool(), float("-inf"))
-        best_other = other.max(dim=1).values
-        margin = (true - best_other) if targeted else (best_other - true)
-        return margin.clamp(max=kappa)
+        return margin_of(z, y.to(z.device), kappa=kappa, targeted=targeted)
 
     return objective
+
+
+def margin_of(
+    z: torch.Tensor, y: torch.Tensor, *, kappa: float = 0.0, targeted: bool = False
+) -> torch.Tensor:
+    """The C&W margin of logits ``z`` (see :func:`cw_margin`).
+
+    Shape:
+        ``(N, K)``, ``(N,)`` -> ``(N,)``.
+    """
+    true = z.gather(1, y[:, None])[:, 0]
+    other = z.masked_fill(torch.nn.functional.one_hot(y, z.shape[1]).bool(), float("-inf"))
+    best_other = other.max(dim=1).values
+    margin = (true - best_other) if targeted else (best_other - true)
+    return margin.clamp(max=kappa)

@@ -131,7 +131,7 @@ from pydantic import Field
 from torch import nn
 
 from advsr import progress
-from advsr.attacks._loop import Objective
+from advsr.attacks._loop import Objective, input_grad
 from advsr.attacks.base import AttackResult, AttackSettings, Raw, create_attack, register_attack
 from advsr.attacks.objectives import cross_entropy, cw_margin
 from advsr.checks import check_image
@@ -513,7 +513,7 @@ def _iterate(
         keep = (pred != ya) if targeted else (pred == ya)
         if not bool(keep.any()):
             break
-        (grad,) = torch.autograd.grad(value[keep].sum(), xr)
+        grad = input_grad(value[keep].sum(), xr)
         active, grad = active[keep], grad[keep]
         with torch.no_grad():
             new, alive = step(active, x_cur[active], grad.detach())

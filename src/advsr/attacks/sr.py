@@ -20,7 +20,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from advsr.attacks._loop import random_start, run_steps
+from advsr.attacks.apgd import apgd_steps
 from advsr.attacks.base import AttackResult, AttackSettings, Raw, create_attack, register_attack
 from advsr.attacks.objectives import sr_deviation, sr_reference
 from advsr.errors import InputError, ShapeError
@@ -58,6 +59,11 @@ class SRSettings(AttackSettings):
     reference: Reference = DEFAULT_REFERENCE
     random_start: bool = False
     momentum: float = Field(0.0, ge=0.0)
+    schedule: Literal["ifgsm", "apgd"] = "ifgsm"
+    """ifgsm: the paper's T steps of eps/T; apgd: APGD's step-size-free schedule (Croce and
+    Hein 2020) on the same objective and T, from X0 (or the random start)."""
+
+    identity_defaults: ClassVar[dict[str, Any]] = {"schedule": "ifgsm"}
 
     @model_validator(mode="after")
     def _clean_needs_random_start(self) -> SRSettings:
@@ -148,7 +154,10 @@ def _basic_core(
         start = random_start(x0, budget, generator)
         start = start if mask is None else x0 + (start - x0) * mask
     objective = sr_deviation(model, ref, mask_hr)
-    res = run_steps(objective, x0, budget, start=start, mask=mask, momentum=s.momentum)
+    if s.schedule == "apgd":
+        res = apgd_steps(objective, x0, budget, start=start, mask=mask)
+    else:
+        res = run_steps(objective, x0, budget, start=start, mask=mask, momentum=s.momentum)
     outputs = {"sr_clean": sr_clean}
     if mask_hr is not None:
         outputs["mask_hr"] = mask_hr

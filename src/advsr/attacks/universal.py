@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
 from torch import nn
 
-from advsr.attacks._loop import run_steps
+from advsr.attacks._loop import input_grad, run_steps
+from advsr.attacks.apgd import apgd_steps
 from advsr.attacks.base import (
     AttackResult,
     AttackSettings,
@@ -53,6 +54,10 @@ class UniversalSettings(AttackSettings):
     steps: int = Field(50, ge=1)
     reference: Literal["clean-8bit", "ground-truth"] = "clean-8bit"
     batch_size: Annotated[int, NEUTRAL] = Field(8, ge=1)
+    schedule: Literal["ifgsm", "apgd"] = "ifgsm"
+    """ifgsm: T steps of eps/T; apgd: APGD's step-size-free schedule on Delta."""
+
+    identity_defaults: ClassVar[dict[str, Any]] = {"schedule": "ifgsm"}
 
 
 def center_crop_batch(images: Sequence[torch.Tensor], size: tuple[int, int] | None) -> torch.Tensor:
@@ -103,13 +108,17 @@ def _universal_core(
             d = delta.detach().requires_grad_(True)
             x = (x0[p] + d).clamp(0.0, 1.0)
             loss = sr_deviation(model, ref)(x).sum() / k
-            (g,) = torch.autograd.grad(loss, d)
+            g = input_grad(loss, d)
             grad += g
             total += loss.detach()
         return total.view(1), grad
 
     zero = torch.zeros((1, *x0.shape[1:]), device=x0.device, dtype=x0.dtype)
-    res = run_steps(None, zero, Budget("linf", float(eps), s.steps), grad_fn=grad_fn, bounds=None)
+    budget = Budget("linf", float(eps), s.steps)
+    if s.schedule == "apgd":
+        res = apgd_steps(None, zero, budget, grad_fn=grad_fn, bounds=None)
+    else:
+        res = run_steps(None, zero, budget, grad_fn=grad_fn, bounds=None)
     e = floor_eps(float(eps), res.x.dtype).to(res.x.device)
     delta = res.x.clamp(-e, e)  # |Delta| <= eps exactly in its own dtype
 

@@ -50,6 +50,9 @@ def reproduce_cmd(
         Optional[List[str]],
         typer.Option(help="MODEL=FILE, repeatable: official weights of a paper's model."),
     ] = None,
+    table: Annotated[
+        Optional[List[str]], typer.Option(help="Only this table (by id), repeatable.")
+    ] = None,
     store: StoreOpt = None,
     report: Annotated[
         Optional[Path], typer.Option(help="Write an HTML report (tables and figures).")
@@ -72,6 +75,8 @@ def reproduce_cmd(
     if size not in ("quick", "paper"):
         raise InputError(f"--size must be quick or paper, got {size!r}")
     spec = load_paper(paper)
+    if table:
+        spec = spec.only(table)
     only = next(iter(spec.data)) if len(spec.data) == 1 else None
     data_map = _pairs(data, "--data", only)
     weights_map = _pairs(weights, "--weights", None)
@@ -80,7 +85,14 @@ def reproduce_cmd(
 
     ResultStore.check_path(store or default_store_path())
     with open_store(store) as st:
-        rep = reproduce(paper, st, size=size, data=data_map, weights=weights_map)  # type: ignore[arg-type]
+        rep = reproduce(
+            paper,
+            st,
+            size="paper" if size == "paper" else "quick",
+            data=data_map,
+            weights=weights_map,
+            tables=table,
+        )
     if report is not None:
         from advsr.report import write_report
 

@@ -14,7 +14,7 @@ from advsr.defenses.quantize import BitDepthReduction, KMeansQuantization
 from advsr.defenses.quilting import PatchBank, Quilting
 from advsr.defenses.registry import register
 from advsr.defenses.resizing import Interpolation, RandomResizePad, SRPurification
-from advsr.defenses.sr_side import ResizeByOne
+from advsr.defenses.sr_side import DihedralViews, ResizeByOne
 from advsr.defenses.tvm import TVMDefense
 from advsr.defenses.wavelet import WaveletDenoise
 from advsr.errors import InputError
@@ -32,6 +32,10 @@ def _interpolation(
 
 def _resize_by_one() -> Defense:
     return ResizeByOne()
+
+
+def _self_ensemble() -> Defense:
+    return DihedralViews()
 
 
 def _sr(
@@ -205,16 +209,52 @@ def _jpeg(quality: int = 75, subsampling: str = "4:2:0") -> Defense:
     return JPEGCompression(quality, subsampling)  # type: ignore[arg-type]
 
 
-register("tvm", _tvm, "total-variation minimisation of a Bernoulli-masked image (Guo et al.)")
-register("median", _median, "median smoothing, any kh x kw window (Xu et al.)")
-register("bit-depth", _bit_depth, "bit-depth reduction: bits=b (2^b-1 levels) or reduce=r")
-register("kmeans", _kmeans, "K-means colour quantisation, k colours per image")
-register("jpeg", _jpeg, "JPEG compression (libjpeg via PIL; BPDA through kornia's)")
-register("wavelet", _wavelet, "wavelet denoising: BayesShrink/VisuShrink, soft/hard")
-register("pixel-deflection", _deflection, "pixel deflection + wavelet denoising (Prakash)")
-register("quilting", _quilting, "image quilting from a clean patch bank (Guo et al.)")
-register("quilting-tvm", _quilting_tvm, "quilting then TVM (Guo et al., as compared by Mustafa)")
-register("resize-pad", _resize_pad, "random resize + zero padding (Xie et al. 2018)")
-register("interpolation", _interpolation, "nearest/bilinear/bicubic: up, up-down, down-up")
-register("resize-by-one", _resize_by_one, "shrink by one pixel and back (Choi et al. 2019)")
-register("sr", _sr, "wavelet denoising + super-resolution (Mustafa et al. 2019, Alg. 1)")
+register(
+    "tvm", _tvm, "total-variation minimisation of a Bernoulli-masked image (Guo et al.)", TVMDefense
+)
+register("median", _median, "median smoothing, any kh x kw window (Xu et al.)", MedianSmoothing)
+register(
+    "bit-depth",
+    _bit_depth,
+    "bit-depth reduction: bits=b (2^b-1 levels) or reduce=r",
+    BitDepthReduction,
+)
+register("kmeans", _kmeans, "K-means colour quantisation, k colours per image", KMeansQuantization)
+register(
+    "jpeg", _jpeg, "JPEG compression (libjpeg via PIL; BPDA through kornia's)", JPEGCompression
+)
+register(
+    "wavelet", _wavelet, "wavelet denoising: BayesShrink/VisuShrink, soft/hard", WaveletDenoise
+)
+register(
+    "pixel-deflection",
+    _deflection,
+    "pixel deflection + wavelet denoising (Prakash)",
+    PixelDeflection,
+)
+register("quilting", _quilting, "image quilting from a clean patch bank (Guo et al.)", Quilting)
+register(
+    "quilting-tvm",
+    _quilting_tvm,
+    "quilting then TVM (Guo et al., as compared by Mustafa)",
+    Quilting,
+    TVMDefense,
+)
+register(
+    "resize-pad", _resize_pad, "random resize + zero padding (Xie et al. 2018)", RandomResizePad
+)
+register(
+    "interpolation", _interpolation, "nearest/bilinear/bicubic: up, up-down, down-up", Interpolation
+)
+register(
+    "resize-by-one", _resize_by_one, "shrink by one pixel and back (Choi et al. 2019)", ResizeByOne
+)
+register(
+    "self-ensemble",
+    _self_ensemble,
+    "mean class probabilities over the 8 flips/rotations (Choi et al.'s SR defense)",
+    DihedralViews,
+)
+register(
+    "sr", _sr, "wavelet denoising + super-resolution (Mustafa et al. 2019, Alg. 1)", SRPurification
+)

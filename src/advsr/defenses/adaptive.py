@@ -83,6 +83,11 @@ class EOT(Defense):
         self.samples = check_positive_int(samples, "EOT samples")
         self.scale = defense.scale
 
+    @property
+    def views(self) -> int:  # type: ignore[override]
+        """Stacked views per image: the draws (times the wrapped defense's own views)."""
+        return self.samples * int(getattr(self.defense, "views", 1))
+
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.defense(x.repeat(self.samples, 1, 1, 1), generator)
 
@@ -137,8 +142,8 @@ class DefendedClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.classifier(self.defense(x, self.generator))
-        if isinstance(self.defense, EOT):
-            n = self.defense.samples
+        n = int(getattr(self.defense, "views", 1))
+        if n > 1:  # EOT draws or self-ensemble views: log of the mean class probabilities
             logp = torch.log_softmax(z, dim=1).view(n, x.shape[0], -1)
             return torch.logsumexp(logp, dim=0) - math.log(n)
         return z

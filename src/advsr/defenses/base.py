@@ -27,6 +27,8 @@ class Defense(nn.Module):
     differentiable: ClassVar[bool] = True
     stochastic: ClassVar[bool] = False
     scale: int = 1
+    views: int = 1
+    """Outputs per input image, stacked along the batch (a classifier averages over them)."""
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError

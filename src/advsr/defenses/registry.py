@@ -37,12 +37,41 @@ __all__ = [
 ]
 
 
+def _flag(cls: type[Defense], name: str) -> bool:
+    """A class-level flag; one that depends on the settings (a property) is judged at the
+    defaults, which keep it differentiable and deterministic."""
+    value = getattr(cls, name)
+    return name == "differentiable" if isinstance(value, property) else bool(value)
+
+
 @dataclass(frozen=True)
 class DefenseEntry:
     """A registered defense: a factory taking keyword settings, and a description."""
 
     factory: Callable[..., Defense]
     description: str
+    classes: tuple[type[Defense], ...] = ()
+    """The defense classes it builds (a chain: every stage), for its flags."""
+
+    @property
+    def differentiable(self) -> bool:
+        """Every stage is differentiable (else the adaptive attack needs BPDA)."""
+        return all(_flag(c, "differentiable") for c in self.classes)
+
+    @property
+    def stochastic(self) -> bool:
+        """Some stage draws random numbers (the adaptive attack needs EOT)."""
+        return any(_flag(c, "stochastic") for c in self.classes)
+
+    @property
+    def adaptive(self) -> str:
+        """What :func:`~advsr.defenses.adaptive.adaptive` does with it."""
+        return {
+            (True, False): "attack directly",
+            (False, False): "BPDA",
+            (True, True): "EOT",
+            (False, True): "EOT of BPDA",
+        }[(self.differentiable, self.stochastic)]
 
 
 DEFENSES: Registry[DefenseEntry] = Registry("defense")
@@ -137,6 +166,8 @@ def create_defense(spec: str, **context: Any) -> Defense:
         raise InputError(f"bad settings for {name}: {exc}") from None
 
 
-def register(name: str, factory: Callable[..., Defense], description: str) -> None:
-    """Register a defense factory (used by :mod:`advsr.defenses`)."""
-    DEFENSES.register(name, DefenseEntry(factory, description), description)
+def register(
+    name: str, factory: Callable[..., Defense], description: str, *classes: type[Defense]
+) -> None:
+    """Register a defense factory and the classes it builds (used by :mod:`advsr.defenses`)."""
+    DEFENSES.register(name, DefenseEntry(factory, description, classes), description)

@@ -21,7 +21,7 @@ from advsr.errors import ShapeError
 from advsr.imaging.resize import imresize
 from advsr.registry import Registry
 
-__all__ = ["SR_DEFENSES", "ResizeByOne", "SelfEnsemble", "apply_sr_defense"]
+__all__ = ["SR_DEFENSES", "DihedralViews", "ResizeByOne", "SelfEnsemble", "apply_sr_defense"]
 
 
 class ResizeByOne(Defense):
@@ -78,6 +78,32 @@ def _undo(y: torch.Tensor, k: int) -> torch.Tensor:
     if k & 4:
         y = y.transpose(-1, -2)
     return y
+
+
+class DihedralViews(Defense):
+    """The classifier form of the self-ensemble: the 8 flips/rotations of each image,
+    stacked along the batch (view-major: rows ``t * N + i``); a defended classifier averages
+    its class probabilities over the ``views`` (:class:`~advsr.defenses.adaptive.
+    DefendedClassifier`). Deterministic and differentiable: the adaptive attack attacks the
+    averaged prediction directly. Rotations need square images.
+
+    Shape:
+        ``(N, 3, H, H)`` -> ``(8 N, 3, H, H)``.
+    """
+
+    views = 8
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if x.shape[-1] != x.shape[-2]:
+            raise ShapeError(
+                f"self-ensemble rotates images, so they must be square, got "
+                f"{x.shape[-2]}x{x.shape[-1]}"
+            )
+        return torch.cat([dihedral(x, k) for k in range(8)])
+
+    def surrogate(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable itself."""
+        return self.forward(x)
 
 
 class SelfEnsemble(nn.Module):

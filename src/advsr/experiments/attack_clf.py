@@ -23,9 +23,11 @@ Example:
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import torch
@@ -41,10 +43,12 @@ from advsr.experiments.cell import (
     cell_identity,
     register_experiment,
 )
+from advsr.experiments.checks import probe_batch
 from advsr.experiments.common import (
     ClassifierCellConfig,
     attacked_batches,
     check_labels,
+    image_generator,
     items_of,
 )
 from advsr.experiments.context import Context
@@ -106,10 +110,21 @@ def _rows(
         adv_correct = res.predictions == y
         p = psnr(res.x_adv, x)
         s = ssim(res.x_adv, x) if min(x.shape[-2:]) >= 11 else None
+        probes = probe_batch(
+            model,
+            None,
+            x,
+            y,
+            attack,
+            res,
+            b.idx[0],
+            partial(image_generator, cfg.seed + 1, b.idx[0]),
+        )
         per = b.seconds_per_item()
         for j, (i, extra) in enumerate(zip(b.idx, res.per_image(), strict=True)):
             metrics = {
                 **extra,
+                **{k: float(v[j]) for k, v in probes.items()},
                 "correct": float(correct[j]),
                 "adv_correct": float(adv_correct[j]),
                 "success": float(bool(correct[j]) and not bool(adv_correct[j])),
@@ -150,14 +165,20 @@ def summarise_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[str, Any]:
-    """One result per cell: the attack, its budget and :func:`summarise_rows`."""
+    """One result per cell: the attack, its budget, :func:`summarise_rows` and its
+    gradient-masking flags (:mod:`advsr.experiments.checks`)."""
+    from advsr.experiments.checks import cell_flags, cross_cell_flags, members_of
+
     results = []
+    views = []
     for c in cells:
         cfg = c.config
+        attack = c.identity.get("attack", {})
+        flags = cell_flags(c.rows, members=members_of(attack))
         results.append(
             {
                 "attack": cfg["attack"],
-                "eps": c.identity.get("attack", {}).get("eps"),
+                "eps": attack.get("eps"),
                 "model": cfg["model"],
                 "data": cfg["data"],
                 "cell_id": c.cell_id,
@@ -165,8 +186,24 @@ def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[st
                 "stored": c.stored,
                 "computed": c.computed,
                 **summarise_rows(c.rows),
+                "flags": flags,
             }
         )
+        settings = json.dumps(attack.get("settings"), sort_keys=True)
+        views.append(
+            {
+                "id": c.cell_id,
+                "group": (cfg["model"], cfg["data"], attack.get("name"), settings),
+                "eps": attack.get("eps"),
+                "mode": "",
+                "label": cfg["attack"],
+                "pair": c.cell_id,
+                "rows": [{"key": r["key"], "correct": r["adv_correct"]} for r in c.rows],
+            }
+        )
+    cross = cross_cell_flags(views)
+    for r in results:
+        r["flags"] = r["flags"] + cross.get(r["cell_id"], [])
     return {"experiment": NAME, "results": results}
 
 
@@ -184,6 +221,7 @@ COLUMNS = (
 def tables(doc: dict[str, Any]) -> list[ReportTable]:
     """Attacks x (accuracies, fooling rate, failures, perturbation sizes)."""
     from advsr.attacks.base import ATTACKS
+    from advsr.experiments.checks import FLAG_MARK
 
     pairs = list(dict.fromkeys((r["model"], r["data"]) for r in doc["results"]))
     one = len(pairs) == 1
@@ -192,12 +230,23 @@ def tables(doc: dict[str, Any]) -> list[ReportTable]:
         name = r["attack"].partition("@")[0]
         norm = ATTACKS.get(name).norm if name in ATTACKS else "linf"
         where = [] if one else [f"{r['model']} / {r['data']}"]
+        mark = FLAG_MARK if r.get("flags") else ""
         body.append(
-            [*where, name, format_budget(r["eps"], norm), *(fmt(r.get(c), 4) for c in COLUMNS)]
+            [
+                *where,
+                name + mark,
+                format_budget(r["eps"], norm),
+                *(fmt(r.get(c), 4) for c in COLUMNS),
+            ]
         )
     title = f"attacks on {pairs[0][0]}, {pairs[0][1]}" if one else "classifier attacks"
     header = ["attack", "eps", *COLUMNS] if one else ["model / data", "attack", "eps", *COLUMNS]
-    return [ReportTable(title, header, body)]
+    notes = [
+        f"{FLAG_MARK} {r['attack']}: {f['flag']} ({f['evidence']})"
+        for r in doc["results"]
+        for f in r.get("flags", [])
+    ]
+    return [ReportTable(title, header, body, notes)]
 
 
 ATTACK_CLF = register_experiment(
@@ -208,6 +257,7 @@ ATTACK_CLF = register_experiment(
         summarise=summarise,
         tables=tables,
         description="a classifier attack at one budget: accuracies, fooling rate, sizes",
+        version=2,
     )
 )
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import Field
 
-from advsr.attacks.base import Attack, AttackResult, create_attack, parse_attack
+from advsr.attacks.base import Attack, AttackResult, create_attack, parse_attack, spec_options
 from advsr.errors import InputError, warn
 from advsr.experiments.cell import ATTACK, SEEDED, CellConfig, Item
 from advsr.settings import DATA, MODEL, WEIGHTS
@@ -53,7 +53,8 @@ def configured_attack(
     """
     entry, at_budget = parse_attack(spec)
     fields = entry.settings.model_fields
-    settings = {k: v for k, v in common.items() if k in fields and v is not None}
+    own = spec_options(spec)  # name@budget:key=value settings win over the cell's common ones
+    settings = {k: v for k, v in common.items() if k in fields and v is not None and k not in own}
     settings.update(options or {})
     budget = None if entry.norm == "none" or at_budget is not None else eps
     return create_attack(spec, eps=budget, **settings)

@@ -153,7 +153,13 @@ class Context:
         self._memo[key] = value
 
         def size(v: Any) -> int:
-            return v.numel() * v.element_size() if isinstance(v, torch.Tensor) else 0
+            if isinstance(v, torch.Tensor):
+                return v.numel() * v.element_size()
+            if isinstance(v, tuple | list):
+                return sum(size(x) for x in v)
+            if isinstance(v, dict):
+                return sum(size(x) for x in v.values())
+            return sum(size(x) for x in getattr(v, "__dict__", {}).values())
 
         used = sum(size(v) for v in self._memo.values())
         while used > self._memo_bytes and len(self._memo) > 1:

@@ -40,7 +40,7 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import Field
 
-from advsr.attacks.base import Attack
+from advsr.attacks.base import Attack, AttackResult
 from advsr.defenses.adaptive import adaptive, defend
 from advsr.defenses.registry import canonical_spec
 from advsr.experiments.attack_clf import classifier_attack
@@ -55,6 +55,7 @@ from advsr.experiments.cell import (
     cell_identity,
     register_experiment,
 )
+from advsr.experiments.checks import correct_over_draws, probe_batch, random_flips
 from advsr.experiments.common import (
     ClassifierCellConfig,
     ClassifierDataConfig,
@@ -87,6 +88,9 @@ class DefendConfig(ClassifierCellConfig):
     (BPDA, EOT)."""
     eot: int = Field(10, ge=1)
     """EOT draws per step (adaptive attacks on stochastic defenses)."""
+    draws: int = Field(10, ge=1)
+    """Stochastic defenses: an image counts as robust only if the defended classifier is
+    right on it in every one of this many fresh draws (draws_correct)."""
 
 
 def select_correct(cfg: ClassifierDataConfig, ctx: Context) -> tuple[Any, float]:
@@ -116,6 +120,7 @@ def _plan(cfg: DefendConfig, ctx: Context) -> Plan:
         "defense": canonical_spec(cfg.defense) if defense is not None else "none",
         "mode": mode,
         "eot": cfg.eot if adaptive_cell and stochastic else None,
+        "draws": cfg.draws if stochastic else None,
     }
     items = items_of(data.keys, data.names)
 
@@ -147,22 +152,46 @@ def _rows(
     skip: set[str],
 ) -> Iterator[CellRow]:
     device = ctx.device(cfg.device)
+    stochastic = defense is not None and defense.stochastic
     for idx in todo_batches(items, cfg.batch_size, skip):
         t0 = time.perf_counter()
         x, y = data.x[idx].to(device), data.y[idx].to(device)
-        failed = torch.zeros(len(idx))
+        judge = defend(model, defense, seed=cfg.seed * 1_000_003 + idx[0] + 7919).eval()
+        probes: dict[str, torch.Tensor] = {}
         if attack is None:
-            x_adv = x
-        elif not adaptive_cell:
-            key = ("non-adaptive", id(model), json.dumps(attack.identity()), cfg.seed, tuple(idx))
-            x_adv, failed = ctx.memo(key, partial(_attack, attack, model, x, y, cfg, idx[0]))
+            x_adv, failed = x, torch.zeros(len(idx))
         else:
-            target = defend(model, adaptive(defense, cfg.eot), seed=cfg.seed + idx[0])
-            x_adv, failed = _attack(attack, target, x, y, cfg, idx[0])
-        judge = defend(model, defense, seed=cfg.seed * 1_000_003 + idx[0] + 7919)
+            if not adaptive_cell:
+                key = (
+                    "non-adaptive",
+                    id(model),
+                    json.dumps(attack.identity()),
+                    cfg.seed,
+                    tuple(idx),
+                )
+                target: torch.nn.Module = model
+                res = ctx.memo(key, partial(_attack, attack, model, x, y, cfg, idx[0]))
+            else:
+                target = defend(model, adaptive(defense, cfg.eot), seed=cfg.seed + idx[0])
+                res = _attack(attack, target, x, y, cfg, idx[0])
+            x_adv, failed = res.x_adv, res.failed.float()
+            probes = probe_batch(
+                target,
+                judge if stochastic else None,
+                x,
+                y,
+                attack,
+                res,
+                idx[0],
+                partial(image_generator, cfg.seed + 1, idx[0]),
+            )
         with torch.no_grad():
-            defended = judge.eval()(x_adv).argmax(1) == y
+            defended = judge(x_adv).argmax(1) == y
             bare = model(x_adv).argmax(1) == y
+        if stochastic:  # the draw above and draws - 1 fresh ones
+            more = correct_over_draws(judge, x_adv, y, cfg.draws - 1)
+            probes["draws_correct"] = more * defended.float().cpu()
+            probes.setdefault("random_flip", random_flips(judge, x_adv))
         d = (x_adv - x).flatten(1)
         per = (time.perf_counter() - t0) / len(idx)
         for j, i in enumerate(idx):
@@ -172,6 +201,7 @@ def _rows(
                 "l2": float(d[j].double().norm()),
                 "linf": float(d[j].abs().max()),
                 "failed": float(failed[j]),
+                **{k: float(v[j]) for k, v in probes.items()},
             }
             yield CellRow(i, items[i].key, items[i].name, metrics, per)
 
@@ -183,18 +213,20 @@ def _attack(
     y: torch.Tensor,
     cfg: DefendConfig,
     first: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    res = attack(model, x, y, generator=image_generator(cfg.seed, first))
-    return res.x_adv, res.failed.float()
+) -> AttackResult:
+    return attack(model, x, y, generator=image_generator(cfg.seed, first))
 
 
 def summarise_rows(rows: list[dict[str, Any]]) -> dict[str, float | None]:
-    """Defended accuracy (destruction rate), bare accuracy and perturbation sizes."""
+    """Defended accuracy (destruction rate; over every fresh draw for a random defense, and
+    from a single draw), bare accuracy and perturbation sizes."""
     if not rows:
         return {}
+    draws = [r["draws_correct"] for r in rows if "draws_correct" in r]
     return {
         "images": float(len(rows)),
         "defended_accuracy": statistics.fmean(r["defended_correct"] for r in rows),
+        "defended_accuracy_all_draws": statistics.fmean(draws) if draws else None,
         "undefended_accuracy": statistics.fmean(r["adv_correct"] for r in rows),
         "failed": float(sum(r.get("failed", 0.0) for r in rows)),
         "l2_mean": statistics.fmean(r["l2"] for r in rows),
@@ -226,12 +258,15 @@ def l2_curve(rows: list[dict[str, Any]], bins: int = 5) -> list[tuple[float, flo
 
 def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[str, Any]:
     """The SR-defense paper's layout: per mode, one row per defense, one column per attack
-    (accuracy under the defense), and the success-rate-vs-L2 curves."""
+    (accuracy under the defense; for a random defense over every fresh draw, the single-draw
+    figure beside it), the gradient-masking flags of every cell, and the
+    success-rate-vs-L2 curves."""
     modes = [m for m in MODES if any(c.config["mode"] == m for c in cells)]
     labels = list(dict.fromkeys(c.info["label"] for c in cells))
     defenses = list(dict.fromkeys(c.info["defense"] for c in cells))
     by = {(c.config["mode"], c.info["defense"], c.info["label"]): c for c in cells}
-    doc: dict[str, Any] = {"experiment": NAME, "tables": {}, "curves": {}}
+    flags = _flags(cells)
+    doc: dict[str, Any] = {"experiment": NAME, "tables": {}, "curves": {}, "flags": []}
     for mode in modes:
         rows = []
         for spec in defenses:
@@ -240,11 +275,26 @@ def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[st
                 cell = by.get((mode, spec, label))
                 s = summarise_rows(cell.rows) if cell else {}
                 row[label] = s.get("defended_accuracy")
+                row[f"{label}:all_draws"] = s.get("defended_accuracy_all_draws")
+                row[f"{label}:flags"] = (
+                    [f["flag"] for f in flags.get(cell.cell_id, [])] if cell else []
+                )
                 if label != "clean":
                     row[f"{label}:l2_median"] = s.get("l2_median")
             rows.append(row)
         doc["tables"][mode] = {"columns": labels, "rows": rows}
         doc["curves"][mode] = _curves(by, mode, defenses, labels)
+    for c in cells:
+        for f in flags.get(c.cell_id, []):
+            doc["flags"].append(
+                {
+                    "mode": c.config["mode"],
+                    "defense": c.info["defense"],
+                    "attack": c.info["label"],
+                    **f,
+                }
+            )
+    doc["draws"] = next((c.identity.get("draws") for c in cells if c.identity.get("draws")), None)
     first = cells[0] if cells else None
     doc["images"] = first.expected if first else 0
     doc["clean_accuracy_bare"] = first.info.get("clean_accuracy_bare") if first else None
@@ -255,6 +305,41 @@ def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[st
         for c in cells
     ]
     return doc
+
+
+def _flags(cells: list[CellRun]) -> dict[str, list[dict[str, str]]]:
+    """Every cell's gradient-masking flags (:mod:`advsr.experiments.checks`)."""
+    from advsr.experiments.checks import cell_flags, cross_cell_flags, members_of
+
+    out: dict[str, list[dict[str, str]]] = {}
+    attacked = [c for c in cells if c.info["label"] != "clean"]
+    for c in attacked:
+        attack = c.identity.get("attack") or {}
+        out[c.cell_id] = cell_flags(
+            c.rows,
+            members=members_of(attack),
+            stochastic_eval=c.identity.get("draws") is not None,
+            eot=c.identity.get("eot"),
+            adaptive=c.config["mode"] == "adaptive",
+        )
+    views = []
+    for c in attacked:
+        attack = c.identity.get("attack") or {}
+        settings = json.dumps(attack.get("settings"), sort_keys=True)
+        views.append(
+            {
+                "id": c.cell_id,
+                "group": (c.info["defense"], c.config["mode"], attack.get("name"), settings),
+                "eps": attack.get("eps"),
+                "mode": c.config["mode"],
+                "label": c.info["label"],
+                "pair": (c.info["defense"], c.info["label"]),
+                "rows": [{"key": r["key"], "correct": r["defended_correct"]} for r in c.rows],
+            }
+        )
+    for cid, extra in cross_cell_flags(views).items():
+        out.setdefault(cid, []).extend(extra)
+    return out
 
 
 def _curves(
@@ -279,16 +364,38 @@ def _curves(
     return curves
 
 
+def _cell_text(row: dict[str, Any], col: str) -> str:
+    from advsr.experiments.checks import FLAG_MARK
+
+    value = row.get(col)
+    text = fmt(None if value is None else 100 * value, 1)
+    draws = row.get(f"{col}:all_draws")
+    if draws is not None:
+        text = f"{fmt(100 * draws, 1)} (1 draw {text})"
+    return text + (FLAG_MARK if row.get(f"{col}:flags") else "")
+
+
 def tables(doc: dict[str, Any]) -> list[ReportTable]:
-    """Top-1 accuracy (%) per mode: defenses x attacks."""
+    """Top-1 accuracy (%) per mode: defenses x attacks; flagged cells marked, their flags
+    and evidence under the table."""
+    from advsr.experiments.checks import FLAG_MARK
+
     out = []
     for mode, t in doc["tables"].items():
-        body = [
-            [r["defense"], *(fmt(None if r[c] is None else 100 * r[c], 1) for c in t["columns"])]
-            for r in t["rows"]
-        ]
+        body = [[r["defense"], *(_cell_text(r, c) for c in t["columns"])] for r in t["rows"]]
         title = f"top-1 accuracy (%), {mode}, {doc['images']} images"
-        out.append(ReportTable(title, ["defense", *t["columns"]], body))
+        notes = []
+        if doc.get("draws"):
+            notes.append(
+                f"random defenses: right in all {doc['draws']} fresh draws (the single-draw "
+                "figure in brackets)"
+            )
+        notes += [
+            f"{FLAG_MARK} {f['defense']} / {f['attack']}: {f['flag']} ({f['evidence']})"
+            for f in doc.get("flags", [])
+            if f["mode"] == mode
+        ]
+        out.append(ReportTable(title, ["defense", *t["columns"]], body, notes))
     return out
 
 
@@ -325,5 +432,6 @@ DEFEND = register_experiment(
         tables=tables,
         report=report,
         description="accuracy of a defended classifier under attack, non-adaptive and adaptive",
+        version=2,
     )
 )

@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ def reproduce(
     size: Size = "quick",
     data: Mapping[str, str] | None = None,
     weights: Mapping[str, str] | None = None,
+    tables: Sequence[str] | None = None,
     progress: bool | None = None,
 ) -> Reproduction:
     """Run (or read back) every table of paper ``key`` at ``size``.
@@ -64,6 +65,7 @@ def reproduce(
         size: ``quick`` or ``paper``.
         data: data slot -> folder (``--data imagenet=DIR``).
         weights: paper model or classifier -> weight file (``--weights edsr=FILE``).
+        tables: only these tables (by id) and their figures; None: all.
         progress: progress bars (None: when stderr is a terminal).
 
     Raises:
@@ -71,10 +73,12 @@ def reproduce(
             work).
     """
     paper = load_paper(key)
+    if tables:
+        paper = paper.only(tables)
     with tempfile.TemporaryDirectory(prefix="advsr-reproduce-") as work:
         res = Resources(size, dict(data or {}), dict(weights or {}), Path(work))
         check_resources(paper, res)
-        tables = run_paper(paper, res, store, progress=progress)
-        doc = paper_document(paper, tables, store, res)
-        plots, figures = paper_figures(paper, doc, tables, store)
+        runs = run_paper(paper, res, store, progress=progress)
+        doc = paper_document(paper, runs, store, res)
+        plots, figures = paper_figures(paper, doc, runs, store)
     return Reproduction(doc, paper_tables(doc), plots, figures)

@@ -187,8 +187,11 @@ def paper_figures(
         if not cells:
             continue
         if f.kind == "images":
-            for fig in stored_figures(cells, store):
-                figures.append(Figure(f"{f.title}: {fig.title}", fig.images))
+            table = runs[f.table].table
+            for cell, run in runs[f.table].runs:
+                label = " / ".join(row_labels(table, cell))
+                for fig in stored_figures([run], store):
+                    figures.append(Figure(f"{f.title}: {label}, {fig.title}", fig.images))
             continue
         exp = EXPERIMENTS.get(cells[0].experiment)
         summary = exp.summarise(cells, store)

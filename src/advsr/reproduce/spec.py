@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
@@ -213,12 +214,25 @@ class PaperSpec(Settings):
     figures: list[FigureSpec] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
+    def only(self, ids: Sequence[str]) -> PaperSpec:
+        """The paper with only the tables ``ids`` (and the figures drawn from them).
+
+        Raises:
+            UnknownNameError: an id the paper does not have.
+        """
+        for tid in ids:
+            self.table(tid)
+        keep = [t for t in self.tables if t.id in ids]
+        figures = [f for f in self.figures if f.table in ids]
+        return self.model_copy(update={"tables": keep, "figures": figures})
+
     def table(self, tid: str) -> TableSpec:
         """The table called ``tid``."""
         for t in self.tables:
             if t.id == tid:
                 return t
-        raise UnknownNameError(f"{self.key} has no table {tid!r}")
+        known = ", ".join(t.id for t in self.tables)
+        raise UnknownNameError(f"{self.key} has no table {tid!r}; its tables: {known}")
 
 
 def _papers_dir() -> Any:

@@ -1,0 +1,314 @@
+"""Gradient-masking checks: per-image probes stored with every classifier attack row, and
+the flags a summary raises from them (AutoAttack's automatic flags, Croce and Hein 2020;
+Athalye et al. 2018's sanity checks).
+
+Per image (:func:`probe_batch`, columns of the cell's rows):
+
+* ``grad_zero`` - 1 when the input gradient of the cross-entropy of the model the attack
+  targeted is zero (``max |grad| <= 1e-10``) at the clean image;
+* ``loss_rise`` - 1 when the attack's objective rose above its first value at some
+  iteration (NaN when the attack keeps no trace or takes one step);
+* ``broken_by`` - the ensemble member that broke the image (-1: none; ensembles only);
+* ``random_flip`` - 1 when two identical calls of the evaluated (defended) model disagree
+  on the image's logits (randomness; stochastic defenses only);
+* ``unbounded_fooled`` - for the first :data:`UNBOUNDED_PROBE` images, whether the same
+  attack with an unbounded budget (L-inf 1, L2 1000; PGD-100 in place of a single-step
+  attack) fools the model it targets; minimal attacks (DeepFool, C&W) are unbounded
+  already, and their own result is used.
+
+Flags of a cell (:func:`cell_flags`), each with its evidence; a flagged value is marked in
+every table:
+
+* ``zero-gradients`` - some images have a zero input gradient;
+* ``random-without-eot`` - the evaluated model is random and the attack had no EOT (a
+  non-adaptive cell, or EOT with one draw);
+* ``black-box-beats-white-box`` - a score-based member broke images the gradient members
+  could not (ensembles), or a transfer (non-adaptive) attack fooled the defended model on
+  images the adaptive one did not (:func:`cross_cell_flags`);
+* ``unbounded-not-100`` - an unbounded attack did not fool every probed image;
+* ``loss-not-rising`` - the objective never rose on more than 5% of the images;
+* ``accuracy-rises-with-eps`` - robust accuracy at a larger budget exceeds that at a smaller
+  one by more than one image (:func:`cross_cell_flags`);
+* ``adaptive-above-non-adaptive`` - the adaptive attack leaves more images correct than the
+  non-adaptive one by more than one image (:func:`cross_cell_flags`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advsr.attacks._loop import input_grad
+from advsr.attacks.base import Attack, AttackResult, create_attack
+
+__all__ = [
+    "FLAG_MARK",
+    "UNBOUNDED_PROBE",
+    "cell_flags",
+    "correct_over_draws",
+    "cross_cell_flags",
+    "members_of",
+    "probe_batch",
+    "random_flips",
+    "unbounded_attack",
+]
+
+UNBOUNDED_PROBE = 8
+"""Images per cell (the first ones) that the unbounded attack probes."""
+FLAG_MARK = "*"
+"""Appended to a flagged value in tables."""
+LOSS_SHARE = 0.05
+
+
+def unbounded_attack(attack: Attack) -> Attack | None:
+    """The same attack with an unbounded budget (PGD-100 for single-step attacks; None for
+    minimal attacks, unbounded already, and for budgets other than L-inf / L2)."""
+    norm = attack.entry.norm
+    if norm not in ("linf", "l2"):
+        return None
+    eps = 1.0 if norm == "linf" else 1000.0
+    if "steps" not in type(attack.settings).model_fields:  # one step: probe with PGD-100
+        return create_attack("pgd" if norm == "linf" else "pgd-l2", eps=eps, steps=100)
+    return create_attack(attack.entry.name, eps=eps, **attack.settings.model_dump())
+
+
+def _input_grad_zero(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    xr = x.detach().clone().requires_grad_(True)
+    loss = F.cross_entropy(model(xr), y, reduction="sum")
+    g = input_grad(loss, xr)
+    return (g.flatten(1).abs().amax(1) <= 1e-10).float()
+
+
+def probe_batch(
+    target: nn.Module,
+    evaluated: nn.Module | None,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attack: Attack,
+    result: AttackResult,
+    first: int,
+    generator: Callable[[], torch.Generator],
+) -> dict[str, torch.Tensor]:
+    """The per-image probes of one attacked batch (see the module docstring).
+
+    Args:
+        target: the model the attack was run on (bare or defended-adaptive).
+        evaluated: the model accuracy is judged on when it may be random (a defended
+            classifier); None when it is deterministic.
+        x, y: clean images and labels.
+        attack: the attack; ``result``: its result on ``x``.
+        first: the index of the batch's first image in the cell.
+        generator: a fresh generator for the unbounded probe.
+
+    Shape:
+        ``(N, 3, H, W)`` -> values ``(N,)``.
+    """
+    n = x.shape[0]
+    out: dict[str, torch.Tensor] = {"grad_zero": _input_grad_zero(target, x, y).cpu()}
+    losses = result.diagnostics.get("losses")
+    if (
+        isinstance(losses, torch.Tensor)
+        and losses.ndim == 2
+        and losses.shape[1] == n > 0
+        and len(losses) > 1
+    ):
+        valid = ~torch.isnan(losses)
+        best = torch.where(valid, losses, torch.full_like(losses, -math.inf)).amax(0)
+        out["loss_rise"] = (best > losses[0]).float().cpu()
+    else:
+        out["loss_rise"] = torch.full((n,), math.nan)
+    broken = result.diagnostics.get("broken_by")
+    if isinstance(broken, torch.Tensor):
+        out["broken_by"] = broken.float().cpu()
+    if evaluated is not None:
+        out["random_flip"] = random_flips(evaluated, result.x_adv)
+    probe = torch.full((n,), math.nan)
+    k = max(0, min(n, UNBOUNDED_PROBE - first))
+    if k:
+        unbounded = unbounded_attack(attack)
+        if unbounded is None:
+            fooled = result.success[:k].float().cpu()
+        else:
+            res = unbounded(target, x[:k], y[:k], generator=generator())
+            fooled = res.success.float().cpu()
+        probe[:k] = fooled
+    out["unbounded_fooled"] = probe
+    return out
+
+
+def random_flips(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """1 where two identical calls of ``model`` give different logits.
+
+    Shape:
+        ``(N, 3, H, W)`` -> ``(N,)``.
+    """
+    with torch.no_grad():
+        a, b = model(x), model(x)
+    return ((a - b).abs().flatten(1).amax(1) > 1e-6).float().cpu()
+
+
+def correct_over_draws(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, draws: int
+) -> torch.Tensor:
+    """1 where a random model is right on every one of ``draws`` fresh calls.
+
+    Shape:
+        ``(N, 3, H, W)`` -> ``(N,)``.
+    """
+    ok = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+    with torch.no_grad():
+        for _ in range(draws):
+            ok &= model(x).argmax(1) == y
+    return ok.float().cpu()
+
+
+def members_of(attack: Mapping[str, Any]) -> list[str]:
+    """The member specs of an ensemble attack's identity (empty for other attacks)."""
+    from advsr.attacks.base import ATTACKS
+    from advsr.attacks.ensemble import EnsembleSettings, ensemble_members
+
+    name = attack.get("name")
+    if not name or name not in ATTACKS or ATTACKS.get(name).kind != "ensemble":
+        return []
+    settings = EnsembleSettings(**(attack.get("settings") or {}))
+    return ensemble_members(ATTACKS.get(name).norm, settings)
+
+
+def _share(rows: Sequence[Mapping[str, Any]], key: str, value: float) -> tuple[int, int]:
+    vals = [r[key] for r in rows if isinstance(r.get(key), float) and not math.isnan(r[key])]
+    return sum(v == value for v in vals), len(vals)
+
+
+def cell_flags(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    members: Sequence[str] = (),
+    stochastic_eval: bool = False,
+    eot: int | None = None,
+    adaptive: bool = False,
+) -> list[dict[str, str]]:
+    """The flags one cell raises from its rows (see the module docstring).
+
+    Args:
+        rows: the cell's rows (with the probe columns).
+        members: the ensemble's member specs (empty: not an ensemble).
+        stochastic_eval: the evaluated model is random (a stochastic defense).
+        eot: the EOT draws the attack used (None: none).
+        adaptive: the attack targeted the defended model.
+    """
+    flags = []
+    zero, n = _share(rows, "grad_zero", 1.0)
+    if zero:
+        flags.append(
+            {
+                "flag": "zero-gradients",
+                "evidence": f"{zero} of {n} images have a zero input gradient",
+            }
+        )
+    flips, m = _share(rows, "random_flip", 1.0)
+    if stochastic_eval and flips and (not adaptive or not eot or eot <= 1):
+        flags.append(
+            {
+                "flag": "random-without-eot",
+                "evidence": f"two identical calls disagree on {flips} of {m} images and the "
+                "attack used no EOT",
+            }
+        )
+    missed, probed = _share(rows, "unbounded_fooled", 0.0)
+    if missed:
+        flags.append(
+            {
+                "flag": "unbounded-not-100",
+                "evidence": f"an unbounded attack left {missed} of {probed} probed images correct",
+            }
+        )
+    flat, traced = _share(rows, "loss_rise", 0.0)
+    if traced and flat > LOSS_SHARE * traced:
+        flags.append(
+            {
+                "flag": "loss-not-rising",
+                "evidence": f"the objective never rose on {flat} of {traced} images",
+            }
+        )
+    if members:
+        from advsr.attacks.base import ATTACKS
+
+        kinds = [ATTACKS.get(m.partition(":")[0]).kind for m in members]
+        for i, kind in enumerate(kinds):
+            if kind != "score" or all(k == "score" for k in kinds[:i]):
+                continue
+            hit, _ = _share(rows, "broken_by", float(i))
+            if hit:
+                flags.append(
+                    {
+                        "flag": "black-box-beats-white-box",
+                        "evidence": f"{members[i]} broke {hit} images the gradient members "
+                        "before it did not",
+                    }
+                )
+    return flags
+
+
+def cross_cell_flags(
+    cells: Sequence[Mapping[str, Any]],
+) -> dict[str, list[dict[str, str]]]:
+    """Flags that compare cells: each cell is ``{"id", "group", "eps", "mode", "label",
+    "rows"}`` (``group``: cells that differ only in the budget; rows keyed by ``key`` with a
+    0/1 ``correct`` value). Returns cell id -> flags.
+    """
+    out: dict[str, list[dict[str, str]]] = {}
+    groups: dict[Any, list[Mapping[str, Any]]] = {}
+    for c in cells:
+        if c.get("eps") is not None:
+            groups.setdefault(c["group"], []).append(c)
+    for members in groups.values():
+        members = sorted(members, key=lambda c: c["eps"])
+        for lo, hi in itertools.pairwise(members):
+            a_lo, a_hi = _accuracy(lo["rows"]), _accuracy(hi["rows"])
+            n = max(len(lo["rows"]), 1)
+            if a_hi - a_lo > 1.0 / n + 1e-12:
+                out.setdefault(hi["id"], []).append(
+                    {
+                        "flag": "accuracy-rises-with-eps",
+                        "evidence": f"{100 * a_hi:.1f}% at {hi['label']} vs {100 * a_lo:.1f}% at "
+                        f"{lo['label']}",
+                    }
+                )
+    by_label: dict[Any, dict[str, Mapping[str, Any]]] = {}
+    for c in cells:
+        by_label.setdefault(c["pair"], {})[c["mode"]] = c
+    for pair in by_label.values():
+        if "adaptive" not in pair or "non-adaptive" not in pair:
+            continue
+        ad, na = pair["adaptive"], pair["non-adaptive"]
+        n = max(len(ad["rows"]), 1)
+        a_ad, a_na = _accuracy(ad["rows"]), _accuracy(na["rows"])
+        if a_ad - a_na > 1.0 / n + 1e-12:
+            out.setdefault(ad["id"], []).append(
+                {
+                    "flag": "adaptive-above-non-adaptive",
+                    "evidence": f"{100 * a_ad:.1f}% adaptive vs {100 * a_na:.1f}% non-adaptive",
+                }
+            )
+        right = {r["key"] for r in ad["rows"] if r["correct"] == 1.0}
+        transfer = {r["key"] for r in na["rows"] if r["correct"] == 0.0}
+        beaten = right & transfer
+        if beaten:
+            out.setdefault(ad["id"], []).append(
+                {
+                    "flag": "black-box-beats-white-box",
+                    "evidence": f"the transfer attack fooled {len(beaten)} images the adaptive "
+                    "one did not",
+                }
+            )
+    return out
+
+
+def _accuracy(rows: Sequence[Mapping[str, Any]]) -> float:
+    return sum(r["correct"] for r in rows) / max(len(rows), 1)
