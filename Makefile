@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/attack_overhead.py
 	$(BIN)/python benchmarks/attack_memory.py
 	$(BIN)/python benchmarks/attack_speed.py
+	$(BIN)/python benchmarks/apgd_speed.py
 	$(BIN)/python benchmarks/defense_speed.py
 	$(BIN)/python benchmarks/perceptual_speed.py
 

@@ -49,6 +49,8 @@ def test_attack_benchmarks_quick() -> None:
     assert speed[-1].startswith("deepfool_batch_speedup: ")
     overhead = _quick("attack_overhead.py")
     assert overhead[-1].startswith("overhead_ratio: ")
+    apgd = _quick("apgd_speed.py")
+    assert apgd[-1].startswith("apgd_limit_ratio: ") and float(apgd[-1].split(": ")[1]) > 0
 
 
 def test_defense_speed_benchmark_quick() -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -56,10 +56,15 @@ class SingleStepSettings(AttackSettings):
 
 
 class GradientSettings(SingleStepSettings):
-    """Iterative attacks: ``steps`` steps; ``step_size`` None = the attack's rule."""
+    """Iterative attacks: ``steps`` steps; ``step_size`` None = the attack's rule;
+    ``restarts`` runs from new random starts on the images not fooled yet (attacks with a
+    random start only)."""
 
     steps: int = Field(10, ge=1)
     step_size: float | None = Field(None, gt=0.0)
+    restarts: int = Field(1, ge=1)
+
+    identity_defaults: ClassVar[dict[str, Any]] = {"restarts": 1}
 
 
 class MomentumSettings(GradientSettings):
@@ -133,16 +138,35 @@ def gradient_attack(norm: str, rule: StepRule, *, rand_init: bool = False) -> An
         budget = Budget(norm, eps, steps, step)  # type: ignore[arg-type]
         diversity = float(getattr(s, "diversity", 0.0))
         transform = input_diversity(diversity, generator=generator) if diversity > 0 else None
-        start = random_start(x, budget, generator) if rand_init else None
-        res = run_steps(
-            classifier_objective(model, y, s.loss, s.kappa, s.targeted),
-            x,
-            budget,
-            start=start,
-            momentum=float(getattr(s, "momentum", 0.0)),
-            transform=transform,
-        )
-        return Raw(res.x, diagnostics={"losses": res.losses})
+        restarts = int(getattr(s, "restarts", 1))
+        if restarts > 1 and not rand_init:
+            raise InputError("restarts need an attack with a random start (pgd, pgd-l2, apgd)")
+
+        def run(xs: torch.Tensor, ys: torch.Tensor) -> Any:
+            start = random_start(xs, budget, generator) if rand_init else None
+            return run_steps(
+                classifier_objective(model, ys, s.loss, s.kappa, s.targeted),
+                xs,
+                budget,
+                start=start,
+                momentum=float(getattr(s, "momentum", 0.0)),
+                transform=transform,
+            )
+
+        res = run(x, y)
+        x_adv, losses = res.x.clone(), res.losses
+        for _ in range(restarts - 1):
+            with torch.no_grad():
+                hit = model(x_adv).argmax(1) == y if s.targeted else model(x_adv).argmax(1) != y
+            todo = (~hit).nonzero()[:, 0]
+            if len(todo) == 0:
+                break
+            again = run(x[todo], y[todo])
+            with torch.no_grad():
+                pred = model(again.x).argmax(1)
+            won = pred == y[todo] if s.targeted else pred != y[todo]
+            x_adv[todo[won]] = again.x[won]
+        return Raw(x_adv, diagnostics={"losses": losses})
 
     return core
 

@@ -294,6 +294,7 @@ def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[st
                     **f,
                 }
             )
+    doc["worst_case"] = _worst_case(cells, defenses)
     doc["draws"] = next((c.identity.get("draws") for c in cells if c.identity.get("draws")), None)
     first = cells[0] if cells else None
     doc["images"] = first.expected if first else 0
@@ -305,6 +306,27 @@ def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[st
         for c in cells
     ]
     return doc
+
+
+def _worst_case(cells: list[CellRun], defenses: list[str]) -> dict[str, dict[str, Any]]:
+    """Per defense: the share of images that every attack of the table, in every mode,
+    failed on (a random defense's image counts only when right in all its draws)."""
+    out: dict[str, dict[str, Any]] = {}
+    for spec in defenses:
+        attacked = [c for c in cells if c.info["defense"] == spec and c.info["label"] != "clean"]
+        if not attacked:
+            continue
+        survive: dict[str, bool] = {}
+        for c in attacked:
+            for r in c.rows:
+                ok = r.get("draws_correct", r["defended_correct"]) == 1.0
+                survive[r["key"]] = survive.get(r["key"], True) and ok
+        out[spec] = {
+            "accuracy": sum(survive.values()) / max(len(survive), 1),
+            "images": len(survive),
+            "attacks": sorted({f"{c.info['label']} ({c.config['mode']})" for c in attacked}),
+        }
+    return out
 
 
 def _flags(cells: list[CellRun]) -> dict[str, list[dict[str, str]]]:
@@ -396,6 +418,19 @@ def tables(doc: dict[str, Any]) -> list[ReportTable]:
             if f["mode"] == mode
         ]
         out.append(ReportTable(title, ["defense", *t["columns"]], body, notes))
+    worst = doc.get("worst_case") or {}
+    if worst:
+        body = [
+            [spec, fmt(100 * w["accuracy"], 1), str(w["images"]), str(len(w["attacks"]))]
+            for spec, w in worst.items()
+        ]
+        out.append(
+            ReportTable(
+                "per-image worst case: images every attack in every mode failed on (%)",
+                ["defense", "accuracy", "images", "attack x mode cells"],
+                body,
+            )
+        )
     return out
 
 
