@@ -44,6 +44,9 @@ def test_quick_size_runs_reports_and_reads_back(key: str, cli, tmp_path: Path) -
         for c in t["cells"]:  # the difference is ours minus the published number
             if c["ours"] is not None and c["published"] is not None:
                 assert c["difference"] == pytest.approx(c["ours"] - c["published"])
+    if key == "sr-defense":  # random defenses judged from one draw, non-adaptively
+        flagged = {f["flag"] for t in doc["tables"] for c in t["cells"] for f in c["flags"]}
+        assert "random-without-eot" in flagged
     html = report.read_text()
     assert html.startswith("<!doctype html>") and paper.tables[0].title.split(":")[0] in html
     if any(f.kind in ("line", "curves") for f in paper.figures):

@@ -27,7 +27,16 @@ from pydantic_core import PydanticUndefined
 
 from advsr.cli.options import parse_options
 
-__all__ = ["JSON", "OUTPUT", "REPORT", "STORE", "config_command", "extra_option", "field_options"]
+__all__ = [
+    "JSON",
+    "OUTPUT",
+    "REPORT",
+    "SCALE_OUT",
+    "STORE",
+    "config_command",
+    "extra_option",
+    "field_options",
+]
 
 Command = Callable[..., None]
 
@@ -174,6 +183,10 @@ def config_command(
         names = {p.name for p in fields}
 
         def command(**kwargs: Any) -> None:
+            if "backend" in kwargs:
+                from advsr.cli.output import use_backend
+
+                use_backend(kwargs.pop("backend"), kwargs.pop("address"), kwargs.pop("workers"))
             settings: dict[str, Any] = {}
             for k in names:
                 v = kwargs.pop(k)
@@ -210,5 +223,26 @@ STORE = extra_option(
 )
 REPORT = extra_option("report", Path | None, None, "--report", help="Write an HTML report here.")
 JSON = extra_option("json_", bool, False, "--json", help="Print one JSON document on stdout.")
-OUTPUT = (STORE, REPORT, JSON)
-"""The options every experiment command has: the store, an HTML report, JSON output."""
+BACKEND = extra_option(
+    "backend",
+    str,
+    "local",
+    "--backend",
+    help="Where cells run: local (this process) or ray (a Ray cluster; pip install 'advsr[ray]').",
+)
+ADDRESS = extra_option(
+    "address",
+    str | None,
+    None,
+    "--address",
+    help="Ray cluster address (default $RAY_ADDRESS, else a local Ray instance).",
+)
+WORKERS = extra_option(
+    "workers", int | None, None, "--workers", help="Ray tasks in flight (default: the CPUs)."
+)
+SCALE_OUT = (BACKEND, ADDRESS, WORKERS)
+"""Where the cells run (consumed by :func:`config_command`, read by the runners through
+:func:`advsr.cli.output.current_backend`)."""
+OUTPUT = (STORE, REPORT, JSON, *SCALE_OUT)
+"""The options every experiment command has: the store, an HTML report, JSON output, and
+where its cells run."""

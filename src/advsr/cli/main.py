@@ -85,8 +85,10 @@ def _warnings() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the command line (see the module docstring)."""
     from advsr.cli import app
+    from advsr.cli.output import use_backend
 
     _warnings()
+    use_backend("local", None, None)  # each command says where its cells run
     args = sys.argv[1:] if argv is None else argv
     try:
         rv = app(args=args or ["--help"], prog_name="advsr", standalone_mode=False)

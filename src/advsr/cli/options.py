@@ -14,7 +14,15 @@ import typer
 
 from advsr.errors import InputError
 
-__all__ = ["DeviceOpt", "JsonOpt", "StoreOpt", "parse_options"]
+__all__ = [
+    "AddressOpt",
+    "BackendOpt",
+    "DeviceOpt",
+    "JsonOpt",
+    "StoreOpt",
+    "WorkersOpt",
+    "parse_options",
+]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 StoreOpt = Annotated[
@@ -24,6 +32,15 @@ StoreOpt = Annotated[
     ),
 ]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")]
+BackendOpt = Annotated[
+    str,
+    typer.Option(help="Where cells run: local or ray (a Ray cluster; pip install 'advsr[ray]')."),
+]
+AddressOpt = Annotated[
+    Optional[str],
+    typer.Option(help="Ray cluster address (default $RAY_ADDRESS, else a local Ray instance)."),
+]
+WorkersOpt = Annotated[Optional[int], typer.Option(help="Ray tasks in flight (default: the CPUs).")]
 
 
 def parse_options(items: Optional[List[str]], flag: str) -> dict[str, Any]:

@@ -22,12 +22,33 @@ from advsr.report import ReportTable, write_report
 
 __all__ = [
     "check_output",
+    "current_backend",
     "open_store",
     "print_json",
     "print_tables",
     "run_and_show",
+    "use_backend",
     "write_parts",
 ]
+
+_BACKEND: list[Any] = [None]
+
+
+def use_backend(kind: str, address: str | None, workers: int | None) -> Any:
+    """Set where this command's cells run (``--backend``, ``--address``, ``--workers``).
+
+    Raises:
+        InputError: an unknown backend, or Ray options without ``--backend ray``.
+    """
+    from advsr.experiments.backend import Backend
+
+    _BACKEND[0] = Backend(kind, address, workers)  # type: ignore[arg-type]
+    return _BACKEND[0]
+
+
+def current_backend() -> Any:
+    """The backend of this command (None: local)."""
+    return _BACKEND[0]
 
 
 def print_json(doc: Any) -> None:
@@ -108,7 +129,7 @@ def run_and_show(
     exp = EXPERIMENTS.get(experiment)
     plans = plan_cells(cells, Context())  # every cell validated before the store is touched
     with open_store(store) as st:
-        runs = run_plans(plans, st)
+        runs = run_plans(plans, st, backend=current_backend())
         doc = exp.summarise(runs, st)
         doc["computed"] = sum(r.computed for r in runs)
         doc["from_store"] = sum(r.from_store for r in runs)

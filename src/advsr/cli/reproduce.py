@@ -8,8 +8,8 @@ from typing import Annotated, List, Optional
 import typer
 
 from advsr.cli.app import app, console
-from advsr.cli.options import JsonOpt, StoreOpt
-from advsr.cli.output import check_output, open_store, print_json, print_tables
+from advsr.cli.options import AddressOpt, BackendOpt, JsonOpt, StoreOpt, WorkersOpt
+from advsr.cli.output import check_output, open_store, print_json, print_tables, use_backend
 from advsr.errors import InputError
 
 
@@ -54,6 +54,9 @@ def reproduce_cmd(
         Optional[List[str]], typer.Option(help="Only this table (by id), repeatable.")
     ] = None,
     store: StoreOpt = None,
+    backend: BackendOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
     report: Annotated[
         Optional[Path], typer.Option(help="Write an HTML report (tables and figures).")
     ] = None,
@@ -81,6 +84,7 @@ def reproduce_cmd(
     data_map = _pairs(data, "--data", only)
     weights_map = _pairs(weights, "--weights", None)
     check_output(report, ".html")
+    where = use_backend(backend, address, workers)
     from advsr.experiments.store import ResultStore, default_store_path
 
     ResultStore.check_path(store or default_store_path())
@@ -92,12 +96,13 @@ def reproduce_cmd(
             data=data_map,
             weights=weights_map,
             tables=table,
+            backend=where,
         )
     if report is not None:
         from advsr.report import write_report
 
         intro = f"{spec.citation}. Size: {size}. " + " ".join(
-            f"{k}: {v}." for k, v in spec.protocol.items()
+            [f"{k}: {v}." for k, v in spec.protocol.items()] + list(spec.notes)
         )
         write_report(
             report,
@@ -112,5 +117,7 @@ def reproduce_cmd(
         return
     console.print(f"{spec.title} ({spec.citation}), size {size}", highlight=False)
     print_tables(rep.tables)
+    for note in spec.notes:
+        console.print(f"note: {note}", highlight=False)
     if report is not None:
         console.print(f"report: {report}")

@@ -9,7 +9,14 @@ from typing import Annotated, Any, List, Optional
 import typer
 
 from advsr.cli.app import app, console
-from advsr.cli.options import JsonOpt, StoreOpt, parse_options
+from advsr.cli.options import (
+    AddressOpt,
+    BackendOpt,
+    JsonOpt,
+    StoreOpt,
+    WorkersOpt,
+    parse_options,
+)
 from advsr.cli.output import check_output, open_store, print_json, print_tables, write_parts
 from advsr.errors import InputError
 
@@ -21,11 +28,16 @@ def run_cmd(
     ],
     store: StoreOpt = None,
     json_: JsonOpt = False,
+    backend: BackendOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Run every cell of a spec (any registered experiments); finished cells are read back."""
+    from advsr.cli.output import use_backend
     from advsr.experiments.run import run_spec_file
 
-    doc, tables = run_spec_file(spec_file, store)
+    where = use_backend(backend, address, workers)
+    doc, tables = run_spec_file(spec_file, store, backend=where)
     if json_:
         print_json(doc)
         return

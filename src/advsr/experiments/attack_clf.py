@@ -91,6 +91,7 @@ def _plan(cfg: AttackClfConfig, ctx: Context) -> Plan:
         items,
         compute,
         f"{attack.label} on {cfg.model}",
+        batch=cfg.batch_size,
     )
 
 
@@ -258,6 +259,7 @@ ATTACK_CLF = register_experiment(
         tables=tables,
         description="a classifier attack at one budget: accuracies, fooling rate, sizes",
         version=2,
+        flags=lambda cells: {r["cell_id"]: r["flags"] for r in summarise(cells)["results"]},
     )
 )
 

@@ -189,6 +189,7 @@ def _plan(cfg: AttackSRConfig, ctx: Context) -> Plan:
         compute,
         f"{label} on {cfg.model} x{cfg.scale}",
         info,
+        batch=None if universal or cfg.apply_perturbation else 1,
     )
 
 

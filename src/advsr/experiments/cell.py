@@ -113,6 +113,9 @@ class Plan:
         description: progress-bar text.
         info: facts about the cell stored beside it but not part of its identity (e.g. what a
             model file says about its training).
+        batch: the rows of each fixed batch of this many consecutive items depend on that
+            batch alone, so batches can run anywhere (units of work on a cluster); None: the
+            cell is one unit (a universal perturbation, a training run).
     """
 
     config: Settings
@@ -121,6 +124,7 @@ class Plan:
     compute: Compute
     description: str
     info: dict[str, Any] = field(default_factory=dict)
+    batch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -225,6 +229,7 @@ class Experiment:
         report: ``(document, cells, store) -> ReportParts`` with plots and figures; None:
             the tables under the description.
         version: bumped when a metric's definition changes (old cells stop matching).
+        flags: ``cells -> {cell_id: [flag]}``, the gradient-masking flags of the cells.
     """
 
     name: str
@@ -235,6 +240,9 @@ class Experiment:
     description: str
     report: Callable[[dict[str, Any], list[CellRun], ResultStore | None], ReportParts] | None = None
     version: int = 1
+    flags: Callable[[list[CellRun]], dict[str, list[dict[str, str]]]] | None = None
+    """Gradient-masking flags per cell id (classifier attacks; see
+    :mod:`advsr.experiments.checks`), for tables other than the experiment's own."""
 
     def report_parts(
         self, doc: dict[str, Any], cells: list[CellRun], store: ResultStore | None

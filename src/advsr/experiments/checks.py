@@ -7,12 +7,13 @@ Per image (:func:`probe_batch`, columns of the cell's rows):
 * ``grad_zero`` - 1 when the input gradient of the cross-entropy of the model the attack
   targeted is zero (``max |grad| <= 1e-10``) at the clean image;
 * ``loss_rise`` - 1 when the attack's objective rose above its first value at some
-  iteration (NaN when the attack keeps no trace or takes one step);
+  iteration, for the images the attack failed on (NaN for the others, and when the attack
+  keeps no trace or takes one step);
 * ``broken_by`` - the ensemble member that broke the image (-1: none; ensembles only);
 * ``random_flip`` - 1 when two identical calls of the evaluated (defended) model disagree
   on the image's logits (randomness; stochastic defenses only);
 * ``unbounded_fooled`` - for the first :data:`UNBOUNDED_PROBE` images, whether the same
-  attack with an unbounded budget (L-inf 1, L2 1000; PGD-100 in place of a single-step
+  attack with an unbounded budget (L-inf 1, L2 1000; PGD-10 in place of a single-step
   attack) fools the model it targets; minimal attacks (DeepFool, C&W) are unbounded
   already, and their own result is used.
 
@@ -26,7 +27,8 @@ every table:
   could not (ensembles), or a transfer (non-adaptive) attack fooled the defended model on
   images the adaptive one did not (:func:`cross_cell_flags`);
 * ``unbounded-not-100`` - an unbounded attack did not fool every probed image;
-* ``loss-not-rising`` - the objective never rose on more than 5% of the images;
+* ``loss-not-rising`` - on more than 5% of the images the attack failed on, its objective
+  never rose;
 * ``accuracy-rises-with-eps`` - robust accuracy at a larger budget exceeds that at a smaller
   one by more than one image (:func:`cross_cell_flags`);
 * ``adaptive-above-non-adaptive`` - the adaptive attack leaves more images correct than the
@@ -67,14 +69,14 @@ LOSS_SHARE = 0.05
 
 
 def unbounded_attack(attack: Attack) -> Attack | None:
-    """The same attack with an unbounded budget (PGD-100 for single-step attacks; None for
+    """The same attack with an unbounded budget (PGD-10 for single-step attacks; None for
     minimal attacks, unbounded already, and for budgets other than L-inf / L2)."""
     norm = attack.entry.norm
     if norm not in ("linf", "l2"):
         return None
     eps = 1.0 if norm == "linf" else 1000.0
-    if "steps" not in type(attack.settings).model_fields:  # one step: probe with PGD-100
-        return create_attack("pgd" if norm == "linf" else "pgd-l2", eps=eps, steps=100)
+    if "steps" not in type(attack.settings).model_fields:  # one step: probe with PGD-10
+        return create_attack("pgd" if norm == "linf" else "pgd-l2", eps=eps, steps=10)
     return create_attack(attack.entry.name, eps=eps, **attack.settings.model_dump())
 
 
@@ -111,6 +113,8 @@ def probe_batch(
     """
     n = x.shape[0]
     out: dict[str, torch.Tensor] = {"grad_zero": _input_grad_zero(target, x, y).cpu()}
+    with torch.no_grad():  # only images the attack worked on and did not break say anything
+        right = (target(x).argmax(1) == y).cpu() & ~result.success.cpu()
     losses = result.diagnostics.get("losses")
     if (
         isinstance(losses, torch.Tensor)
@@ -120,7 +124,8 @@ def probe_batch(
     ):
         valid = ~torch.isnan(losses)
         best = torch.where(valid, losses, torch.full_like(losses, -math.inf)).amax(0)
-        out["loss_rise"] = (best > losses[0]).float().cpu()
+        rise = (best > losses[0]).float().cpu()
+        out["loss_rise"] = torch.where(right, rise, torch.full_like(rise, math.nan))
     else:
         out["loss_rise"] = torch.full((n,), math.nan)
     broken = result.diagnostics.get("broken_by")
@@ -233,7 +238,8 @@ def cell_flags(
         flags.append(
             {
                 "flag": "loss-not-rising",
-                "evidence": f"the objective never rose on {flat} of {traced} images",
+                "evidence": f"the objective never rose on {flat} of the {traced} images the "
+                "attack failed on",
             }
         )
     if members:

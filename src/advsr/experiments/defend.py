@@ -137,6 +137,7 @@ def _plan(cfg: DefendConfig, ctx: Context) -> Plan:
         compute,
         f"{label} vs {extra['defense']} ({mode})",
         {"clean_accuracy_bare": accuracy, "label": label, "defense": extra["defense"]},
+        batch=cfg.batch_size,
     )
 
 
@@ -468,5 +469,6 @@ DEFEND = register_experiment(
         report=report,
         description="accuracy of a defended classifier under attack, non-adaptive and adaptive",
         version=2,
+        flags=_flags,
     )
 )

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from advsr.experiments.backend import Backend
 from advsr.experiments.cell import EXPERIMENTS, Artifact, CellRow, CellRun, Experiment, Plan
 from advsr.experiments.context import Context
 from advsr.experiments.store import ResultStore, cell_id_of
@@ -49,53 +50,143 @@ def plan_cells(
     return out
 
 
+class _Cell:
+    """One cell being run: registers it with its first output, writes its rows (each once)
+    and artefacts, and finishes it. The only code that writes cells to the store."""
+
+    def __init__(self, exp: Experiment, plan: Plan, store: ResultStore) -> None:
+        self.exp, self.plan, self.store = exp, plan, store
+        self.keys = [it.key for it in plan.items]
+        self.cid = cell_id_of(exp.name, plan.identity)
+        self.known = store.has_cell(self.cid)  # a new cell is registered with its first output
+        if self.known and store.is_finished(self.cid):
+            self.done = set(self.keys)
+        else:
+            self.done = store.done_keys(self.cid)
+        if self.known:
+            self._begin()  # checks that the expected items did not change
+        self.computed = 0
+
+    @property
+    def todo(self) -> set[str]:
+        """Keys not stored yet."""
+        return {k for k in self.keys if k not in self.done}
+
+    def _begin(self) -> None:
+        self.store.begin_cell(
+            self.exp.name,
+            self.plan.identity,
+            self.keys,
+            config=self.plan.config.model_dump(),
+            info={"title": self.plan.description, **self.plan.info},
+        )
+        self.known = True
+
+    def write(self, out: CellRow | Artifact) -> bool:
+        """Store one output; True when it is a new row."""
+        if not self.known:
+            self._begin()
+        if isinstance(out, Artifact):
+            self.store.put_artifact(self.cid, out.name, out.data, out.media_type)
+            return False
+        if out.key in self.done:
+            return False
+        if self.store.add_row(self.cid, out.idx, out.key, out.name, out.metrics, out.seconds):
+            self.computed += 1
+            self.done.add(out.key)
+            return True
+        return False
+
+    def close(self) -> CellRun:
+        """Mark the cell finished (when every row is stored) and read it back."""
+        if not self.known:
+            self._begin()
+        self.store.finish_cell(self.cid)
+        return _read(self.store, self.cid, self.computed, self.plan.config.model_dump())
+
+
 def run_plans(
     plans: Sequence[tuple[Experiment, Plan]],
     store: ResultStore,
     *,
     progress: bool | None = None,
+    backend: Backend | None = None,
 ) -> list[CellRun]:
-    """Run planned cells against the store (see the module docstring)."""
+    """Run planned cells against the store (see the module docstring), here or on the
+    backend's Ray cluster (:mod:`advsr.experiments.backend`)."""
+    if backend is not None and backend.kind == "ray":
+        return _run_ray(plans, store, backend, progress)
     runs = []
     for exp, plan in plans:
-        keys = [it.key for it in plan.items]
-
-        def begin(exp: Experiment = exp, plan: Plan = plan, keys: list[str] = keys) -> str:
-            return store.begin_cell(
-                exp.name,
-                plan.identity,
-                keys,
-                config=plan.config.model_dump(),
-                info={"title": plan.description, **plan.info},
-            )
-
-        cid = cell_id_of(exp.name, plan.identity)
-        known = store.has_cell(cid)  # a new cell is registered with its first output only
-        done = set(keys) if known and store.is_finished(cid) else store.done_keys(cid)
-        if known:
-            begin()  # checks that the expected items did not change
-        todo = [k for k in keys if k not in done]
-        computed = 0
+        cell = _Cell(exp, plan, store)
+        todo = cell.todo
         if todo:
             with progress_bar(len(todo), plan.description or exp.name, progress) as bar:
-                for out in plan.compute(done):
-                    if not known:
-                        known = bool(begin())
-                    if isinstance(out, Artifact):
-                        store.put_artifact(cid, out.name, out.data, out.media_type)
-                        continue
-                    row: CellRow = out
-                    if row.key in done:
-                        continue
-                    if store.add_row(cid, row.idx, row.key, row.name, row.metrics, row.seconds):
-                        computed += 1
-                        done.add(row.key)
+                for out in plan.compute(cell.done):
+                    if cell.write(out):
                         bar.advance()
-        if not known:
-            begin()
-        store.finish_cell(cid)
-        runs.append(_read(store, cid, computed, plan.config.model_dump()))
+        runs.append(cell.close())
     return runs
+
+
+def _run_ray(
+    plans: Sequence[tuple[Experiment, Plan]],
+    store: ResultStore,
+    backend: Backend,
+    progress: bool | None,
+) -> list[CellRun]:
+    """The cells' units as Ray tasks; rows written here as each unit's rows arrive."""
+    from advsr.devices import resolve_device
+    from advsr.experiments.backend import connect, run_unit, units_of, unwrap
+
+    ray = connect(backend)
+    remote = ray.remote(max_retries=3)(run_unit)
+    cells = [_Cell(exp, plan, store) for exp, plan in plans]
+    cap = backend.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def group(c: _Cell) -> int:  # single items: up to 8 a unit, >= 4 units per worker
+        return backend.unit_items or max(1, min(8, len(c.todo) // (4 * cap)))
+
+    units = [
+        (i, u)
+        for i, c in enumerate(cells)
+        if c.todo
+        for u in units_of(c.keys, c.todo, c.plan.batch, group(c))
+    ]
+    queue = iter(units)
+    pending: dict[Any, int] = {}
+
+    def submit() -> bool:
+        nxt = next(queue, None)
+        if nxt is None:
+            return False
+        i, keys = nxt
+        c = cells[i]
+        device = str(getattr(c.plan.config, "device", "cpu"))
+        gpus = 1 if resolve_device(device).type == "cuda" else 0
+        ref = remote.options(num_cpus=1, num_gpus=gpus).remote(
+            c.exp.name, c.plan.config.model_dump(), keys, 1
+        )
+        pending[ref] = i
+        return True
+
+    with progress_bar(len(units), f"units on Ray ({cap} workers)", progress) as bar:
+        while len(pending) < cap and submit():
+            pass
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            i = pending.pop(ref)
+            try:
+                outs = ray.get(ref)
+            except Exception as exc:
+                for other in pending:
+                    ray.cancel(other, force=True)
+                raise unwrap(exc) from None
+            for out in outs:
+                cells[i].write(out)
+            bar.advance()
+            submit()
+    return [c.close() for c in cells]
 
 
 def _read(
@@ -125,6 +216,7 @@ def run_cells(
     *,
     progress: bool | None = None,
     ctx: Context | None = None,
+    backend: Backend | None = None,
 ) -> list[CellRun]:
     """Plan every cell, then run them all (the one entry point of every command).
 
@@ -132,7 +224,7 @@ def run_cells(
         AdvsrError: an invalid cell, before any work.
     """
     ctx = ctx or Context()
-    return run_plans(plan_cells(cells, ctx), store, progress=progress)
+    return run_plans(plan_cells(cells, ctx), store, progress=progress, backend=backend)
 
 
 def run_one(

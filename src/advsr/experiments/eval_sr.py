@@ -83,6 +83,7 @@ def _plan(cfg: EvalSRConfig, ctx: Context) -> Plan:
         items,
         compute,
         f"{cfg.model} x{cfg.scale}",
+        batch=1,
     )
 
 

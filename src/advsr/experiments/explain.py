@@ -154,6 +154,7 @@ def _plan(cfg: ExplainConfig, ctx: Context) -> Plan:
         compute,
         f"explain {attack.label}",
         {"grid": sorted({*THRESHOLDS, float(cfg.threshold)}), "attack": attack.label},
+        batch=cfg.batch_size,
     )
 
 

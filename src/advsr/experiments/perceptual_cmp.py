@@ -107,6 +107,7 @@ def _plan(cfg: PerceptualConfig, ctx: Context) -> Plan:
         compute,
         attack.label,
         {"method": attack.name, "param": attack.eps, "norm": attack.entry.norm},
+        batch=cfg.batch_size,
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from advsr.experiments.backend import Backend
 from advsr.experiments.cell import EXPERIMENTS
 from advsr.experiments.context import Context
 from advsr.experiments.driver import plan_cells, run_plans
@@ -26,7 +27,11 @@ __all__ = ["run_spec_file"]
 
 
 def run_spec_file(
-    path: str | Path, store: str | Path | None, *, progress: bool | None = None
+    path: str | Path,
+    store: str | Path | None,
+    *,
+    progress: bool | None = None,
+    backend: Backend | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[ReportTable]]]:
     """Run a spec (every cell validated first) and summarise each experiment it names.
 
@@ -43,7 +48,7 @@ def run_spec_file(
     ResultStore.check_path(target)
     plans = plan_cells(spec.cells(), Context())  # every cell validated before the store
     with store_session(target) as st:
-        runs = run_plans(plans, st, progress=progress)
+        runs = run_plans(plans, st, progress=progress, backend=backend)
         summaries = {}
         tables: dict[str, list[ReportTable]] = {}
         for name in spec.experiments:

@@ -103,6 +103,7 @@ def _plan(cfg: TransferSRConfig, ctx: Context) -> Plan:
         items,
         compute,
         f"transfer from {cfg.source}",
+        batch=1,
     )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from advsr.experiments.backend import Backend
 from advsr.experiments.store import ResultStore
 from advsr.report import Figure, Plot, ReportTable, Scatter3D
 from advsr.reproduce.engine import Resources, check_resources, run_paper
@@ -56,6 +57,7 @@ def reproduce(
     weights: Mapping[str, str] | None = None,
     tables: Sequence[str] | None = None,
     progress: bool | None = None,
+    backend: Backend | None = None,
 ) -> Reproduction:
     """Run (or read back) every table of paper ``key`` at ``size``.
 
@@ -66,6 +68,7 @@ def reproduce(
         data: data slot -> folder (``--data imagenet=DIR``).
         weights: paper model or classifier -> weight file (``--weights edsr=FILE``).
         tables: only these tables (by id) and their figures; None: all.
+        backend: where the cells run (None: here; see :mod:`advsr.experiments.backend`).
         progress: progress bars (None: when stderr is a terminal).
 
     Raises:
@@ -78,7 +81,7 @@ def reproduce(
     with tempfile.TemporaryDirectory(prefix="advsr-reproduce-") as work:
         res = Resources(size, dict(data or {}), dict(weights or {}), Path(work))
         check_resources(paper, res)
-        runs = run_paper(paper, res, store, progress=progress)
+        runs = run_paper(paper, res, store, progress=progress, backend=backend)
         doc = paper_document(paper, runs, store, res)
         plots, figures = paper_figures(paper, doc, runs, store)
     return Reproduction(doc, paper_tables(doc), plots, figures)

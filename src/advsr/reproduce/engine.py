@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from advsr.errors import InputError
+from advsr.experiments.backend import Backend
 from advsr.experiments.cell import EXPERIMENTS, CellRun
 from advsr.experiments.context import Context
 from advsr.experiments.driver import plan_cells, run_plans
@@ -35,6 +36,7 @@ __all__ = [
     "check_resources",
     "expand_table",
     "run_paper",
+    "table_flags",
     "table_values",
 ]
 
@@ -332,6 +334,7 @@ def run_paper(
     store: ResultStore,
     *,
     progress: bool | None = None,
+    backend: Backend | None = None,
 ) -> list[TableRun]:
     """Expand every table, validate every cell that can run, then run the stages in order
     (stage ``k`` of every table before stage ``k + 1``, identical cells once).
@@ -355,7 +358,8 @@ def run_paper(
                 todo.update({c.key(): c for c in tr.stages[k] if c.missing is None})
         todo = {key: c for key, c in todo.items() if key not in done}
         plans = plan_cells([(c.experiment, c.settings) for c in todo.values()], ctx)
-        for key, run in zip(todo, run_plans(plans, store, progress=progress), strict=True):
+        runs = run_plans(plans, store, progress=progress, backend=backend)
+        for key, run in zip(todo, runs, strict=True):
             done[key] = run
             if "out" in run.config and run.experiment.startswith("train-"):
                 materialise(run, store)
@@ -397,6 +401,20 @@ def row_labels(table: TableSpec, cell: Cell) -> list[str]:
     return [_label(cell, table.rows, None)]
 
 
+def table_flags(tr: TableRun) -> dict[str, list[dict[str, str]]]:
+    """The gradient-masking flags of a table's cells, by cell id (experiments that have
+    them)."""
+    out: dict[str, list[dict[str, str]]] = {}
+    by_exp: dict[str, list[CellRun]] = {}
+    for _, run in tr.runs:
+        by_exp.setdefault(run.experiment, []).append(run)
+    for name, runs in by_exp.items():
+        fn = EXPERIMENTS.get(name).flags
+        if fn is not None:
+            out.update({k: v for k, v in fn(runs).items() if v})
+    return out
+
+
 def table_values(tr: TableRun, store: ResultStore | None) -> dict[tuple[str, str], dict[str, Any]]:
     """``(row, col) -> {"value", "n", "x"}``: the table's numbers from the stored rows
     (``x``: the first column setting's number, for plots)."""
@@ -404,6 +422,7 @@ def table_values(tr: TableRun, store: ResultStore | None) -> dict[tuple[str, str
     out: dict[tuple[str, str], dict[str, Any]] = {}
     xkey = next((k for k in t.cols if k != METRIC), None)
     if t.value == "mean":
+        flags = table_flags(tr)
         for cell, run in tr.runs:
             for name, lab in _metrics(t, cell):
                 value, n = _finite_mean([r.get(name) for r in run.rows])
@@ -412,6 +431,7 @@ def table_values(tr: TableRun, store: ResultStore | None) -> dict[tuple[str, str
                     "value": None if value is None else value * t.scale,
                     "n": n,
                     "x": cell.raw.get(xkey) if xkey else None,
+                    "flags": flags.get(run.cell_id, []),
                 }
         return out
     groups: dict[str, list[tuple[Cell, CellRun]]] = {}

@@ -64,6 +64,7 @@ def _table_doc(tr: TableRun, store: ResultStore | None, res: Resources) -> dict[
                     "published": p.value if p else None,
                     "source": p.source if p else None,
                     "difference": ours - p.value if ours is not None and p else None,
+                    "flags": v.get("flags", []),
                 }
             )
     every = [c for stage in tr.stages for c in stage]
@@ -117,9 +118,12 @@ def paper_document(
 
 
 def _cell_text(cell: dict[str, Any] | None, digits: int) -> str:
+    from advsr.experiments.checks import FLAG_MARK
+
     if cell is None:
         return "-"
     ours = fmt(cell["ours"], digits) if cell["ours"] is not None else "-"
+    ours += FLAG_MARK if cell.get("flags") else ""
     if cell["published"] is None:
         return ours
     pub = f"{cell['published']:g}"
@@ -148,10 +152,16 @@ def paper_tables(doc: dict[str, Any]) -> list[ReportTable]:
         source = f" - paper {t['source']}" if t["source"] else ""
         images = ", ".join(str(n) for n in t["images"]) or "0"
         legend = f"{CELL_LEGEND}; " if any(c["published"] is not None for c in t["cells"]) else ""
+        flagged = [
+            f"* {c['row']} / {c['col']}: {f['flag']} ({f['evidence']})"
+            for c in t["cells"]
+            for f in c.get("flags", [])
+        ]
         notes = [
             f"{legend}images per cell: {images}",
             *t["stand_ins"],
             *(f"why it may differ: {w}" for w in t["why"]),
+            *flagged,
         ]
         out.append(ReportTable(f"{t['title']}{unit}{source}", header, body, notes))
     return out
