@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
 
@@ -63,15 +63,10 @@ def reproduce_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Run a paper's tables (through the store) and print them beside its published numbers."""
-    from advsr.reproduce import load_paper, paper_list, reproduce
+    from advsr.reproduce import load_paper, reproduce
 
     if list_:
-        papers = paper_list()
-        if json_:
-            print_json({"papers": papers})
-            return
-        for p in papers:
-            console.print(f"{p['key']}: {p['title']} - {p['reproduces']}", highlight=False)
+        _list_papers(json_)
         return
     if paper is None:
         raise InputError("name a paper (advsr reproduce --list shows them)")
@@ -98,6 +93,23 @@ def reproduce_cmd(
             tables=table,
             backend=where,
         )
+    _show(spec, rep, paper, size, report, json_)
+
+
+def _list_papers(json_: bool) -> None:
+    """``advsr reproduce --list``: one line per paper (or JSON)."""
+    from advsr.reproduce import paper_list
+
+    papers = paper_list()
+    if json_:
+        print_json({"papers": papers})
+        return
+    for p in papers:
+        console.print(f"{p['key']}: {p['title']} - {p['reproduces']}", highlight=False)
+
+
+def _show(spec: Any, rep: Any, paper: str, size: str, report: Path | None, json_: bool) -> None:
+    """Write the HTML report (when asked) and print the tables, the notes (or JSON)."""
     if report is not None:
         from advsr.report import write_report
 
