@@ -30,10 +30,6 @@ from advsr.settings import validate
 
 __all__ = ["plan_cells", "read_cells", "run_cells", "run_one", "run_plans"]
 
-MAX_CELLS = 100_000
-"""The most cells one run may have (a grid beyond this is almost certainly a mistake)."""
-
-
 def plan_cells(
     cells: Iterable[tuple[str, Mapping[str, Any]]], ctx: Context
 ) -> list[tuple[Experiment, Plan]]:
