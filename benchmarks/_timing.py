@@ -42,3 +42,41 @@ def interleaved(
             sync()
             times[name].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def paired(
+    num: Callable[[], object],
+    den: Callable[[], object],
+    rounds: int,
+    sync: Callable[[], None],
+    scale: float = 1.0,
+) -> tuple[float, float, float]:
+    """Median times of ``num`` and ``den`` and the median of the per-round ratios
+    ``num / (scale * den)``.
+
+    Each round times both, in the order AB then BA on alternate rounds, so load that comes
+    and goes hits both sides of a round alike; the median of the rounds' own ratios is what
+    stays stable on a busy machine (a median of times taken at different moments is not).
+    One warm-up call each first.
+    """
+    num()
+    den()
+    sync()
+    tn: list[float] = []
+    td: list[float] = []
+    for r in range(max(1, rounds)):
+        order = ((num, tn), (den, td)) if r % 2 == 0 else ((den, td), (num, tn))
+        for fn, out in order:
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            out.append(time.perf_counter() - t0)
+    ratios = [a / (scale * b) for a, b in zip(tn, td, strict=True)]
+    return statistics.median(tn), statistics.median(td), statistics.median(ratios)
+
+
+def add_threads_option(ap: object) -> None:
+    """``--threads auto|N`` on a benchmark's argument parser (default auto)."""
+    ap.add_argument(  # type: ignore[attr-defined]
+        "--threads", default="auto", help="torch CPU threads: auto (CPUs not busy) or N"
+    )

@@ -3,7 +3,7 @@
 APGD evaluates the loss and its gradient once per iteration (plus once at the random start)
 and keeps the best point and the step-size bookkeeping on the side; this measures what that
 costs over the passes it must make. Times are taken in turns in one run
-(``benchmarks/_timing.interleaved``). Target: <= 1.05.
+(paired rounds, median of per-round ratios: ``benchmarks/_timing.paired``). Target: <= 1.05.
 
 Model: CIFAR-10 ResNet-20 (the official weights with ``--weights``, else random), a batch of
 random 32x32 images (the ratio does not depend on the pixels).
@@ -27,8 +27,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from advsr.attacks import create_attack
+from advsr.devices import set_threads
 from advsr.models.classifiers import create_classifier
-from benchmarks._timing import interleaved
+from benchmarks._timing import add_threads_option, paired
 
 
 def main() -> None:
@@ -39,10 +40,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=5)
+    add_threads_option(ap)
     args = ap.parse_args()
+    set_threads(args.threads)
     dev = torch.device(args.device)
     n, steps = (8, 10) if args.quick else (args.batch, args.steps)
-    repeat = 1 if args.quick else args.repeat
+    repeat = 3 if args.quick else args.repeat
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     clf = create_classifier("resnet20-cifar10", args.weights, bundled=False).to(dev).eval()
     x = torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(0)).to(dev)
@@ -60,11 +63,10 @@ def main() -> None:
     def apgd() -> None:
         create_attack("apgd@8/255", steps=steps)(clf, x, y, generator=torch.Generator())
 
-    t = interleaved({"pass": one_pass, "apgd": apgd}, repeat, sync)
-    ratio = t["apgd"] / (steps * t["pass"])
+    t_apgd, t_pass, ratio = paired(apgd, one_pass, repeat, sync, scale=steps)
     print(
-        f"APGD-{steps} {t['apgd'] * 1e3:.1f} ms, {steps} x forward+backward "
-        f"{steps * t['pass'] * 1e3:.1f} ms"
+        f"APGD-{steps} {t_apgd * 1e3:.1f} ms, {steps} x forward+backward "
+        f"{steps * t_pass * 1e3:.1f} ms"
     )
     print(f"apgd_limit_ratio: {ratio:.3f}")
 

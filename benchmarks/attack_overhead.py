@@ -1,6 +1,7 @@
 """Overhead of the attack engine: basic attack with T steps vs T bare forward+backward passes.
 
-For each model, on the same batch and in the same run: the time of
+For each model, on the same batch and in the same run (paired rounds, the median of the
+per-round ratios: ``benchmarks/_timing.paired``): the time of
 ``basic_attack(model, x, steps=T)`` divided by ``T`` times the time of one forward+backward
 of the same objective (``||f(X) - f(X0)_8bit||_2`` per image, gradient w.r.t. the input).
 A ratio near 1 means the loop adds nothing but the passes it must make (the reference output
@@ -24,8 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from advsr.attacks import basic_attack, sr_deviation, sr_reference
+from advsr.devices import set_threads
 from advsr.models.sr import SR_MODELS, create_sr_model
-from benchmarks._timing import timeit
+from benchmarks._timing import add_threads_option, paired
 
 
 def main() -> None:
@@ -35,14 +37,20 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--size", type=int, default=48, help="LR size")
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=5)
+    add_threads_option(ap)
     args = ap.parse_args()
+    threads = set_threads(args.threads)
     dev = torch.device(args.device)
     steps = 3 if args.quick else args.steps
-    repeat = 1 if args.quick else 3
+    rounds = 7 if args.quick else args.rounds
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     g = torch.Generator().manual_seed(0)
     x = torch.rand(args.batch, 3, args.size, args.size, generator=g).to(dev)
-    print(f"batch {args.batch}x3x{args.size}x{args.size}, T={steps}, device {dev}")
+    print(
+        f"batch {args.batch}x3x{args.size}x{args.size}, T={steps}, device {dev},"
+        f" threads {threads}, {rounds} paired rounds"
+    )
     worst = 0.0
     for name in ("carn-m", "demo-edsr"):
         arch = SR_MODELS.get(name).tiny if args.quick else {}
@@ -58,9 +66,7 @@ def main() -> None:
         def attack(model=model) -> None:  # type: ignore[no-untyped-def]
             basic_attack(model, x, eps=8 / 255, steps=steps)
 
-        t_pass = timeit(one_pass, repeat, sync)
-        t_attack = timeit(attack, repeat, sync)
-        ratio = t_attack / (steps * t_pass)
+        t_attack, t_pass, ratio = paired(attack, one_pass, rounds, sync, scale=steps)
         worst = max(worst, ratio)
         print(
             f"{name}: attack {t_attack * 1e3:.1f} ms, {steps} x pass {steps * t_pass * 1e3:.1f} ms,"

@@ -2,8 +2,9 @@
 
 * ``pgd_limit_ratio``: time of PGD with 10 steps (``advsr``'s ``pgd``: random start, budget
   enforcement; success is measured lazily, so not here) divided by 10 x the time of one
-  forward+backward of the cross-entropy w.r.t. the input, same model and batch, calls taken
-  in turns in the same run (target <= 1.02: the loop should cost nothing but its passes).
+  forward+backward of the cross-entropy w.r.t. the input, same model and batch, in paired
+  rounds in the same run (the median of the per-round ratios, ``benchmarks/_timing.paired``;
+  target <= 1.02: the loop should cost nothing but its passes).
 * with ``--ta-python`` (a venv holding torchattacks, see ``compare_torchattacks.py``): the
   same ratio for torchattacks' PGD and advsr's PGD divided by torchattacks' PGD, timed in
   turns in one process on the same TorchScript model (``pgd_ratio_vs_torchattacks``).
@@ -42,9 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from advsr.attacks import create_attack
 from advsr.attacks.minimal import deepfool
 from advsr.data.labelled import open_labelled
+from advsr.devices import set_threads
 from advsr.io import save_safetensors
 from advsr.models.classifiers import create_classifier
-from benchmarks._timing import interleaved
+from benchmarks._timing import add_threads_option, paired
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10" / "test_jpeg"
@@ -121,10 +123,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--ta-python", default=None)
+    add_threads_option(ap)
     args = ap.parse_args()
+    set_threads(args.threads)
     dev = torch.device(args.device)
     n = 8 if args.quick else args.batch
-    repeat = 1 if args.quick else args.repeat
+    repeat = 3 if args.quick else args.repeat
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     clf = create_classifier("resnet20-cifar10", args.weights).to(dev).eval()
     x = _images(args, n).to(dev)
@@ -139,9 +143,8 @@ def main() -> None:
     def pgd() -> None:
         create_attack("pgd@8/255", steps=10)(clf, x, y, generator=torch.Generator())
 
-    t = interleaved({"pass": one_pass, "pgd": pgd}, repeat, sync)
-    ratio = t["pgd"] / (10 * t["pass"])
-    print(f"PGD-10 {t['pgd'] * 1e3:.1f} ms, 10 x forward+backward {10 * t['pass'] * 1e3:.1f} ms")
+    t_pgd, t_pass, ratio = paired(pgd, one_pass, repeat, sync, scale=10)
+    print(f"PGD-10 {t_pgd * 1e3:.1f} ms, 10 x forward+backward {10 * t_pass * 1e3:.1f} ms")
     if args.ta_python:
         ta = _vs_torchattacks(args, clf, x, y)
         clf.to(dev)
@@ -153,23 +156,19 @@ def main() -> None:
         print(f"pgd_ratio_vs_torchattacks: {ta['advsr'] / ta['ta']:.3f}")
 
     single = [lambda i=i: _jacobian_pass(clf, x[i : i + 1]) for i in range(n)]
-    tj = interleaved(
-        {"batch": lambda: _jacobian_pass(clf, x), "loop": lambda: [f() for f in single]},
-        max(1, repeat // 2),
+    _, _, jac_speedup = paired(
+        lambda: [f() for f in single], lambda: _jacobian_pass(clf, x), repeat, sync
+    )
+    t_loop, t_batch, df_speedup = paired(
+        lambda: [deepfool(clf, x[i : i + 1], y[i : i + 1]) for i in range(n)],
+        lambda: deepfool(clf, x, y),
+        repeat,
         sync,
     )
-    td = interleaved(
-        {
-            "batch": lambda: deepfool(clf, x, y),
-            "loop": lambda: [deepfool(clf, x[i : i + 1], y[i : i + 1]) for i in range(n)],
-        },
-        max(1, repeat // 2),
-        sync,
-    )
-    print(f"DeepFool batched {td['batch'] * 1e3:.1f} ms, per-image loop {td['loop'] * 1e3:.1f} ms")
-    print(f"jacobian_batch_speedup: {tj['loop'] / tj['batch']:.2f}")
+    print(f"DeepFool batched {t_batch * 1e3:.1f} ms, per-image loop {t_loop * 1e3:.1f} ms")
+    print(f"jacobian_batch_speedup: {jac_speedup:.2f}")
     print(f"pgd_limit_ratio: {ratio:.3f}")
-    print(f"deepfool_batch_speedup: {td['loop'] / td['batch']:.2f}")
+    print(f"deepfool_batch_speedup: {df_speedup:.2f}")
 
 
 if __name__ == "__main__":

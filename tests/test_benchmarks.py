@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 
@@ -71,3 +73,26 @@ def test_perceptual_speed_benchmark_quick() -> None:
         "fpgap_speedup_vs_pgap_224",
     ]
     assert all(float(line.split(":")[1]) > 1 for line in tail)
+
+
+def test_paired_rounds_alternate_and_take_the_median_of_round_ratios(monkeypatch) -> None:
+    from benchmarks import _timing
+
+    clock = [0.0]
+    calls: list[str] = []
+    # (num, den) durations per call: the warm-up, then 4 rounds; round 3 runs under load
+    durations = {"num": [9.0, 2.0, 2.2, 20.0, 2.0], "den": [9.0, 1.0, 1.1, 10.0, 0.5]}
+
+    def fake(name: str):
+        def run() -> None:
+            calls.append(name)
+            clock[0] += durations[name][sum(c == name for c in calls) - 1]
+
+        return run
+
+    monkeypatch.setattr(_timing.time, "perf_counter", lambda: clock[0])
+    t_num, t_den, ratio = _timing.paired(fake("num"), fake("den"), 4, lambda: None, scale=2.0)
+    assert calls == ["num", "den", "num", "den", "den", "num", "num", "den", "den", "num"]
+    assert (t_num, t_den) == pytest.approx((2.1, 1.05))  # medians of the 4 timed calls
+    # per-round ratios 2/(2*1), 2.2/(2*1.1), 20/(2*10), 2/(2*0.5) = 1, 1, 1, 2: median 1
+    assert ratio == pytest.approx(1.0)

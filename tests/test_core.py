@@ -100,3 +100,25 @@ def test_cuda_paths() -> None:  # pragma: no cover - runs on GPU machines
     assert torch.allclose(y.cpu(), imresize(x.cpu(), 0.5), atol=1e-5)
     assert torch.allclose(psnr(y, y * 0.9).cpu(), psnr(y.cpu(), y.cpu() * 0.9), atol=1e-9)
     assert ssim(y, y).device.type == "cuda"
+
+
+def test_threads_auto_leaves_busy_cpus_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from advsr.devices import auto_threads, set_threads
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    try:
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+        assert auto_threads() == 4
+        monkeypatch.setattr(os, "getloadavg", lambda: (2.6, 0.0, 0.0))
+        assert auto_threads() == 1  # 4 CPUs, 3 busy
+        monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+        assert set_threads("auto") == 1 and torch.get_num_threads() == 1
+        assert set_threads("2") == 2 and torch.get_num_threads() == 2
+        for bad in ("0", "-1", "x", "1.5"):
+            with pytest.raises(InputError, match="threads"):
+                set_threads(bad)
+    finally:
+        torch.set_num_threads(before)

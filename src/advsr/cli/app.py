@@ -19,3 +19,18 @@ app = typer.Typer(
 )
 # a pipe or a file gets 120 columns (rich's 80 folds the wider tables)
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
+
+
+@app.callback()
+def _root(
+    threads: str = typer.Option(
+        "auto",
+        "--threads",
+        envvar="ADVSR_THREADS",
+        help="CPU threads for torch: auto (the CPUs not busy at start) or a number.",
+    ),
+) -> None:
+    """Adversarial robustness of image super-resolution and of the classifiers it defends."""
+    from advsr.devices import set_threads
+
+    set_threads(threads)
