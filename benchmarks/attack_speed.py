@@ -34,6 +34,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -114,6 +115,58 @@ def _vs_torchattacks(args: argparse.Namespace, clf: torch.nn.Module, x, y) -> di
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _compile_vs_eager(
+    clf: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, repeat: int, sync: Any
+) -> None:
+    """torch.compile vs eager: PGD-10 on ResNet-20 and the basic SR attack (T = 10) on
+    CARN-M x4 (random weights, 2 LR images of 48 px), paired rounds; the compile time and
+    the largest gradient difference are printed too."""
+    import time
+
+    from advsr.attacks import basic_attack, sr_deviation, sr_reference
+    from advsr.models.compiled import compile_model
+    from advsr.models.sr import create_sr_model
+
+    def grad(model: torch.nn.Module, objective: Any, inp: torch.Tensor) -> torch.Tensor:
+        xr = inp.clone().requires_grad_(True)
+        return torch.autograd.grad(objective(model, xr).sum(), xr)[0]
+
+    torch.manual_seed(0)
+    sr = create_sr_model("carn-m", 4).to(x.device).eval()
+    lr = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(1)).to(x.device)
+    ref = sr_reference(sr, lr, "clean-8bit")
+    cases = {
+        "pgd_resnet20": (
+            clf,
+            x,
+            lambda m, xr: F.cross_entropy(m(xr), y, reduction="none"),
+            lambda m: create_attack("pgd@8/255", steps=10)(m, x, y, generator=torch.Generator()),
+        ),
+        "basic_carnm_x4": (
+            sr,
+            lr,
+            lambda m, xr: sr_deviation(m, ref)(xr),
+            lambda m: basic_attack(m, lr, eps=8 / 255, steps=10),
+        ),
+    }
+    for name, (model, inp, objective, attack) in cases.items():
+        comp = compile_model(model)
+        t0 = time.perf_counter()
+        attack(comp)
+        sync()
+        first = time.perf_counter() - t0
+        diff = (grad(comp, objective, inp) - grad(model, objective, inp)).abs().max()
+        t_eager, t_comp, speedup = paired(
+            lambda a=attack, m=model: a(m), lambda a=attack, c=comp: a(c), repeat, sync
+        )
+        print(
+            f"{name}: eager {t_eager * 1e3:.1f} ms, compiled {t_comp * 1e3:.1f} ms, first "
+            f"compiled call {first:.1f} s, max |grad compiled - eager| {float(diff):.2e}"
+            + (f", fell back: {comp.failed}" if getattr(comp, "failed", None) else "")
+        )
+        print(f"compile_speedup_vs_eager_{name}: {speedup:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -123,6 +176,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--ta-python", default=None)
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile against eager")
     add_threads_option(ap)
     args = ap.parse_args()
     set_threads(args.threads)
@@ -165,6 +219,8 @@ def main() -> None:
         repeat,
         sync,
     )
+    if args.compile:
+        _compile_vs_eager(clf, x, y, repeat, sync)
     print(f"DeepFool batched {t_batch * 1e3:.1f} ms, per-image loop {t_loop * 1e3:.1f} ms")
     print(f"jacobian_batch_speedup: {jac_speedup:.2f}")
     print(f"pgd_limit_ratio: {ratio:.3f}")

@@ -65,6 +65,9 @@ class AttackClfConfig(ClassifierCellConfig):
     """Settings of one ``attack-clf`` cell (one attack at one budget); see
     :class:`~advsr.experiments.common.ClassifierCellConfig`."""
 
+    compile: bool = False
+    """torch.compile the model for the attack (falls back to eager with a notice)."""
+
 
 def classifier_attack(cfg: ClassifierCellConfig) -> Attack:
     """The cell's attack, refused when it is not a classifier attack."""
@@ -83,7 +86,8 @@ def _plan(cfg: AttackClfConfig, ctx: Context) -> Plan:
     items = items_of(data.keys, data.names)
 
     def compute(skip: set[str]) -> Iterator[CellRow]:
-        yield from _rows(model, data, items, attack, cfg, skip, device)
+        run = ctx.compiled(model) if cfg.compile else model
+        yield from _rows(run, data, items, attack, cfg, skip, device)
 
     return Plan(
         cfg,

@@ -123,6 +123,8 @@ class AttackSRConfig(CellConfig):
     """Craft through the defense (else on the bare model: non-adaptive)."""
     show: Annotated[list[str], NEUTRAL] = Field(default_factory=list)
     """Keep the figures of these images (LR, attacked LR, perturbation, SR outputs)."""
+    compile: bool = False
+    """torch.compile the model for the attack (falls back to eager with a notice)."""
 
 
 def _attack(cfg: AttackSRConfig) -> Attack | None:
@@ -179,6 +181,8 @@ def _plan(cfg: AttackSRConfig, ctx: Context) -> Plan:
 
     def compute(skip: set[str]) -> Iterator[Any]:
         model = ctx.sr_model(cfg.model, cfg.scale, cfg.weights, device)
+        if cfg.compile:
+            model = ctx.compiled(model)
         yield from _rows(model, dataset, items, measured, craft, attack, cfg, skip, device)
 
     label = attack.label if attack is not None else f"Delta {cfg.apply_perturbation}"

@@ -216,6 +216,12 @@ class Context:
             lambda: create_classifier(name, weights).to(device).eval(),
         )
 
+    def compiled(self, model: nn.Module) -> nn.Module:
+        """``model`` under ``torch.compile`` (falling back to eager), one per model."""
+        from advsr.models.compiled import compile_model
+
+        return self.cached(("compiled", id(model)), lambda: compile_model(model))
+
     def defense(self, spec: str, device: torch.device) -> Any:
         """A defense built from its spec, once per run and device."""
         from advsr.defenses.registry import canonical_spec, create_defense
