@@ -30,6 +30,7 @@ from advsr.settings import validate
 
 __all__ = ["plan_cells", "read_cells", "run_cells", "run_one", "run_plans"]
 
+
 def plan_cells(
     cells: Iterable[tuple[str, Mapping[str, Any]]], ctx: Context
 ) -> list[tuple[Experiment, Plan]]:
