@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, so that no dependency can pull another (CUDA) build
 	$(BIN)/python -m pip install --quiet "$(TORCH)" $(TORCH_ARGS)
-	$(BIN)/python -m pip install --quiet -e ".[dev,imagenet,ray]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,imagenet,ray,browser]"
 	# the oldest Typer advsr allows, beside the venv, for tests/test_hardening.py
 	$(BIN)/python -m pip install --quiet --no-deps --target $(VENV)/typer-oldest \
 		"typer==0.12.5" "click==8.1.7"

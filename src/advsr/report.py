@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ __all__ = [
     "Scatter3D",
     "fmt",
     "plot_svg",
+    "provenance_html",
     "scatter3d_svg",
     "write_report",
 ]
@@ -196,6 +197,7 @@ th:first-child, td:first-child { text-align: left; }
 figure { display: inline-block; margin: 0 1em 1em 0; text-align: center; }
 img { image-rendering: pixelated; border: 1px solid #ccc; }
 ul.notes { margin: -1.5em 0 2em; color: #555; font-size: 90%; }
+table.provenance th, table.provenance td { text-align: left; white-space: pre-wrap; }
 """
 
 
@@ -207,6 +209,15 @@ def _png_size(png: bytes) -> tuple[int, int]:
     return h, w
 
 
+def provenance_html(lines: Mapping[str, str]) -> str:
+    """A provenance block (label -> text: version, commit, command, hashes, device, date)."""
+    e = html.escape
+    rows = "".join(
+        f"<tr><th>{e(k)}</th><td><code>{e(v)}</code></td></tr>" for k, v in lines.items()
+    )
+    return f"<h2>Provenance</h2><table class='provenance'>{rows}</table>"
+
+
 def write_report(
     path: str | Path,
     title: str,
@@ -214,8 +225,11 @@ def write_report(
     tables: Sequence[ReportTable],
     figures: Sequence[Figure],
     plots: Sequence[Plot | Scatter3D] = (),
+    *,
+    provenance: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write one HTML file with every table, plot and figure inline; returns its path."""
+    """Write one HTML file with every table, plot and figure inline, and the ``provenance``
+    block when given (see :func:`provenance_html`); returns its path."""
     e = html.escape
     parts = [
         f"<!doctype html><meta charset='utf-8'><title>{e(title)}</title>",
@@ -246,6 +260,8 @@ def write_report(
                 f"height='{h * scale}'><figcaption>{e(caption)}</figcaption></figure>"
             )
         parts.append("</div>")
+    if provenance:
+        parts.append(provenance_html(provenance))
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text("".join(parts), encoding="utf-8")

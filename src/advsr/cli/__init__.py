@@ -12,6 +12,7 @@ from advsr.cli import (  # registers
     catalog,
     classifier,
     demo,
+    leaderboard,
     reproduce,
     sr,
     store,
@@ -22,9 +23,9 @@ from advsr.cli.main import main
 
 _ORDER = [
     "demo", "eval-sr", "attack-sr", "transfer", "attack-clf", "defend", "perceptual",
-    "explain", "manifold", "train-refsr", "backdoor", "reproduce", "run", "results", "report",
-    "experiments", "list", "datasets", "models", "defenses", "train-sr", "train-classifier",
-    "convert",
+    "explain", "manifold", "train-refsr", "backdoor", "reproduce", "leaderboard", "run",
+    "results", "report", "experiments", "list", "datasets", "models", "defenses", "train-sr",
+    "train-classifier", "convert",
 ]  # fmt: skip
 
 
@@ -43,6 +44,7 @@ __all__ = [
     "catalog",
     "classifier",
     "demo",
+    "leaderboard",
     "main",
     "reproduce",
     "sr",
