@@ -148,7 +148,7 @@ class AttackResult:
         failed: ``(N,)`` bool, images the attack could not process (solver errors): their
             ``x_adv`` is the last iterate, and they are never counted silently.
         outputs: SR attacks: ``sr_clean``, ``sr_adv`` (and ``mask_hr``, ``delta``);
-            perceptual: ``s1``, ``s2``, ``ssim`` against ``x``.
+            perceptual: ``s1``, ``s2``, ``ssim_global`` against ``x`` and ``within_budget``.
         diagnostics: ``iterations``, ``status``, ``gap``, ``losses`` where the attack has
             them.
 

@@ -103,8 +103,10 @@ def probe_batch(
         target: the model the attack was run on (bare or defended-adaptive).
         evaluated: the model accuracy is judged on when it may be random (a defended
             classifier); None when it is deterministic.
-        x, y: clean images and labels.
-        attack: the attack; ``result``: its result on ``x``.
+        x: clean images.
+        y: their labels.
+        attack: the attack.
+        result: its result on ``x``.
         first: the index of the batch's first image in the cell.
         generator: a fresh generator for the unbounded probe.
 
