@@ -127,7 +127,7 @@ def test_oracle_known_numbers(data: RefSRTriplets, target: torch.Tensor) -> None
     for i, t in enumerate(data.triplets):
         sr = quantize(_bicubic(t.lr))
         assert ev.clean_psnr[i].item() == pytest.approx(_np_psnr_y(sr, t.hr, SCALE), abs=1e-9)
-        assert ev.clean_ssim[i].item() == pytest.approx(_sk_ssim_y(sr, t.hr, SCALE), abs=1e-9)
+        assert ev.clean_ssim[i].item() == pytest.approx(_sk_ssim_y(sr, t.hr, SCALE), abs=1e-6)
         # without the trigger, the clean output is far from the target
         assert ev.untriggered_psnr[i].item() == pytest.approx(_np_psnr_y(sr, tgt, SCALE), abs=1e-9)
         assert ev.untriggered_psnr[i] < 15
