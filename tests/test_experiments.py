@@ -209,3 +209,18 @@ def test_cli_options_derive_from_the_configs() -> None:
                 continue  # a budget option takes text such as 8/255
             assert default == info.default, (name, field, default, info.default)
         assert isinstance(typer, object)
+
+
+def test_a_spec_takes_budgets_as_fractions_like_the_options(cli, tmp_path: Path) -> None:
+    from advsr.experiments.context import Context
+    from advsr.experiments.driver import plan_cells
+    from advsr.experiments.store import cell_id_of
+
+    cells = [("attack-sr", {"model": "bicubic", "eps": e}) for e in ("8/255", 8 / 255)]
+    cells += [("defend", {"eps": e}) for e in ("4/255", 4 / 255)]
+    ids = [cell_id_of(e.name, p.identity) for e, p in plan_cells(cells, Context())]
+    assert ids[0] == ids[1] and ids[2] == ids[3]
+    spec = tmp_path / "bad.toml"
+    spec.write_text('experiment = "attack-sr"\n[settings]\neps = "8/0"\n')
+    res = cli("run", str(spec))
+    assert res.code == 2 and "fraction like 8/255" in res.err and "Traceback" not in res.err

@@ -45,6 +45,7 @@ from advsr.attacks.universal import (
 from advsr.errors import InputError
 from advsr.experiments.cell import (
     ATTACK,
+    BUDGET,
     SEEDED,
     Artifact,
     CellConfig,
@@ -93,7 +94,7 @@ class AttackSRConfig(CellConfig):
     """Centre-crop HR images (quick runs)."""
     attack: Annotated[str, ATTACK] = "basic"
     """basic, partial or universal (or name@budget)."""
-    eps: Annotated[float, ATTACK] = Field(
+    eps: Annotated[float, ATTACK, BUDGET] = Field(
         8 / 255, ge=0.0, le=1.0, validation_alias=AliasChoices("eps", "alpha")
     )
     """Total L-inf budget on the [0, 1] scale (the paper's alpha; `alpha` is its other name)."""
@@ -329,6 +330,8 @@ def sr_figure(
 def _label(cfg: dict[str, Any]) -> str:
     if cfg.get("apply_perturbation"):
         return f"Delta {cfg['apply_perturbation']}"
+    if "@" in str(cfg["attack"]):  # name@budget[:options]: its own budget wins over eps
+        return str(cfg["attack"])
     return f"{cfg['attack']}@{format_budget(cfg['eps'])}"
 
 

@@ -28,6 +28,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
+from pydantic import BeforeValidator
+
+from advsr.errors import AdvsrError
 from advsr.registry import Registry
 from advsr.settings import DATA, MODEL, NEUTRAL, WEIGHTS, Role, Settings, field_role
 
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ATTACK",
+    "BUDGET",
     "EXPERIMENTS",
     "SEEDED",
     "Artifact",
@@ -59,6 +63,22 @@ SEEDED = Role("seeded")
 """A field that matters only when the cell draws random numbers (seed, batch layout)."""
 ATTACK = Role("attack")
 """A field that configures the cell's attack (replaced by the attack's identity)."""
+
+
+def _budget_text(value: Any) -> Any:
+    """A budget written as text in a spec (``"8/255"``) as its number; numbers unchanged."""
+    if isinstance(value, str):
+        from advsr.attacks.base import parse_budget
+
+        try:
+            return parse_budget(value, upper=None)
+        except AdvsrError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+BUDGET = BeforeValidator(_budget_text)
+"""Lets a budget field take ``"8/255"`` in a spec as the CLI options do."""
 
 
 class CellConfig(Settings):

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from advsr.attacks.base import Attack, AttackResult, create_attack, parse_attack, spec_options
 from advsr.errors import InputError, warn
-from advsr.experiments.cell import ATTACK, SEEDED, CellConfig, Item
+from advsr.experiments.cell import ATTACK, BUDGET, SEEDED, CellConfig, Item
 from advsr.settings import DATA, MODEL, WEIGHTS
 
 __all__ = [
@@ -168,7 +168,7 @@ class ClassifierCellConfig(ClassifierDataConfig):
 
     attack: Annotated[str, ATTACK] = "pgd"
     """Attack name or name@budget (see `advsr list attacks`)."""
-    eps: Annotated[float | None, ATTACK] = Field(8 / 255, ge=0.0)
+    eps: Annotated[float | None, ATTACK, BUDGET] = Field(8 / 255, ge=0.0)
     """Budget of an attack named without @ (ignored by minimal attacks)."""
     steps: Annotated[int | None, ATTACK] = Field(None, ge=1)
     """Iterations of iterative attacks (default: the attack's)."""

@@ -46,6 +46,7 @@ from advsr.defenses.registry import canonical_spec
 from advsr.experiments.attack_clf import classifier_attack
 from advsr.experiments.cell import (
     ATTACK,
+    BUDGET,
     CellRow,
     CellRun,
     Experiment,
@@ -79,7 +80,7 @@ class DefendConfig(ClassifierCellConfig):
 
     attack: Annotated[str, ATTACK] = "none"
     """Attack name or name@budget; none gives the clean accuracy under the defense."""
-    eps: Annotated[float | None, ATTACK] = Field(None, ge=0.0)
+    eps: Annotated[float | None, ATTACK, BUDGET] = Field(None, ge=0.0)
     """Budget of an attack named without @."""
     defense: str = "none"
     """Defense spec, e.g. median:size=3x3 (see `advsr list defenses`)."""

@@ -30,6 +30,7 @@ from advsr.errors import InputError
 from advsr.experiments.attack_clf import classifier_attack
 from advsr.experiments.cell import (
     ATTACK,
+    BUDGET,
     CellRow,
     CellRun,
     Experiment,
@@ -69,7 +70,7 @@ class PerceptualConfig(ClassifierCellConfig):
     """The first N correctly classified images."""
     attack: Annotated[str, ATTACK] = "fpgap"
     """The method of this sweep point."""
-    eps: Annotated[float | None, ATTACK] = Field(0.05, gt=0.0)
+    eps: Annotated[float | None, ATTACK, BUDGET] = Field(0.05, gt=0.0)
     """Its parameter (eps, or eps2 of the perceptual attacks)."""
     ssim_target: Annotated[float, NEUTRAL] = Field(0.998, gt=0.0, lt=1.0)
     """Common mean SSIM of Table II."""

@@ -27,6 +27,7 @@ from advsr.attacks.sr import DEFAULT_REFERENCE
 from advsr.errors import InputError
 from advsr.experiments.cell import (
     ATTACK,
+    BUDGET,
     SEEDED,
     CellConfig,
     CellRun,
@@ -64,7 +65,7 @@ class TransferSRConfig(CellConfig):
     """SR factor."""
     hr_crop: int | None = Field(None, ge=1)
     """Centre-crop HR images (quick runs)."""
-    eps: Annotated[float, ATTACK] = Field(
+    eps: Annotated[float, ATTACK, BUDGET] = Field(
         8 / 255, ge=0.0, le=1.0, validation_alias=AliasChoices("eps", "alpha")
     )
     """Total L-inf budget of the basic attack (the paper's alpha)."""
