@@ -96,6 +96,7 @@ def probe_batch(
     result: AttackResult,
     first: int,
     generator: Callable[[], torch.Generator],
+    deployed: nn.Module | None = None,
 ) -> dict[str, torch.Tensor]:
     """The per-image probes of one attacked batch (see the module docstring).
 
@@ -109,12 +110,17 @@ def probe_batch(
         result: its result on ``x``.
         first: the index of the batch's first image in the cell.
         generator: a fresh generator for the unbounded probe.
+        deployed: for a non-adaptive cell (the attack never saw the defense), the defended
+            model as deployed: the input gradient and the unbounded probe are judged on it,
+            so a defense that masks gradients, or that a transferred unbounded attack does
+            not break, is flagged (None: judged on ``target``).
 
     Shape:
         ``(N, 3, H, W)`` -> values ``(N,)``.
     """
     n = x.shape[0]
-    out: dict[str, torch.Tensor] = {"grad_zero": _input_grad_zero(target, x, y).cpu()}
+    judge = target if deployed is None else deployed
+    out: dict[str, torch.Tensor] = {"grad_zero": _input_grad_zero(judge, x, y).cpu()}
     with torch.no_grad():  # only images the attack worked on and did not break say anything
         right = (target(x).argmax(1) == y).cpu() & ~result.success.cpu()
     losses = result.diagnostics.get("losses")
@@ -140,11 +146,14 @@ def probe_batch(
     if k:
         unbounded = unbounded_attack(attack)
         if unbounded is None:
-            fooled = result.success[:k].float().cpu()
+            x_probe, fooled = result.x_adv[:k], result.success[:k]
         else:
             res = unbounded(target, x[:k], y[:k], generator=generator())
-            fooled = res.success.float().cpu()
-        probe[:k] = fooled
+            x_probe, fooled = res.x_adv, res.success
+        if deployed is not None:
+            with torch.no_grad():
+                fooled = deployed(x_probe).argmax(1) != y[:k]
+        probe[:k] = fooled.float().cpu()
     out["unbounded_fooled"] = probe
     return out
 

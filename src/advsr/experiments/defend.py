@@ -186,6 +186,7 @@ def _rows(
                 res,
                 idx[0],
                 partial(image_generator, cfg.seed + 1, idx[0]),
+                deployed=None if adaptive_cell else judge,
             )
         with torch.no_grad():
             defended = judge(x_adv).argmax(1) == y
@@ -469,7 +470,7 @@ DEFEND = register_experiment(
         tables=tables,
         report=report,
         description="accuracy of a defended classifier under attack, non-adaptive and adaptive",
-        version=2,
+        version=3,
         flags=_flags,
     )
 )
