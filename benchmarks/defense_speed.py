@@ -42,8 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from advsr.defenses.filters import median_filter
 from advsr.defenses.tvm import TVMDefense, tv_minimize, tv_objective
 from advsr.defenses.wavelet import denoise_wavelet
+from advsr.devices import set_threads
 from advsr.metrics import ssim
-from benchmarks._timing import interleaved
+from benchmarks._timing import add_threads_option, interleaved, paired
 from benchmarks.tvm_vs_art import _images, _real_art, _scipy_port
 
 
@@ -52,14 +53,16 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--art-python", default="/tmp/art/bin/python")
     ap.add_argument("--repeat", type=int, default=5)
+    add_threads_option(ap)
     args = ap.parse_args()
+    set_threads(args.threads)
     n, size = (2, 64) if args.quick else (16, 299)
-    repeat = 1 if args.quick else args.repeat
+    repeat = 3 if args.quick else args.repeat
     sync = lambda: None  # noqa: E731 - CPU only
     x = _images(n, size)
     xd = x.double()
     xn = xd.numpy()
-    print(f"batch {n}x3x{size}x{size}, CPU, {torch.get_num_threads()} threads")
+    print(f"batch {n}x3x{size}x{size}, CPU, {torch.get_num_threads()} threads, paired rounds")
 
     # TVM against ART (ART times itself in its own process; ours: median of repeats)
     tvm = TVMDefense()  # ART's defaults: keep 0.3, lam 0.5, L2
@@ -92,10 +95,10 @@ def main() -> None:
         for i in range(n):
             ndi.median_filter(xn[i], size=(1, 3, 3), mode="reflect")
 
-    t_med = interleaved(
-        {"ours": lambda: median_filter(xd, (3, 3)), "scipy": scipy_median}, repeat, sync
+    t_scipy, t_ours, med_speedup = paired(
+        scipy_median, lambda: median_filter(xd, (3, 3)), repeat, sync
     )
-    print(f"median 3x3 (float64): scipy {t_med['scipy']:.3f} s, advsr {t_med['ours']:.3f} s")
+    print(f"median 3x3 (float64): scipy {t_scipy:.3f} s, advsr {t_ours:.3f} s")
 
     hwc = xn.transpose(0, 2, 3, 1).copy()
 
@@ -103,12 +106,10 @@ def main() -> None:
         for i in range(n):
             sk_denoise_wavelet(hwc[i], channel_axis=-1, method="BayesShrink", mode="soft")
 
-    t_wav = interleaved(
-        {"ours": lambda: denoise_wavelet(xd, method="BayesShrink", mode="soft"), "sk": sk_wavelet},
-        repeat,
-        sync,
+    t_wav_ours, t_wav_sk, wav_ratio = paired(
+        lambda: denoise_wavelet(xd, method="BayesShrink", mode="soft"), sk_wavelet, repeat, sync
     )
-    print(f"wavelet (float64): skimage {t_wav['sk']:.3f} s, advsr {t_wav['ours']:.3f} s")
+    print(f"wavelet (float64): skimage {t_wav_sk:.3f} s, advsr {t_wav_ours:.3f} s")
 
     y = (xd + 0.03 * torch.randn(xd.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
     a, b = (xn * 255.0), (y.numpy() * 255.0)
@@ -126,18 +127,13 @@ def main() -> None:
             )
         )
 
-    t_ssim = interleaved(
-        {
-            "ours": lambda: ssim(xd, y),
-            "sk": lambda: [sk_ssim_one(i) for i in range(n)],
-            "f64": lambda: ssim(xd, y, precision="float64"),
-        },
-        repeat,
-        sync,
+    t_sk, t_fast, ssim_speedup = paired(
+        lambda: [sk_ssim_one(i) for i in range(n)], lambda: ssim(xd, y), repeat, sync
     )
+    t_f64 = interleaved({"f64": lambda: ssim(xd, y, precision="float64")}, 1, sync)["f64"]
     print(
-        f"SSIM: skimage {t_ssim['sk']:.3f} s, advsr fast (float32, default) "
-        f"{t_ssim['ours']:.3f} s, advsr float64 {t_ssim['f64']:.3f} s"
+        f"SSIM: skimage {t_sk:.3f} s, advsr fast (float32, default) "
+        f"{t_fast:.3f} s, advsr float64 {t_f64:.3f} s"
     )
     ref_ssim = torch.tensor([sk_ssim_one(i) for i in range(n)], dtype=torch.float64)
     fast = ssim(xd, y)
@@ -145,9 +141,9 @@ def main() -> None:
     d_64 = float((fast - ssim(xd, y, precision="float64")).abs().max())
     print(f"SSIM max |advsr fast - skimage| {d_sk:.2e}, max |fast - float64| {d_64:.2e}")
     print(f"tvm_speedup_vs_art: {t_ref['wall'] / t_tvm:.1f}")
-    print(f"median_speedup_vs_scipy: {t_med['scipy'] / t_med['ours']:.2f}")
-    print(f"wavelet_time_ratio_vs_skimage: {t_wav['ours'] / t_wav['sk']:.2f}")
-    print(f"ssim_speedup_vs_skimage: {t_ssim['sk'] / t_ssim['ours']:.2f}")
+    print(f"median_speedup_vs_scipy: {med_speedup:.2f}")
+    print(f"wavelet_time_ratio_vs_skimage: {wav_ratio:.2f}")
+    print(f"ssim_speedup_vs_skimage: {ssim_speedup:.2f}")
 
 
 if __name__ == "__main__":
