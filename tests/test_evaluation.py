@@ -259,3 +259,20 @@ def test_apgd_schedule_on_sr_objectives_is_stronger_than_ifgsm() -> None:
     assert out["apgd"] < out["ifgsm"]
     ident = create_attack("basic@8/255").identity()["settings"]
     assert "schedule" not in ident  # cells stored before the schedule existed still match
+
+
+def test_non_adaptive_cells_judge_gradients_on_the_deployed_defense(cli, tmp_path) -> None:
+    """A transfer attack never sees the defense: the zero-gradient check runs through the
+    defense as deployed, so JPEG and K-means (no useful gradient) are flagged and the
+    differentiable median is not."""
+    import json
+
+    res = cli(
+        "defend", "--attack", "fgsm@0.1", "--defense", "jpeg", "--defense", "median:size=3x3",
+        "--defense", "kmeans", "--limit", "4", "--store", str(tmp_path / "s.sqlite"), "--json",
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    flags = json.loads(res.out)["flags"]
+    zero = {f["defense"] for f in flags if f["flag"] == "zero-gradients"}
+    assert zero == {"jpeg", "kmeans"}
+    assert all(f["mode"] == "non-adaptive" for f in flags)

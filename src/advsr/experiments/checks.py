@@ -97,6 +97,7 @@ def probe_batch(
     first: int,
     generator: Callable[[], torch.Generator],
     deployed: nn.Module | None = None,
+    deployed_differentiable: bool = True,
 ) -> dict[str, torch.Tensor]:
     """The per-image probes of one attacked batch (see the module docstring).
 
@@ -114,13 +115,20 @@ def probe_batch(
             model as deployed: the input gradient and the unbounded probe are judged on it,
             so a defense that masks gradients, or that a transferred unbounded attack does
             not break, is flagged (None: judged on ``target``).
+        deployed_differentiable: False when the deployed defense declares no useful
+            gradient (JPEG, K-means, quilting...): its input gradient counts as zero
+            without running autograd through it.
 
     Shape:
         ``(N, 3, H, W)`` -> values ``(N,)``.
     """
     n = x.shape[0]
     judge = target if deployed is None else deployed
-    out: dict[str, torch.Tensor] = {"grad_zero": _input_grad_zero(judge, x, y).cpu()}
+    if deployed is not None and not deployed_differentiable:
+        zero = torch.ones(n)
+    else:
+        zero = _input_grad_zero(judge, x, y).cpu()
+    out: dict[str, torch.Tensor] = {"grad_zero": zero}
     with torch.no_grad():  # only images the attack worked on and did not break say anything
         right = (target(x).argmax(1) == y).cpu() & ~result.success.cpu()
     losses = result.diagnostics.get("losses")
@@ -224,7 +232,7 @@ def cell_flags(
         flags.append(
             {
                 "flag": "zero-gradients",
-                "evidence": f"{zero} of {n} images have a zero input gradient",
+                "evidence": f"{zero} of {n} images have a zero (or no) input gradient",
             }
         )
     flips, m = _share(rows, "random_flip", 1.0)

@@ -187,6 +187,7 @@ def _rows(
                 idx[0],
                 partial(image_generator, cfg.seed + 1, idx[0]),
                 deployed=None if adaptive_cell else judge,
+                deployed_differentiable=defense is None or defense.differentiable,
             )
         with torch.no_grad():
             defended = judge(x_adv).argmax(1) == y
