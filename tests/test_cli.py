@@ -50,6 +50,8 @@ def test_demo_quick_json(cli, tmp_path) -> None:
     assert len(t["matrix"]) == 3 and all(len(r) == 3 for r in t["matrix"])
     html = report.read_text()
     assert "data:image/png;base64," in html and "Transferability" in html
+    assert "<svg" in html and "SR PSNR under the basic attack" in html  # the paper's plot
+    assert "<h2>Provenance</h2>" in html and "advsr demo --quick" in html
     again = json.loads(cli("demo", "--quick", "--json", "--report", str(report)).out)
     assert again["attack"] == atk and again["transfer"] == t
 

@@ -216,4 +216,14 @@ def write_demo_report(
         f"samples at x4 (HR crops of {a['hr_crop']} px), reference clean-8bit. "
         "LR PSNR: attacked vs clean input; SR PSNR: attacked vs clean output."
     )
-    return write_report(path, "advsr demo: SR attacks", intro, demo_tables(doc), figures, plots)
+    from advsr.provenance import of_cells, provenance_lines
+
+    return write_report(
+        path,
+        "advsr demo: SR attacks",
+        intro,
+        demo_tables(doc),
+        figures,
+        plots,
+        provenance=provenance_lines(of_cells(attacks)),
+    )

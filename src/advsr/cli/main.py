@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     _warnings()
     use_backend("local", None, None)  # each command says where its cells run
     args = sys.argv[1:] if argv is None else argv
+    from advsr.provenance import set_command
+
+    set_command(list(args))
     try:
         rv = app(args=args or ["--help"], prog_name="advsr", standalone_mode=False)
     except KeyboardInterrupt:

@@ -91,10 +91,20 @@ def check_output(path: Path | None, suffix: str | None = None) -> None:
         check_output_path(path, suffix)
 
 
-def write_parts(path: Path, parts: Any) -> Path:
-    """Write a report from an experiment's :class:`~advsr.experiments.cell.ReportParts`."""
+def write_parts(path: Path, parts: Any, cells: Sequence[Any] = ()) -> Path:
+    """Write a report from an experiment's :class:`~advsr.experiments.cell.ReportParts`,
+    with the provenance of the ``cells`` it was built from."""
+    from advsr.provenance import of_cells, provenance_lines
+
+    prov = provenance_lines(of_cells(list(cells))) if cells else None
     return write_report(
-        path, parts.title, parts.intro, parts.tables, parts.figures, list(parts.plots)
+        path,
+        parts.title,
+        parts.intro,
+        parts.tables,
+        parts.figures,
+        list(parts.plots),
+        provenance=prov,
     )
 
 
@@ -134,7 +144,7 @@ def run_and_show(
         doc["computed"] = sum(r.computed for r in runs)
         doc["from_store"] = sum(r.from_store for r in runs)
         if report is not None:
-            doc["report"] = str(write_parts(report, exp.report_parts(doc, runs, st)))
+            doc["report"] = str(write_parts(report, exp.report_parts(doc, runs, st), runs))
     shown = shape(doc) if shape else doc
     if json_:
         print_json(shown)

@@ -116,6 +116,8 @@ def _show(spec: Any, rep: Any, paper: str, size: str, report: Path | None, json_
         intro = f"{spec.citation}. Size: {size}. " + " ".join(
             [f"{k}: {v}." for k, v in spec.protocol.items()] + list(spec.notes)
         )
+        from advsr.provenance import provenance_lines
+
         write_report(
             report,
             f"advsr reproduce {paper}: {spec.title}",
@@ -123,6 +125,7 @@ def _show(spec: Any, rep: Any, paper: str, size: str, report: Path | None, json_
             rep.tables,
             rep.figures,
             rep.plots,
+            provenance=provenance_lines(rep.provenance) if rep.provenance else None,
         )
     if json_:
         print_json(rep.doc)

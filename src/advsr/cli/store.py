@@ -115,7 +115,7 @@ def report(
         if not cells:
             raise InputError(f"the store holds no {experiment} cells matching the filter")
         doc = exp.summarise(cells, st)
-        doc["report"] = str(write_parts(out, exp.report_parts(doc, cells, st)))
+        doc["report"] = str(write_parts(out, exp.report_parts(doc, cells, st), cells))
     if json_:
         print_json(doc)
         return

@@ -46,8 +46,8 @@ from advsr.experiments.driver import plan_cells, run_plans
 from advsr.experiments.store import ResultStore
 from advsr.leaderboard.entries import Entry
 from advsr.leaderboard.protocol import Protocol
-from advsr.leaderboard.provenance import provenance
 from advsr.leaderboard.score import headline_score, rank_rows
+from advsr.provenance import provenance
 from advsr.report import ReportTable, fmt
 
 __all__ = [

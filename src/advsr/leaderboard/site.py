@@ -25,7 +25,7 @@ from typing import Any
 
 from advsr.jsonutil import json_safe
 from advsr.leaderboard.build import Leaderboard
-from advsr.leaderboard.provenance import provenance_lines
+from advsr.provenance import provenance_lines
 from advsr.report import fmt, provenance_html
 
 __all__ = ["Series", "curves_svg", "index_html", "model_html", "write_site"]

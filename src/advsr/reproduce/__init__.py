@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,14 @@ __all__ = ["PaperSpec", "Reproduction", "load_paper", "paper_keys", "paper_list"
 
 @dataclass(frozen=True)
 class Reproduction:
-    """What a reproduction shows: the JSON document, the tables, plots and figures."""
+    """What a reproduction shows: the JSON document, the tables, plots and figures, and the
+    provenance of its cells (:func:`advsr.provenance.of_cells`)."""
 
     doc: dict[str, Any]
     tables: list[ReportTable]
     plots: list[Plot | Scatter3D]
     figures: list[Figure]
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 def paper_list() -> list[dict[str, str]]:
@@ -84,4 +86,7 @@ def reproduce(
         runs = run_paper(paper, res, store, progress=progress, backend=backend)
         doc = paper_document(paper, runs, store, res)
         plots, figures = paper_figures(paper, doc, runs, store)
-    return Reproduction(doc, paper_tables(doc), plots, figures)
+    from advsr.provenance import of_cells
+
+    prov = of_cells([cr for t in runs for _, cr in t.runs])
+    return Reproduction(doc, paper_tables(doc), plots, figures, prov)

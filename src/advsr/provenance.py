@@ -18,11 +18,18 @@ import datetime as _dt
 import hashlib
 import json
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["config_hash", "git_commit", "provenance", "provenance_lines"]
+__all__ = [
+    "config_hash",
+    "git_commit",
+    "of_cells",
+    "provenance",
+    "provenance_lines",
+    "set_command",
+]
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -115,3 +122,49 @@ def provenance_lines(p: Mapping[str, Any]) -> dict[str, str]:
         "device": str(p.get("device")),
         "date": str(p.get("date")),
     }
+
+
+_COMMAND: list[str | None] = [None]
+
+
+def set_command(args: list[str] | None) -> None:
+    """Remember the command line this process runs (the CLI calls it; None: Python)."""
+    _COMMAND[0] = None if args is None else " ".join(["advsr", *args])
+
+
+def of_cells(cells: Sequence[Any]) -> dict[str, Any]:
+    """The provenance of a report built from stored cells (:class:`CellRun` objects): the
+    command line of this process, a hash of the cells' identities, and the content hashes
+    of the datasets and weight files those identities hold.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> cell = NS(cell_id="c1", config={"device": "cpu", "model": "bicubic"},
+        ...           identity={"data": {"name": "samples", "sha256": "ab", "files": 8}})
+        >>> p = of_cells([cell])
+        >>> p["data"]["spec"], p["weights"]
+        ('samples', {'bicubic': None})
+    """
+    datasets: dict[str, Mapping[str, Any]] = {}
+    weights: dict[str, str | None] = {}
+    for c in cells:
+        ident = getattr(c, "identity", None) or {}
+        data = ident.get("data")
+        if isinstance(data, Mapping) and "sha256" in data:
+            datasets[str(data.get("name"))] = data
+        model = c.config.get("model")
+        if isinstance(model, str):
+            w = ident.get("weights")
+            weights[model] = str(w) if isinstance(w, str) else weights.get(model)
+    device = str(cells[0].config.get("device", "auto")) if cells else "auto"
+    return provenance(
+        command=_COMMAND[0],
+        config={"cells": sorted(str(c.cell_id) for c in cells)},
+        data={
+            "spec": ", ".join(datasets) or "-",
+            "sha256": ", ".join(str(d["sha256"]) for d in datasets.values()) or "-",
+            "files": sum(int(d.get("files") or 0) for d in datasets.values()),
+        },
+        weights=weights,
+        device=device,
+    )
