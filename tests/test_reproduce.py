@@ -29,6 +29,7 @@ def test_list_prints_five_papers(cli) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # sr-defense's quick size: 80-150 s on 2 busy cores (quilting)
 @pytest.mark.parametrize("key", PAPERS)
 def test_quick_size_runs_reports_and_reads_back(key: str, cli, tmp_path: Path) -> None:
     store, report = tmp_path / "s.sqlite", tmp_path / "r.html"
