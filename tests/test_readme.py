@@ -12,7 +12,7 @@ BLOCKS = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), fl
 
 
 def test_readme_has_examples() -> None:
-    assert len(BLOCKS) >= 2
+    assert len(BLOCKS) >= 1  # the taste; the site's examples run in tests/test_docs.py
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
