@@ -152,6 +152,10 @@ def _run_ray(
     ]
     queue = iter(units)
     pending: dict[Any, int] = {}
+    left = {i: 0 for i in range(len(cells))}  # units still out per cell
+    for i, _ in units:
+        left[i] += 1
+    closed: dict[int, CellRun] = {}  # a cell is finished as soon as its last unit is in
 
     def submit() -> bool:
         nxt = next(queue, None)
@@ -181,9 +185,12 @@ def _run_ray(
                 raise unwrap(exc) from None
             for out in outs:
                 cells[i].write(out)
+            left[i] -= 1
+            if not left[i]:
+                closed[i] = cells[i].close()
             bar.advance()
             submit()
-    return [c.close() for c in cells]
+    return [closed[i] if i in closed else c.close() for i, c in enumerate(cells)]
 
 
 def _read(
