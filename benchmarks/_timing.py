@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -75,8 +76,8 @@ def paired(
     return statistics.median(tn), statistics.median(td), statistics.median(ratios)
 
 
-def add_threads_option(ap: object) -> None:
+def add_threads_option(ap: argparse.ArgumentParser) -> None:
     """``--threads auto|N`` on a benchmark's argument parser (default auto)."""
-    ap.add_argument(  # type: ignore[attr-defined]
+    ap.add_argument(
         "--threads", default="auto", help="torch CPU threads: auto (CPUs not busy) or N"
     )

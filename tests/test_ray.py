@@ -75,6 +75,22 @@ def test_backend_options_are_checked() -> None:
         Backend("spark")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--backend", "spark"], "backend must be local or ray"),
+        (["--workers", "2"], "--address and --workers need --backend ray"),
+        (["--backend", "ray", "--workers", "0"], "workers must be >= 1"),
+        (["--backend", "ray", "--address", "nohost"], "Ray address must be auto or HOST:PORT"),
+        (["--backend", "ray", "--address", "127.0.0.1:9"], "cannot reach the Ray cluster"),
+    ],
+)
+def test_bad_backend_options_are_one_line_and_exit_2(args: list[str], message: str, cli) -> None:
+    res = cli("defend", "--limit", "2", *args)
+    assert res.code == 2 and message in res.err
+    assert len(res.err.strip().splitlines()) == 1 and "Traceback" not in res.err
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _ray_down_after() -> Iterator[None]:
     yield
