@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -147,7 +148,9 @@ def test_resources_are_checked_against_the_paper(tmp_path: Path) -> None:
         check_resources(paper, _res(data={"imgnet": str(tmp_path)}))
     with pytest.raises(InputError, match="no such file or folder"):
         check_resources(paper, _res(data={"imagenet": str(tmp_path / "nope" / "*.jpg")}))
-    with pytest.raises(InputError, match="no model 'edsr' to give weights to"):
+    with pytest.raises(InputError, match=r"no model 'edsrr' to give weights to.*any SR zoo"):
+        check_resources(paper, _res(weights={"edsrr": str(tmp_path)}))
+    with pytest.raises(InputError, match="--weights edsr: no such file"):
         check_resources(paper, _res(weights={"edsr": str(tmp_path)}))
     with pytest.raises(InputError, match="no such file"):
         check_resources(paper, _res(weights={"resnet20-cifar10": str(tmp_path / "w.th")}))
@@ -162,7 +165,7 @@ def test_resources_are_checked_against_the_paper(tmp_path: Path) -> None:
         (["reproduce", "sr-attacks", "--size", "huge"], "--size must be quick or paper"),
         (["reproduce", "nope"], "unknown paper 'nope'"),
         (["reproduce", "sr-defense", "--data", "/x"], "--data expects NAME=PATH here"),
-        (["reproduce", "sr-attacks", "--weights", "edsr"], "--weights expects NAME=PATH"),
+        (["reproduce", "sr-attacks", "--weights", "edsr"], "--weights expects NAME=FILE or"),
         (["reproduce", "sr-attacks", "--weights", "a=1", "--weights", "a=2"], "gives 'a' twice"),
         (["reproduce", "sr-attacks", "--report", "r.txt"], ".html"),
     ],
@@ -201,3 +204,198 @@ def test_a_paper_spec_refuses_mistakes() -> None:
         parse_paper({**base, "figure": [fig]})
     with pytest.raises(InputError, match="invalid"):
         parse_paper({**base, "tabel": []})
+
+
+# --- SR stages: --weights NAME=FILE for any SR zoo model adds rows (sr-defense) ---------------
+
+
+def _tiny_sr(path: Path, name: str, scale: int) -> str:
+    """A tiny zoo model's weights, as ``advsr train-sr`` writes them (they name their arch)."""
+    import json
+
+    import torch
+
+    from advsr.io import save_safetensors
+    from advsr.models.sr import SR_MODELS, create_sr_model
+
+    torch.manual_seed(scale)
+    tiny = dict(SR_MODELS.get(name).tiny)
+    model = create_sr_model(name, scale, arch=tiny, bundled=False)
+    meta = {"advsr_model": name, "advsr_scale": str(scale), "advsr_arch": json.dumps(tiny)}
+    save_safetensors(path, model.state_dict(), meta)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def sr_files(tmp_path_factory) -> dict[str, str]:
+    """Tiny IMDN x2 and x3 files, and a full-size CARN-M multi-scale state_dict (.pth, no
+    metadata: its scales are the ones it fits)."""
+    import torch
+
+    from advsr.models.sr import create_sr_model
+
+    d = tmp_path_factory.mktemp("sr-weights")
+    carn = d / "carn_m.pth"
+    torch.manual_seed(0)
+    torch.save(create_sr_model("carn-m", 2, bundled=False).state_dict(), carn)
+    return {
+        "imdn2": _tiny_sr(d / "imdn_x2.safetensors", "imdn", 2),
+        "imdn3": _tiny_sr(d / "imdn_x3.safetensors", "imdn", 3),
+        "carn": str(carn),
+    }
+
+
+def _sha6(path: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:6]
+
+
+def test_weights_grammar_accepts_a_model_and_an_sr_model_at_one_scale() -> None:
+    from advsr.reproduce.spec import weights_key
+
+    assert weights_key("imdn@x3") == ("imdn", 3)
+    assert weights_key("carn-m") == ("carn-m", None)
+    assert weights_key("resnet20-cifar10") == ("resnet20-cifar10", None)
+    for bad in ("imdn@3", "imdn@x", "@x2", "imdn@x2@x3", "IMDN", "imdn@x0", ""):
+        with pytest.raises(InputError, match="NAME=FILE or SR_MODEL@xS=FILE"):
+            weights_key(bad)
+
+
+@pytest.mark.parametrize(
+    "item", ["imdn@3=w.pth", "imdn@x=w.pth", "@x2=w.pth", "Imdn=w.pth", "imdn", "imdn@x2="]
+)
+def test_bad_weights_forms_are_one_line_with_the_grammar(cli, item: str) -> None:
+    res = cli("reproduce", "sr-defense", "--weights", item)
+    assert res.code == 2 and len(res.err.strip().splitlines()) == 1, res.err
+    assert "SR_MODEL@xS=FILE" in res.err
+
+
+def test_sr_weights_are_checked_against_the_zoo_and_the_file(sr_files: dict[str, str]) -> None:
+    from advsr.reproduce.engine import file_scales
+
+    paper = load_paper("sr-defense")
+    assert file_scales("carn-m", sr_files["carn"]) == (2, 3, 4)
+    assert file_scales("imdn", sr_files["imdn3"]) == (3,)
+    check_resources(paper, _res(weights={"imdn@x2": sr_files["imdn2"], "carn-m": sr_files["carn"]}))
+    cases = [
+        ({"imdn@x8": sr_files["imdn2"]}, "imdn has no x8 (its scales: x2, x3, x4)"),
+        ({"imdn@x3": sr_files["imdn2"]}, "does not fit imdn at x3 (x2)"),
+        ({"rcan": sr_files["imdn2"]}, "fits rcan at none of x2, x3, x4, x8"),
+        ({"bicubic": sr_files["imdn2"]}, "no model 'bicubic' to give weights to"),
+    ]
+    for weights, message in cases:
+        with pytest.raises(InputError, match=re.escape(message)):
+            check_resources(paper, _res(weights=weights))
+    with pytest.raises(InputError, match="no model 'imdn' to give weights to"):  # no SR stage
+        check_resources(load_paper("pgap"), _res(weights={"imdn": sr_files["imdn2"]}))
+
+
+def _defense_labels(table: str, res: Resources) -> dict[str, str]:
+    paper = load_paper("sr-defense")
+    cells = [c for s in expand_table(paper.table(table), paper, res).stages for c in s]
+    return {c.settings["defense"]: c.labels["defense"] for c in cells}
+
+
+def test_each_sr_model_given_adds_a_row_labelled_with_its_hash(sr_files: dict[str, str]) -> None:
+    given = {"imdn@x2": sr_files["imdn2"], "imdn@x3": sr_files["imdn3"], "carn-m": sr_files["carn"]}
+    res = _res(weights=given)
+    i2, i3, c = _sha6(sr_files["imdn2"]), _sha6(sr_files["imdn3"]), _sha6(sr_files["carn"])
+    t1 = _defense_labels("table1", res)
+    sr_rows = {k: v for k, v in t1.items() if k.startswith("sr:")}
+    assert sr_rows == {
+        f"sr:model=imdn,scale=2,weights={sr_files['imdn2']}": f"Wavelet + SR (IMDN x2 #{i2})",
+        f"sr:model=carn-m,scale=2,weights={sr_files['carn']}": f"Wavelet + SR (CARN-M x2 #{c})",
+    }
+    t3 = _defense_labels("table3", res)
+    assert set(t3.values()) == {
+        "No defense",
+        "SR (bicubic x2)",
+        f"SR (IMDN x2 #{i2})",
+        f"SR (CARN-M x2 #{c})",
+    }
+    assert all("denoise=none" in k for k in t3 if k.startswith("sr:"))
+    t6 = _defense_labels("table6", res)
+    assert list(dict.fromkeys(t6.values())) == [
+        "No defense",
+        f"Wavelet + SR (IMDN, S = 2, #{i2})",
+        f"Wavelet + SR (IMDN, S = 3, #{i3})",
+        f"Wavelet + SR (CARN-M, S = 2, #{c})",
+        f"Wavelet + SR (CARN-M, S = 3, #{c})",
+        f"Wavelet + SR (CARN-M, S = 4, #{c})",
+    ]
+    cifar = _defense_labels("cifar10", _res(weights=given, data={"cifar10": "/c"}))
+    assert f"Wavelet + SR (IMDN x2 #{i2}), resized back" in cifar.values()
+    paper = load_paper("sr-defense")
+    manifold = expand_table(paper.table("manifold"), paper, res).stages[0][0]
+    assert manifold.settings["defense"].startswith("sr:model=imdn,scale=2,weights=")
+    for tid in ("table1", "cifar10", "table3", "table4", "table6", "manifold"):
+        for stage in expand_table(paper.table(tid), paper, res).stages:
+            for cell in stage:  # no path in any label (the files live in tmp)
+                assert str(Path(sr_files["carn"]).parent) not in json.dumps(cell.labels)
+                assert not any("toy" in n for n in cell.notes)
+
+
+def test_without_sr_weights_the_bundled_row_says_it_is_the_toy_model() -> None:
+    t1 = _defense_labels("table1", _res())
+    assert t1["sr:model=demo-edsr,scale=2"] == "Wavelet + SR (bundled toy demo-edsr x2, not EDSR)"
+    t6 = _defense_labels("table6", _res())
+    assert sorted(k for k in t6 if k != "none") == [
+        "sr:model=demo-edsr,scale=2",
+        "sr:model=demo-edsr,scale=4",
+    ]
+    paper = load_paper("sr-defense")
+    cell = next(
+        c
+        for c in expand_table(paper.table("table1"), paper, _res()).stages[0]
+        if c.settings["defense"].startswith("sr:")
+    )
+    assert any("bundled toy demo-edsr" in n and "not EDSR" in n for n in cell.notes)
+    assert "Wavelet + SR (Mustafa et al., EDSR x2)" in {
+        p.row for p in paper.table("table1").published
+    }
+
+
+def test_tables_3_4_6_are_listed_with_the_papers_numbers() -> None:
+    paper = load_paper("sr-defense")
+    assert [t.id for t in paper.tables] == [
+        "table1", "cifar10", "table3", "table4", "table6", "manifold"
+    ]  # fmt: skip
+    pub = {t.id: {(p.row, p.col): p.value for p in t.published} for t in paper.tables}
+    assert pub["table3"][("EDSR x2 (paper)", "FGSM-2")] == 92.6
+    assert pub["table3"][("SR-GAN x2 (paper)", "MDI²FGSM")] == 23.0
+    assert pub["table4"][("Nearest, US", "Clean")] == 94.9
+    assert pub["table4"][("Bicubic, DS → US", "MDI²FGSM")] == 1.7
+    assert pub["table6"][("Wavelet + SR (paper, EDSR, S = 3)", "C&W")] == 77.7
+    assert len(pub["table3"]) == 40 and len(pub["table4"]) == 90 and len(pub["table6"]) == 12
+    t4 = _defense_labels("table4", _res())
+    assert len(t4) == 10 and t4["interpolation:mode=bilinear,factor=2,direction=down-up"] == (
+        "Bilinear, DS → US"
+    )
+    with pytest.raises(InputError, match="names no expansion"):
+        raw = tomllib.loads(
+            (Path(__file__).parents[1] / "src/advsr/papers/sr-defense.toml").read_text()
+        )
+        raw["table"][2]["runs"][0]["grid"]["defense"].append("*nope")
+        parse_paper(raw)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_tables_3_4_6_compute_in_quick_size_with_a_given_sr_model(
+    cli, tmp_path: Path, sr_files: dict[str, str]
+) -> None:
+    args = ["reproduce", "sr-defense", "--table", "table3", "--table", "table4"]
+    args += ["--table", "table6", "--weights", f"imdn={sr_files['imdn2']}"]
+    res = cli(*args, "--store", str(tmp_path / "s.sqlite"), "--json")
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    assert [t["id"] for t in doc["tables"]] == ["table3", "table4", "table6"]
+    ours = {t["id"]: {(c["row"], c["col"]) for c in t["cells"] if c["ours"] is not None}
+            for t in doc["tables"]}  # fmt: skip
+    h = _sha6(sr_files["imdn2"])
+    assert (f"SR (IMDN x2 #{h})", "FGSM-2") in ours["table3"]
+    assert ("SR (bicubic x2)", "Clean") in ours["table3"]
+    assert ("Bicubic, US → DS", "I-FGSM") in ours["table4"] and len(ours["table4"]) == 30
+    assert {r for r, _ in ours["table6"]} == {"No defense", f"Wavelet + SR (IMDN, S = 2, #{h})"}
+    assert str(tmp_path) not in json.dumps([t["rows"] for t in doc["tables"]])

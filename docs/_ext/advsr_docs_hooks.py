@@ -91,6 +91,27 @@ def paper_markdown(key: str) -> str:
                 alt += f": {_text(d.stand_in.note)}"
             rows.append([f"`--data {name}=...`", _text(d.label), _text(d.help), clf, alt])
         md += _table(["slot", "paper's data", "what to pass", "classifier", "without it"], rows)
+    if p.expand:
+        md += [
+            "### SR stages",
+            "",
+            "`--weights NAME=FILE` for any SR zoo model (one file for every scale it fits, as "
+            "CARN-M's) or `NAME@xS=FILE` (one scale's file, as IMDN's) adds one row per model "
+            "and scale to every table whose grid names the stage (`*NAME`), labelled with the "
+            "model, the scale and the weights' short SHA-256; without any, the stand-in rows.",
+            "",
+        ]
+        rows = [
+            [
+                f"`*{name}`",
+                ", ".join(f"x{s}" for s in e.scales),
+                f"`{e.value}`",
+                _text(e.label),
+                "; ".join(_text(d.label) for d in e.default),
+            ]
+            for name, e in p.expand.items()
+        ]
+        md += _table(["stage", "scales", "defense spec", "row label", "without weights"], rows)
     md += ["### Tables", ""]
     for t in p.tables:
         md += [f"#### `{t.id}`: {_text(t.title)}", ""]

@@ -13,17 +13,19 @@ from advsr.cli.output import check_output, open_store, print_json, print_tables,
 from advsr.errors import InputError
 
 
-def _pairs(items: Optional[List[str]], flag: str, default_key: str | None) -> dict[str, str]:
+def _pairs(
+    items: Optional[List[str]], flag: str, default_key: str | None, grammar: str = "NAME=PATH"
+) -> dict[str, str]:
     """``NAME=PATH`` items (a bare ``PATH`` names ``default_key``, the paper's only slot)."""
     out: dict[str, str] = {}
     for item in items or []:
         name, eq, path = item.partition("=")
         if not eq:
             if default_key is None:
-                raise InputError(f"{flag} expects NAME=PATH here, got {item!r}")
+                raise InputError(f"{flag} expects {grammar} here, got {item!r}")
             name, path = default_key, item
         if not name or not path:
-            raise InputError(f"{flag} expects NAME=PATH, got {item!r}")
+            raise InputError(f"{flag} expects {grammar}, got {item!r}")
         if name in out:
             raise InputError(f"{flag} gives {name!r} twice")
         out[name] = path
@@ -48,7 +50,11 @@ def reproduce_cmd(
     ] = None,
     weights: Annotated[
         Optional[List[str]],
-        typer.Option(help="MODEL=FILE, repeatable: official weights of a paper's model."),
+        typer.Option(
+            help="MODEL=FILE, repeatable: official weights of a paper's model; where a paper "
+            "has SR stages (sr-defense), any SR zoo model, one file for every scale it "
+            "fits (carn-m=carn_m.pth) or NAME@xS=FILE for one scale (imdn@x3=IMDN_x3.pth)."
+        ),
     ] = None,
     table: Annotated[
         Optional[List[str]], typer.Option(help="Only this table (by id), repeatable.")
@@ -77,7 +83,11 @@ def reproduce_cmd(
         spec = spec.only(table)
     only = next(iter(spec.data)) if len(spec.data) == 1 else None
     data_map = _pairs(data, "--data", only)
-    weights_map = _pairs(weights, "--weights", None)
+    from advsr.reproduce.spec import WEIGHTS_GRAMMAR, weights_key
+
+    weights_map = _pairs(weights, "--weights", None, WEIGHTS_GRAMMAR)
+    for key in weights_map:
+        weights_key(key)  # the grammar, before any file is read
     check_output(report, ".html")
     where = use_backend(backend, address, workers)
     from advsr.experiments.store import ResultStore, default_store_path

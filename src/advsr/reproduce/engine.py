@@ -11,6 +11,7 @@ next stage reads them), and :func:`table_values` turns the measured cells into
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -26,16 +27,21 @@ from advsr.experiments.cell import EXPERIMENTS, CellRun
 from advsr.experiments.context import Context
 from advsr.experiments.driver import plan_cells, run_plans
 from advsr.experiments.store import ResultStore, canonical
-from advsr.reproduce.spec import PaperSpec, Size, TableSpec
+from advsr.reproduce.spec import PaperSpec, Size, TableSpec, weights_key
 from advsr.settings import validate
 
 __all__ = [
     "Cell",
     "Resources",
+    "SRGiven",
     "TableRun",
     "check_resources",
     "expand_table",
+    "expansion",
+    "file_scales",
     "run_paper",
+    "short_hash",
+    "sr_models_given",
     "table_flags",
     "table_values",
 ]
@@ -53,7 +59,8 @@ class Resources:
     Attributes:
         size: ``quick`` (minutes on 2 cores) or ``paper`` (the paper's protocol).
         data: data slot -> folder.
-        weights: model (paper model key or zoo classifier name) -> weight file.
+        weights: model (paper model key, zoo classifier name, or, for a paper with
+            ``[expand]``, an SR zoo name, ``NAME@xS`` for one scale) -> weight file.
         work: folder for intermediate files (trained weights a later run reads).
     """
 
@@ -61,6 +68,123 @@ class Resources:
     data: Mapping[str, str]
     weights: Mapping[str, str]
     work: Path
+
+
+@dataclass(frozen=True)
+class SRGiven:
+    """An SR model the user gives (``--weights imdn=FILE``), at one scale its file serves."""
+
+    model: str
+    scale: int
+    path: str
+
+
+def _paper_names(paper: PaperSpec) -> set[str]:
+    """The names ``--weights`` gives to the paper's models and classifiers."""
+    return set(paper.models) | {d.model for d in paper.data.values() if d.model}
+
+
+@functools.cache
+def _file_scales(name: str, path: str, stamp: tuple[int, int]) -> tuple[int, ...]:
+    """The scales of SR zoo model ``name`` whose architecture the file fits (a file written
+    by ``advsr train-sr`` for ``name``: the scale it records). ``stamp``: size and mtime."""
+    import torch
+
+    from advsr.io import load_state_dict, read_safetensors_metadata
+    from advsr.models.loading import fits
+    from advsr.models.sr import SR_MODELS
+
+    entry = SR_MODELS.get(name)
+    p = Path(path)
+    if p.suffix.lower() == ".safetensors":
+        meta = read_safetensors_metadata(p)
+        text = meta.get("advsr_scale", "")
+        if meta.get("advsr_model") == name and text.isdigit():
+            return (int(text),)
+    sd = load_state_dict(p)
+    sd = entry.adapt(dict(sd)) if entry.adapt else sd
+    out = []
+    for scale in entry.scales:
+        with torch.device("meta"):
+            shell = entry.arch(scale, **entry.options)
+        if fits(shell, sd):
+            out.append(scale)
+    return tuple(out)
+
+
+def file_scales(name: str, path: str) -> tuple[int, ...]:
+    """The scales at which the weight file ``path`` fits SR zoo model ``name`` (cached)."""
+    st = Path(path).stat()
+    return _file_scales(name, str(path), (st.st_size, st.st_mtime_ns))
+
+
+@functools.cache
+def _short_hash(path: str, stamp: tuple[int, int]) -> str:
+    from advsr.io import file_sha256
+
+    return file_sha256(path)[:6]
+
+
+def short_hash(path: str) -> str:
+    """The first 6 hex digits of a file's SHA-256 (what table labels show, not the path)."""
+    st = Path(path).stat()
+    return _short_hash(str(path), (st.st_size, st.st_mtime_ns))
+
+
+def sr_models_given(paper: PaperSpec, res: Resources) -> list[SRGiven]:
+    """The SR zoo models among ``res.weights`` (not the paper's models nor its classifiers),
+    one entry per scale its file serves, in the order given (a paper without ``[expand]``
+    takes none). Files that do not exist are left out (:func:`check_resources` refuses
+    them)."""
+    if not paper.expand:
+        return []
+    taken = _paper_names(paper)
+    out: list[SRGiven] = []
+    for key, path in res.weights.items():
+        if key in taken or not Path(path).is_file():
+            continue
+        name, scale = weights_key(key)
+        scales = (scale,) if scale is not None else file_scales(name, path)
+        out += [SRGiven(name, s, path) for s in scales]
+    return out
+
+
+def _format(template: str, what: str, **values: Any) -> str:
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise InputError(f"{what}: bad template {template!r} ({exc})") from None
+
+
+def expansion(ref: str, paper: PaperSpec, res: Resources) -> list[tuple[str, str, str | None]]:
+    """``"*NAME"`` -> ``(value, label, note)`` per SR model given at the expansion's scales
+    (in the order given; a file serving several scales, by scale), else the expansion's
+    defaults with its note.
+
+    Raises:
+        InputError: no such expansion, a bad template.
+    """
+    exp = paper.expand.get(ref[1:])
+    what = f"papers/{paper.key}.toml [expand.{ref[1:]}]"
+    if exp is None:
+        raise InputError(f"papers/{paper.key}.toml: no expansion {ref!r} under [expand]")
+    given = sr_models_given(paper, res)
+    out: list[tuple[str, str, str | None]] = []
+    for g in (g for g in given if g.scale in exp.scales):
+        value = _format(exp.value, what, model=g.model, scale=g.scale, weights=g.path)
+        label = _format(
+            exp.label,
+            what,
+            model=g.model,
+            name=paper.sr_labels.get(g.model, g.model),
+            scale=g.scale,
+            hash=short_hash(g.path),
+        )
+        if all(value != v for v, _, _ in out):
+            out.append((value, label, None))
+    if out:
+        return out
+    return [(d.value, d.label, exp.note or None) for d in exp.default]
 
 
 @dataclass
@@ -285,27 +409,60 @@ def _expand_cell(
 
 
 def expand_table(table: TableSpec, paper: PaperSpec, res: Resources) -> TableRun:
-    """A table's runs at ``res.size`` as resolved cells, one list per run (stage).
+    """A table's runs at ``res.size`` as resolved cells, one list per run (stage);
+    ``"*NAME"`` values expanded (:func:`expansion`), their labels added to the table's.
 
     Raises:
         InputError: a reference to an unknown model or data slot, a bad template.
     """
-    stages = []
+    labels = dict(table.labels)
+    notes: dict[str, str] = {}
+
+    def splice(values: list[Any]) -> list[Any]:
+        out = []
+        for v in values:
+            if not (isinstance(v, str) and v.startswith("*")):
+                out.append(v)
+                continue
+            for value, label, note in expansion(v, paper, res):
+                out.append(value)
+                labels[value] = label
+                if note:
+                    notes[value] = note
+        return out
+
+    def one(v: Any) -> Any:
+        if isinstance(v, list):
+            return splice(v)
+        return splice([v])[0] if isinstance(v, str) and v.startswith("*") else v
+
+    runs = []
     for run in table.runs:
         grid, settings = run.sized(res.size)
+        runs.append(
+            (run, {k: splice(v) for k, v in grid.items()}, {k: one(v) for k, v in settings.items()})
+        )
+    table = table.model_copy(update={"labels": labels})
+    stages = []
+    for run, grid, settings in runs:
         keys = list(grid)
         cells = []
         for combo in itertools.product(*(grid[k] for k in keys)):
             raw_cell = {**settings, **dict(zip(keys, combo, strict=True))}
-            cells.append(
-                _expand_cell(run.experiment, raw_cell, run.labels, table, paper, res, run.measure)
+            cell = _expand_cell(
+                run.experiment, raw_cell, run.labels, table, paper, res, run.measure
             )
+            for v in raw_cell.values():
+                if isinstance(v, str) and v in notes and notes[v] not in cell.notes:
+                    cell.notes.append(notes[v])
+            cells.append(cell)
         stages.append(cells)
     return TableRun(table, stages)
 
 
 def check_resources(paper: PaperSpec, res: Resources) -> None:
-    """Refuse data slots and weight names the paper does not have, and missing paths.
+    """Refuse data slots and weight names the paper does not have, missing paths, and SR
+    weights that do not fit their model (at the scale named).
 
     Raises:
         InputError: one line naming what the paper accepts.
@@ -317,15 +474,45 @@ def check_resources(paper: PaperSpec, res: Resources) -> None:
         folder, _ = split_glob(path)
         if not Path(folder).exists():
             raise InputError(f"--data {slot}: no such file or folder: {folder}")
-    names = set(paper.models) | {d.model for d in paper.data.values() if d.model}
-    for name, path in res.weights.items():
-        if name not in names:
+    names = _paper_names(paper)
+    for key, path in res.weights.items():
+        if key in names:
+            if not Path(path).is_file():
+                raise InputError(f"--weights {key}: no such file: {path}")
+            continue
+        name, scale = weights_key(key)
+        if not paper.expand or not _is_sr_model(name):
             known = ", ".join(sorted(n for n in names if n)) or "none"
+            if paper.expand:
+                known += ", or any SR zoo model (advsr list models), NAME@xS for one scale"
             raise InputError(
-                f"{paper.key} has no model {name!r} to give weights to; its models: {known}"
+                f"{paper.key} has no model {key!r} to give weights to; its models: {known}"
             )
-        if not Path(path).is_file():
-            raise InputError(f"--weights {name}: no such file: {path}")
+        _check_sr_weights(key, name, scale, path)
+
+
+def _is_sr_model(name: str) -> bool:
+    from advsr.models.sr import SR_MODELS
+
+    return name in SR_MODELS and SR_MODELS.get(name).needs_weights
+
+
+def _check_sr_weights(key: str, name: str, scale: int | None, path: str) -> None:
+    """An SR model's weights: an existing file that fits it at ``scale`` (None: any)."""
+    from advsr.models.sr import SR_MODELS
+
+    if not Path(path).is_file():
+        raise InputError(f"--weights {key}: no such file: {path}")
+    have = SR_MODELS.get(name).scales
+    listed = ", ".join(f"x{s}" for s in have)
+    if scale is not None and scale not in have:
+        raise InputError(f"--weights {key}: {name} has no x{scale} (its scales: {listed})")
+    fit = file_scales(name, path)
+    if scale is None and not fit:
+        raise InputError(f"--weights {key}: {path} fits {name} at none of {listed}")
+    if scale is not None and scale not in fit:
+        where = ", ".join(f"x{s}" for s in fit) or "no scale"
+        raise InputError(f"--weights {key}: {path} does not fit {name} at x{scale} ({where})")
 
 
 def run_paper(

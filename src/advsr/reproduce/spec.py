@@ -17,6 +17,11 @@ Values inside a run may refer to the paper's resources:
   the classifier and values that go with it, else the slot's stand-in data, classifier and
   values (a trailing ``!``, ``"$imagenet!"``, refuses the stand-in: without the user's data
   the cell is left out);
+* ``"*sr"`` - in a grid list, the expansion ``sr`` of ``[expand]`` (see :class:`Expansion`):
+  one value per SR model the user gives (``--weights NAME=FILE`` for any SR zoo model, or
+  ``NAME@xS=FILE`` for one scale), labelled with the model, scale and its weights' short
+  hash, else the expansion's ``default`` values (bundled stand-ins, labelled as such); in a
+  single setting, the first of those values;
 * ``"8/255"`` - a fraction, read as a number (and shown as written);
 * ``"{work}/m-{trigger}.safetensors"`` - a template over the cell's own settings (as written)
   and ``work``, the folder of the run's intermediate files.
@@ -33,6 +38,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Sequence
 from functools import cache
@@ -45,7 +51,9 @@ from advsr.errors import InputError, UnknownNameError
 from advsr.settings import Settings, validate
 
 __all__ = [
+    "WEIGHTS_GRAMMAR",
     "DataSpec",
+    "Expansion",
     "FigureSpec",
     "ModelSpec",
     "PaperSpec",
@@ -55,6 +63,7 @@ __all__ = [
     "TableSpec",
     "load_paper",
     "paper_keys",
+    "weights_key",
 ]
 
 Size = Literal["quick", "paper"]
@@ -198,6 +207,52 @@ class DataSpec(Settings):
     """None: the tables that need this data are left out without it."""
 
 
+class Fixed(Settings):
+    """A value an expansion yields when no SR model given fits it (a bundled stand-in)."""
+
+    value: str
+    label: str
+
+
+class Expansion(Settings):
+    """``"*NAME"`` in a grid: one value per SR model given, at each of ``scales`` it has.
+
+    ``value`` and ``label`` are templates over ``{model}`` (the zoo name), ``{name}`` (its
+    label in the paper's ``sr_labels``, else the zoo name), ``{scale}``, ``{weights}`` (the
+    file; values only, never labels) and ``{hash}`` (the first 6 hex digits of the file's
+    SHA-256). Without an SR model given at any of ``scales``: the ``default`` values, and
+    ``note`` under the table.
+    """
+
+    scales: list[int] = Field(min_length=1)
+    value: str
+    label: str
+    default: list[Fixed] = Field(min_length=1)
+    note: str = ""
+
+
+WEIGHTS_GRAMMAR = "NAME=FILE or SR_MODEL@xS=FILE (e.g. imdn=IMDN_x2.pth, imdn@x3=IMDN_x3.pth)"
+"""What ``--weights`` accepts (one line, for errors)."""
+
+_WEIGHTS_KEY = re.compile(r"^([a-z0-9][a-z0-9._-]*)(?:@x([1-9][0-9]?))?$")
+
+
+def weights_key(key: str) -> tuple[str, int | None]:
+    """``"imdn@x3"`` -> ``("imdn", 3)``; ``"carn-m"`` -> ``("carn-m", None)``.
+
+    Raises:
+        InputError: any other form, naming the grammar.
+
+    Example:
+        >>> weights_key("imdn@x3"), weights_key("resnet20-cifar10")
+        (('imdn', 3), ('resnet20-cifar10', None))
+    """
+    m = _WEIGHTS_KEY.fullmatch(key)
+    if m is None:
+        raise InputError(f"--weights expects {WEIGHTS_GRAMMAR}, got {key!r}")
+    return m.group(1), int(m.group(2)) if m.group(2) else None
+
+
 class PaperSpec(Settings):
     """A seed paper: what it reproduces, under which protocol, and how."""
 
@@ -210,6 +265,10 @@ class PaperSpec(Settings):
     protocol: dict[str, str]
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     data: dict[str, DataSpec] = Field(default_factory=dict)
+    expand: dict[str, Expansion] = Field(default_factory=dict)
+    """``"*NAME"`` expansions over the SR models the user gives (see :class:`Expansion`)."""
+    sr_labels: dict[str, str] = Field(default_factory=dict)
+    """SR zoo name -> the label its rows show (``imdn = "IMDN"``)."""
     tables: list[TableSpec] = Field(min_length=1)
     figures: list[FigureSpec] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
@@ -262,6 +321,14 @@ def parse_paper(data: dict[str, Any], what: str = "paper") -> PaperSpec:
     for f in paper.figures:
         if f.table not in ids:
             raise InputError(f"{what}: figure {f.id} names no table {f.table!r}")
+    for t in paper.tables:
+        for run in t.runs:
+            for o in (run, run.quick, run.paper):
+                values = [*o.settings.values(), *(x for v in o.grid.values() for x in v)]
+                for v in values:
+                    for x in v if isinstance(v, list) else [v]:
+                        if isinstance(x, str) and x.startswith("*") and x[1:] not in paper.expand:
+                            raise InputError(f"{what}: table {t.id} names no expansion {x!r}")
     return paper
 
 
