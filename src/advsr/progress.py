@@ -1,9 +1,15 @@
 """Progress for long work: a bar per cell (items done, elapsed, ETA) and the step inside it.
 
-On a terminal, a rich bar on stderr; ``ADVSR_PROGRESS=1`` forces progress on (as plain
-lines, at most one every 10 seconds, when stderr is a file or a pipe); ``ADVSR_PROGRESS=0``
-turns it off. Inside a bar, long loops (the attack engine's steps, a universal perturbation,
-training) report their step through :func:`step`, so a cell that works for minutes on one
+On a terminal, a rich bar on stderr. When stderr is a file or a pipe (a job under
+``nohup``, a cluster's log), plain lines instead, at most one every :data:`LINE_EVERY`
+seconds and none for work that ends sooner, so a log shows a long job is alive::
+
+    advsr: ifgsm@16/255 vs sr:model=imdn,scale=2 (adaptive): 24/64 rows, 0.41 rows/s,
+    58 s, ETA 97 s (step 7/10)
+
+``ADVSR_PROGRESS=0`` turns progress off, ``ADVSR_PROGRESS=1`` on (lines or a bar).
+Inside a bar, long loops (the attack engine's steps, a universal perturbation, training)
+report their step through :func:`step`, so a cell that works for minutes on one
 item does not sit silently at 0/N.
 """
 
@@ -49,32 +55,47 @@ class _Rich:
         self._bar.update(self._task, description=f"{self._description} {text}")  # type: ignore[attr-defined]
 
 
-class _Lines:
-    """Plain progress lines for a file or a pipe: ``desc: k/n, elapsed, ETA [note]``."""
+LINE_EVERY = 15.0
+"""Seconds between two plain progress lines."""
 
-    def __init__(self, total: int | None, description: str, out: TextIO, every: float) -> None:
+
+class _Lines:
+    """Plain progress lines for a file or a pipe:
+    ``advsr: desc: k/n rows, rate, elapsed, ETA [note]``."""
+
+    def __init__(
+        self, total: int | None, description: str, out: TextIO, every: float, unit: str = "rows"
+    ) -> None:
         self._total, self._description, self._out, self._every = total, description, out, every
+        self._unit = unit
         self._done = 0
         self._start = self._last = time.monotonic()
         self._note = ""
+        self._printed = False
 
     def _line(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last < self._every:
             return
         self._last = now
+        self._printed = True
         spent = now - self._start
         of = f"/{self._total}" if self._total is not None else ""
+        rate = f", {self._done / spent:.3g} {self._unit}/s" if spent > 0 and self._done else ""
         eta = ""
         if self._total and self._done:
             eta = f", ETA {spent / self._done * (self._total - self._done):.0f} s"
         note = f" {self._note}" if self._note else ""
-        self._out.write(f"{self._description}: {self._done}{of}, {spent:.0f} s{eta}{note}\n")
+        self._out.write(
+            f"advsr: {self._description}: {self._done}{of} {self._unit}{rate}, {spent:.0f} s"
+            f"{eta}{note}\n"
+        )
         self._out.flush()
 
     def advance(self, n: int = 1) -> None:
         self._done += n
-        self._line(force=self._total is not None and self._done >= self._total)
+        done = self._total is not None and self._done >= self._total
+        self._line(force=done and self._printed)  # a last line only after earlier ones
 
     def note(self, text: str) -> None:
         self._note = text
@@ -86,11 +107,12 @@ _LAST_STEP: ContextVar[float] = ContextVar("advsr_progress_step", default=0.0)
 
 
 def progress_enabled() -> bool:
-    """Whether progress is shown: ``ADVSR_PROGRESS`` if set, else stderr is a terminal."""
+    """Whether progress is shown: ``ADVSR_PROGRESS`` if set, else yes (a bar on a
+    terminal, plain lines elsewhere)."""
     env = os.environ.get("ADVSR_PROGRESS")
     if env is not None:
         return env not in ("0", "", "false", "no")
-    return sys.stderr.isatty()
+    return True
 
 
 def step(done: int, total: int, what: str = "step") -> None:
@@ -108,7 +130,7 @@ def step(done: int, total: int, what: str = "step") -> None:
 
 @contextmanager
 def progress_bar(
-    total: int | None, description: str, enabled: bool | None = None
+    total: int | None, description: str, enabled: bool | None = None, unit: str = "rows"
 ) -> Iterator[Progress]:
     """A progress context; yields an object with ``advance`` and ``note``.
 
@@ -116,12 +138,13 @@ def progress_bar(
         total: number of items (``None`` for unknown).
         description: text left of the bar.
         enabled: force on/off; ``None`` follows :func:`progress_enabled`.
+        unit: what the items are, in plain lines (rows, steps, epochs, units).
     """
     if not (progress_enabled() if enabled is None else enabled):
         yield _Silent()
         return
     if not sys.stderr.isatty():
-        lines = _Lines(total, description, sys.stderr, every=10.0)
+        lines = _Lines(total, description, sys.stderr, every=LINE_EVERY, unit=unit)
         token = _ACTIVE.set(lines)
         try:
             yield lines

@@ -264,7 +264,9 @@ def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> Train
     t0 = time.perf_counter()
     lc = lb = float("nan")
     n = len(data)
-    with progress_bar(cfg.steps - start, f"train {cfg.model} ({cfg.trigger})", progress) as bar:
+    with progress_bar(
+        cfg.steps - start, f"train {cfg.model} ({cfg.trigger})", progress, unit="steps"
+    ) as bar:
         for step in range(start, cfg.steps):
             idx = torch.randint(n, (cfg.batch,), generator=g).tolist()
             aug = int(torch.randint(8, (1,), generator=g))

@@ -29,8 +29,18 @@ def _root(
         envvar="ADVSR_THREADS",
         help="CPU threads for torch: auto (the CPUs not busy at start) or a number.",
     ),
+    max_memory: str | None = typer.Option(
+        None,
+        "--max-memory",
+        envvar="ADVSR_MAX_MEMORY",
+        help="Memory budget of one gradient pass (micro-batches are sized to it): e.g. 3 "
+        "(GiB), 1.5G, 800M or 10% of the machine; default 1/16 of the machine, at most 2 GiB "
+        "(on a GPU half of its memory).",
+    ),
 ) -> None:
     """Adversarial robustness of image super-resolution and of the classifiers it defends."""
     from advsr.devices import set_threads
+    from advsr.memory import set_max_memory
 
     set_threads(threads)
+    set_max_memory(max_memory)

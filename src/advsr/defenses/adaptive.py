@@ -23,6 +23,8 @@ differentiable, EOT when it is stochastic.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 
 import torch
@@ -31,6 +33,7 @@ from torch import nn
 from advsr.checks import check_positive_int
 from advsr.defenses.base import Defense
 from advsr.errors import InputError
+from advsr.memory import micro_batch_size, micro_batched
 
 __all__ = ["BPDA", "EOT", "DefendedClassifier", "adaptive", "bpda", "defend", "eot"]
 
@@ -84,6 +87,11 @@ class EOT(Defense):
         self.scale = defense.scale
 
     @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        """As random as the wrapped defense."""
+        return self.defense.stochastic
+
+    @property
     def views(self) -> int:  # type: ignore[override]
         """Stacked views per image: the draws (times the wrapped defense's own views)."""
         return self.samples * int(getattr(self.defense, "views", 1))
@@ -118,6 +126,13 @@ class DefendedClassifier(nn.Module):
     With an :class:`EOT` defense, the output is ``log`` of the mean softmax over the draws
     (see the module docstring), which attacks use as logits.
 
+    Passes run in micro-batches within the memory budget (:mod:`advsr.memory`), so a
+    gradient through an SR defense and the classifier needs the memory of a few images,
+    whatever the batch size. A random defense is applied image by image, each image with a
+    generator of its own derived from one draw of :attr:`generator` per call and the image's
+    position in the batch: the draws, and so the results, do not depend on how the batch
+    is cut into micro-batches.
+
     Args:
         classifier: logits model on ``[0, 1]`` images.
         defense: any :class:`Defense` (possibly wrapped by :func:`bpda` / :func:`eot`).
@@ -135,18 +150,63 @@ class DefendedClassifier(nn.Module):
         self.defense = defense
         self.generator = torch.Generator().manual_seed(seed)
         self.num_classes = getattr(classifier, "num_classes", None)
+        self._signature: tuple[object, ...] | None = None
 
     def reseed(self, seed: int) -> None:
         """Restart the defense's random draws from ``seed``."""
         self.generator.manual_seed(seed)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.classifier(self.defense(x, self.generator))
+    def _key(self) -> tuple[object, ...]:
+        """What decides the memory of a pass: the classifier and the defenses (wrappers by
+        kind, since :func:`adaptive` makes new ones per call)."""
+        if self._signature is None:
+            parts: list[object] = [id(self.classifier)]
+            for m in self.defense.modules():
+                if isinstance(m, (BPDA, EOT)):
+                    parts.append((type(m).__name__, getattr(m, "samples", None)))
+                elif isinstance(m, Defense):
+                    parts.append(id(m))
+            self._signature = tuple(parts)
+        return self._signature
+
+    def _rows(self, x: torch.Tensor, start: int, seed: int) -> torch.Tensor:
         n = int(getattr(self.defense, "views", 1))
-        if n > 1:  # EOT draws or self-ensemble views: log of the mean class probabilities
-            logp = torch.log_softmax(z, dim=1).view(n, x.shape[0], -1)
-            return torch.logsumexp(logp, dim=0) - math.log(n)
-        return z
+        # a defense without a useful gradient (JPEG through PIL, K-means) runs without a
+        # graph: autograd could not go through it anyway (BPDA is the way to attack it)
+        grad = contextlib.nullcontext() if self.defense.differentiable else torch.no_grad()
+        with grad:
+            if self.defense.stochastic:  # image by image, each with its own draws
+                views = torch.cat(
+                    [
+                        self.defense(
+                            x[j : j + 1],
+                            torch.Generator().manual_seed(seed + 7919 * (start + j)),
+                        )
+                        for j in range(x.shape[0])
+                    ]
+                )
+            else:
+                views = self.defense(x, self.generator)
+        z = self.classifier(views)
+        if n == 1:
+            return z
+        logp = torch.log_softmax(z, dim=1)
+        if self.defense.stochastic:  # image-major rows j * n + t
+            logp = logp.view(x.shape[0], n, -1).transpose(0, 1)
+        else:  # draw-major rows t * N + j
+            logp = logp.view(n, x.shape[0], -1)
+        # EOT draws or self-ensemble views: log of the mean class probabilities
+        return torch.logsumexp(logp, dim=0) - math.log(n)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seed = 0
+        if self.defense.stochastic:
+            seed = int(torch.randint(0, 2**40, (1,), generator=self.generator))
+        fn = functools.partial(self._rows, seed=seed)
+        size = x.shape[0]
+        if x.shape[0] > 1 and not self.training:
+            size = micro_batch_size(fn, x, self._key(), "the defended classifier", self)
+        return micro_batched(fn, x, size)
 
 
 def defend(classifier: nn.Module, defense: Defense | None, seed: int = 0) -> nn.Module:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import time
 from collections import Counter
 from collections.abc import Iterator
 from functools import partial
@@ -53,6 +54,7 @@ from advsr.experiments.common import (
 )
 from advsr.experiments.context import Context
 from advsr.experiments.store import ResultStore
+from advsr.memory import MicroBatched
 from advsr.metrics import psnr, ssim
 from advsr.report import ReportTable, fmt
 
@@ -86,12 +88,14 @@ def _plan(cfg: AttackClfConfig, ctx: Context) -> Plan:
     items = items_of(data.keys, data.names)
 
     def compute(skip: set[str]) -> Iterator[CellRow]:
-        run = ctx.compiled(model) if cfg.compile else model
+        run = ctx.compiled(model) if cfg.compile else MicroBatched(model, cfg.model)
         yield from _rows(run, data, items, attack, cfg, skip, device)
 
     return Plan(
         cfg,
-        cell_identity(cfg, ctx, version=ATTACK_CLF.version, attack=attack),
+        cell_identity(
+            cfg, ctx, version=ATTACK_CLF.version, attack=attack, extra=cfg.probe_identity()
+        ),
         items,
         compute,
         f"{attack.label} on {cfg.model}",
@@ -115,6 +119,7 @@ def _rows(
         adv_correct = res.predictions == y
         p = psnr(res.x_adv, x)
         s = ssim(res.x_adv, x) if min(x.shape[-2:]) >= 11 else None
+        t1 = time.perf_counter()
         probes = probe_batch(
             model,
             None,
@@ -124,7 +129,10 @@ def _rows(
             res,
             b.idx[0],
             partial(image_generator, cfg.seed + 1, b.idx[0]),
+            probes=cfg.probes,
+            fooled=res.success,
         )
+        probe_seconds = (time.perf_counter() - t1) / len(b.idx)
         per = b.seconds_per_item()
         for j, (i, extra) in enumerate(zip(b.idx, res.per_image(), strict=True)):
             metrics = {
@@ -134,6 +142,7 @@ def _rows(
                 "adv_correct": float(adv_correct[j]),
                 "success": float(bool(correct[j]) and not bool(adv_correct[j])),
                 "psnr": float(p[j]),
+                "probe_seconds": probe_seconds,
             }
             if s is not None:
                 metrics["ssim"] = float(s[j])
@@ -172,7 +181,12 @@ def summarise_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[str, Any]:
     """One result per cell: the attack, its budget, :func:`summarise_rows` and its
     gradient-masking flags (:mod:`advsr.experiments.checks`)."""
-    from advsr.experiments.checks import cell_flags, cross_cell_flags, members_of
+    from advsr.experiments.checks import (
+        cell_flags,
+        cross_cell_flags,
+        members_of,
+        probe_time_share,
+    )
 
     results = []
     views = []
@@ -191,6 +205,8 @@ def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[st
                 "stored": c.stored,
                 "computed": c.computed,
                 **summarise_rows(c.rows),
+                "probes": cfg.get("probes", "sample"),
+                "probe_time_share": probe_time_share(c.rows),
                 "flags": flags,
             }
         )
@@ -251,6 +267,9 @@ def tables(doc: dict[str, Any]) -> list[ReportTable]:
         for r in doc["results"]
         for f in r.get("flags", [])
     ]
+    off = [r["attack"] for r in doc["results"] if r.get("probes") == "off"]
+    if off:
+        notes.append(f"probes off: no flags ({', '.join(off)})")
     return [ReportTable(title, header, body, notes)]
 
 

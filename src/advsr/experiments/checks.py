@@ -2,20 +2,27 @@
 the flags a summary raises from them (AutoAttack's automatic flags, Croce and Hein 2020;
 Athalye et al. 2018's sanity checks).
 
-Per image (:func:`probe_batch`, columns of the cell's rows):
+Per image (:func:`probe_batch`, columns of the cell's rows). The probes cost gradient
+passes and attacks of their own, so by default (``probes="sample"``) they look at a bounded
+sample: the first :data:`PROBE_SAMPLE` images of each batch for the gradient and the random
+calls, the first :data:`PROBE_SAMPLE` images of the cell for the unbounded attack; images
+not probed read NaN. ``probes="full"`` probes every image (the unbounded attack the first
+:data:`UNBOUNDED_PROBE`); ``probes="off"`` stores no probe column, so no flag can fire, and
+every table says so.
 
 * ``grad_zero`` - 1 when the input gradient of the cross-entropy of the model the attack
   targeted is zero (``max |grad| <= 1e-10``) at the clean image;
 * ``loss_rise`` - 1 when the attack's objective rose above its first value at some
   iteration, for the images the attack failed on (NaN for the others, and when the attack
-  keeps no trace or takes one step);
+  keeps no trace or takes one step; free: read from the attack's trace, every image);
 * ``broken_by`` - the ensemble member that broke the image (-1: none; ensembles only);
 * ``random_flip`` - 1 when two identical calls of the evaluated (defended) model disagree
   on the image's logits (randomness; stochastic defenses only);
-* ``unbounded_fooled`` - for the first :data:`UNBOUNDED_PROBE` images, whether the same
-  attack with an unbounded budget (L-inf 1, L2 1000; PGD-10 in place of a single-step
-  attack) fools the model it targets; minimal attacks (DeepFool, C&W) are unbounded
-  already, and their own result is used.
+* ``unbounded_fooled`` - on the cell's first images, whether the same attack with an
+  unbounded budget (L-inf 1, L2 1000; PGD-10 in place of a single-step attack) fools the
+  model it is judged on; an image the bounded attack fooled already counts as fooled
+  without running it (the unbounded budget contains the bounded one), and minimal attacks
+  (DeepFool, C&W) are unbounded already, so their own result is used.
 
 Flags of a cell (:func:`cell_flags`), each with its evidence; a flagged value is marked in
 every table:
@@ -51,18 +58,26 @@ from advsr.attacks.base import Attack, AttackResult, create_attack
 
 __all__ = [
     "FLAG_MARK",
+    "PROBE_MODES",
+    "PROBE_SAMPLE",
     "UNBOUNDED_PROBE",
     "cell_flags",
     "correct_over_draws",
     "cross_cell_flags",
     "members_of",
     "probe_batch",
+    "probe_time_share",
     "random_flips",
     "unbounded_attack",
 ]
 
 UNBOUNDED_PROBE = 8
-"""Images per cell (the first ones) that the unbounded attack probes."""
+"""Images per cell (the first ones) that the unbounded attack probes (``probes="full"``)."""
+PROBE_SAMPLE = 4
+"""Images per batch that the gradient probe, and per cell that the unbounded attack, looks
+at with ``probes="sample"`` (the default)."""
+PROBE_MODES = ("full", "sample", "off")
+"""How much the probes look at (see :func:`probe_batch`)."""
 FLAG_MARK = "*"
 """Appended to a flagged value in tables."""
 LOSS_SHARE = 0.05
@@ -98,6 +113,8 @@ def probe_batch(
     generator: Callable[[], torch.Generator],
     deployed: nn.Module | None = None,
     deployed_differentiable: bool = True,
+    probes: str = "sample",
+    fooled: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The per-image probes of one attacked batch (see the module docstring).
 
@@ -118,52 +135,117 @@ def probe_batch(
         deployed_differentiable: False when the deployed defense declares no useful
             gradient (JPEG, K-means, quilting...): its input gradient counts as zero
             without running autograd through it.
+        probes: ``full`` (every image; the unbounded attack on the first
+            :data:`UNBOUNDED_PROBE` of the cell), ``sample`` (the first
+            :data:`PROBE_SAMPLE` images of each batch, the unbounded attack on the first
+            :data:`PROBE_SAMPLE` of the cell) or ``off`` (no probe: no columns, no flags).
+        fooled: per image, whether ``result.x_adv`` already fools the model the probes
+            judge on (``deployed``, else ``target``); such images count as fooled by the
+            unbounded attack without running it (its budget contains the bounded one).
+            None: computed here.
 
     Shape:
-        ``(N, 3, H, W)`` -> values ``(N,)``.
+        ``(N, 3, H, W)`` -> values ``(N,)`` (NaN where an image was not probed).
     """
+    if probes not in PROBE_MODES:
+        raise ValueError(f"probes must be one of {', '.join(PROBE_MODES)}, got {probes!r}")
     n = x.shape[0]
+    if probes == "off" or n == 0:
+        return {}
     judge = target if deployed is None else deployed
+    m = n if probes == "full" else min(n, PROBE_SAMPLE)
+    zero = torch.full((n,), math.nan)
     if deployed is not None and not deployed_differentiable:
-        zero = torch.ones(n)
+        zero[:m] = 1.0
     else:
-        zero = _input_grad_zero(judge, x, y).cpu()
+        zero[:m] = _input_grad_zero(judge, x[:m], y[:m]).cpu()
     out: dict[str, torch.Tensor] = {"grad_zero": zero}
-    with torch.no_grad():  # only images the attack worked on and did not break say anything
-        right = (target(x).argmax(1) == y).cpu() & ~result.success.cpu()
+    out["loss_rise"] = _loss_rise(target, x, y, result)
+    broken = result.diagnostics.get("broken_by")
+    if isinstance(broken, torch.Tensor):
+        out["broken_by"] = broken.float().cpu()
+    if evaluated is not None:
+        flips = torch.full((n,), math.nan)
+        flips[:m] = random_flips(evaluated, result.x_adv[:m])
+        out["random_flip"] = flips
+    out["unbounded_fooled"] = _unbounded(
+        target, deployed, x, y, attack, result, first, generator, probes, fooled
+    )
+    return out
+
+
+def _loss_rise(
+    target: nn.Module, x: torch.Tensor, y: torch.Tensor, result: AttackResult
+) -> torch.Tensor:
+    """1 where the attack's objective rose above its first value, on the images it worked
+    on and failed (NaN elsewhere, and when it keeps no trace)."""
+    n = x.shape[0]
     losses = result.diagnostics.get("losses")
-    if (
+    if not (
         isinstance(losses, torch.Tensor)
         and losses.ndim == 2
         and losses.shape[1] == n > 0
         and len(losses) > 1
     ):
-        valid = ~torch.isnan(losses)
-        best = torch.where(valid, losses, torch.full_like(losses, -math.inf)).amax(0)
-        rise = (best > losses[0]).float().cpu()
-        out["loss_rise"] = torch.where(right, rise, torch.full_like(rise, math.nan))
-    else:
-        out["loss_rise"] = torch.full((n,), math.nan)
-    broken = result.diagnostics.get("broken_by")
-    if isinstance(broken, torch.Tensor):
-        out["broken_by"] = broken.float().cpu()
-    if evaluated is not None:
-        out["random_flip"] = random_flips(evaluated, result.x_adv)
+        return torch.full((n,), math.nan)
+    with torch.no_grad():  # only images the attack worked on and did not break say anything
+        right = (target(x).argmax(1) == y).cpu() & ~result.success.cpu()
+    valid = ~torch.isnan(losses)
+    best = torch.where(valid, losses, torch.full_like(losses, -math.inf)).amax(0)
+    rise = (best > losses[0]).float().cpu()
+    return torch.where(right, rise, torch.full_like(rise, math.nan))
+
+
+def _unbounded(
+    target: nn.Module,
+    deployed: nn.Module | None,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attack: Attack,
+    result: AttackResult,
+    first: int,
+    generator: Callable[[], torch.Generator],
+    probes: str,
+    fooled: torch.Tensor | None,
+) -> torch.Tensor:
+    """Whether an unbounded attack fools the judged model, on the cell's first images."""
+    n = x.shape[0]
     probe = torch.full((n,), math.nan)
-    k = max(0, min(n, UNBOUNDED_PROBE - first))
-    if k:
-        unbounded = unbounded_attack(attack)
-        if unbounded is None:
-            x_probe, fooled = result.x_adv[:k], result.success[:k]
+    k = max(0, min(n, (UNBOUNDED_PROBE if probes == "full" else PROBE_SAMPLE) - first))
+    if not k:
+        return probe
+    if fooled is None:
+        if deployed is None:
+            fooled = result.success
         else:
-            res = unbounded(target, x[:k], y[:k], generator=generator())
-            x_probe, fooled = res.x_adv, res.success
-        if deployed is not None:
             with torch.no_grad():
-                fooled = deployed(x_probe).argmax(1) != y[:k]
-        probe[:k] = fooled.float().cpu()
-    out["unbounded_fooled"] = probe
-    return out
+                fooled = deployed(result.x_adv[:k]).argmax(1) != y[:k]
+    done = fooled[:k].bool().cpu()
+    probe[:k] = done.float()
+    rest = (~done).nonzero().flatten()
+    if not len(rest):
+        return probe
+    unbounded = unbounded_attack(attack)
+    if unbounded is None:  # minimal attacks are unbounded already: their own result
+        return probe
+    idx = rest.to(x.device)
+    res = unbounded(target, x[idx], y[idx], generator=generator())
+    again = res.success
+    if deployed is not None:
+        with torch.no_grad():
+            again = deployed(res.x_adv).argmax(1) != y[idx]
+    probe[rest] = again.float().cpu()
+    return probe
+
+
+def probe_time_share(rows: Sequence[Mapping[str, Any]]) -> float | None:
+    """The probes' share of a cell's time (rows' ``probe_seconds`` over their ``seconds``;
+    None when the rows hold no timing)."""
+    total = sum(float(r.get("seconds") or 0.0) for r in rows)
+    probe = [float(r["probe_seconds"]) for r in rows if r.get("probe_seconds") is not None]
+    if not probe or total <= 0:
+        return None
+    return sum(probe) / total
 
 
 def random_flips(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

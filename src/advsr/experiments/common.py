@@ -20,7 +20,7 @@ from pydantic import Field
 from advsr.attacks.base import Attack, AttackResult, create_attack, parse_attack, spec_options
 from advsr.errors import InputError, warn
 from advsr.experiments.cell import ATTACK, BUDGET, SEEDED, CellConfig, Item
-from advsr.settings import DATA, MODEL, WEIGHTS
+from advsr.settings import DATA, MODEL, NEUTRAL, WEIGHTS
 
 __all__ = [
     "Batch",
@@ -178,6 +178,14 @@ class ClassifierCellConfig(ClassifierDataConfig):
     """Confidence of the C&W margin (default: the attack's)."""
     attack_options: Annotated[dict[str, Any], ATTACK] = Field(default_factory=dict)
     """Any other setting of the attack, e.g. overshoot=0.05."""
+    probes: Annotated[Literal["full", "sample", "off"], NEUTRAL] = "sample"
+    """Gradient-masking probes: sample (the first 4 images of each batch), full (every
+    image) or off (no probes and so no flags, said in every table)."""
+
+    def probe_identity(self) -> dict[str, str]:
+        """The probes' place in the identity: nothing for the default (a sample of what
+        ``full`` probes, the rows' results unchanged), the mode otherwise."""
+        return {} if self.probes == "sample" else {"probes": self.probes}
 
     def make_attack(self) -> Attack:
         """The configured attack of this cell."""

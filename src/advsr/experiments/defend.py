@@ -20,6 +20,7 @@ Non-adaptive adversarial examples do not depend on the defense, so they are comp
 
 Example:
     >>> from advsr.experiments.store import ResultStore
+from advsr.memory import MicroBatched
     >>> from advsr.experiments.driver import run_cells
     >>> cells = [("defend", {"attack": a, "eps": 8 / 255, "defense": d, "limit": 8})
     ...          for d in ("none", "median:size=3x3") for a in ("none", "fgsm")]
@@ -56,7 +57,12 @@ from advsr.experiments.cell import (
     cell_identity,
     register_experiment,
 )
-from advsr.experiments.checks import correct_over_draws, probe_batch, random_flips
+from advsr.experiments.checks import (
+    correct_over_draws,
+    probe_batch,
+    probe_time_share,
+    random_flips,
+)
 from advsr.experiments.common import (
     ClassifierCellConfig,
     ClassifierDataConfig,
@@ -67,6 +73,7 @@ from advsr.experiments.common import (
 )
 from advsr.experiments.context import Context
 from advsr.experiments.store import ResultStore
+from advsr.memory import MicroBatched
 from advsr.report import Plot, ReportTable, fmt
 
 __all__ = ["DefendConfig", "l2_curve", "select_correct", "summarise"]
@@ -113,7 +120,10 @@ def _plan(cfg: DefendConfig, ctx: Context) -> Plan:
     device = ctx.device(cfg.device)
     defense = None if cfg.defense == "none" else ctx.defense(cfg.defense, device)
     data, accuracy = select_correct(cfg, ctx)
-    model = ctx.classifier(cfg.model, cfg.weights, device)
+    model = ctx.cached(
+        ("micro-batched", id(ctx.classifier(cfg.model, cfg.weights, device))),
+        lambda: MicroBatched(ctx.classifier(cfg.model, cfg.weights, device), cfg.model),
+    )
     adaptive_cell = cfg.mode == "adaptive" and defense is not None and attack is not None
     mode = "adaptive" if adaptive_cell else "non-adaptive"
     stochastic = defense is not None and defense.stochastic
@@ -122,7 +132,10 @@ def _plan(cfg: DefendConfig, ctx: Context) -> Plan:
         "mode": mode,
         "eot": cfg.eot if adaptive_cell and stochastic else None,
         "draws": cfg.draws if stochastic else None,
+        **cfg.probe_identity(),
     }
+    if stochastic:  # draws per image since version 3's per-batch draws (advsr.memory)
+        extra["random_draws"] = "per-image"
     items = items_of(data.keys, data.names)
 
     def compute(skip: set[str]) -> Iterator[CellRow]:
@@ -158,8 +171,14 @@ def _rows(
     for idx in todo_batches(items, cfg.batch_size, skip):
         t0 = time.perf_counter()
         x, y = data.x[idx].to(device), data.y[idx].to(device)
-        judge = defend(model, defense, seed=cfg.seed * 1_000_003 + idx[0] + 7919).eval()
+        bare_model = model.module if isinstance(model, MicroBatched) else model
+        judge = (
+            model
+            if defense is None
+            else defend(bare_model, defense, seed=cfg.seed * 1_000_003 + idx[0] + 7919).eval()
+        )
         probes: dict[str, torch.Tensor] = {}
+        probe_seconds = 0.0
         if attack is None:
             x_adv, failed = x, torch.zeros(len(idx))
         else:
@@ -174,9 +193,14 @@ def _rows(
                 target: torch.nn.Module = model
                 res = ctx.memo(key, partial(_attack, attack, model, x, y, cfg, idx[0]))
             else:
-                target = defend(model, adaptive(defense, cfg.eot), seed=cfg.seed + idx[0])
+                target = defend(bare_model, adaptive(defense, cfg.eot), seed=cfg.seed + idx[0])
                 res = _attack(attack, target, x, y, cfg, idx[0])
             x_adv, failed = res.x_adv, res.failed.float()
+        with torch.no_grad():
+            defended = judge(x_adv).argmax(1) == y
+            bare = model(x_adv).argmax(1) == y
+        if attack is not None:
+            t1 = time.perf_counter()
             probes = probe_batch(
                 target,
                 judge if stochastic else None,
@@ -188,14 +212,15 @@ def _rows(
                 partial(image_generator, cfg.seed + 1, idx[0]),
                 deployed=None if adaptive_cell else judge,
                 deployed_differentiable=defense is None or defense.differentiable,
+                probes=cfg.probes,
+                fooled=~defended,
             )
-        with torch.no_grad():
-            defended = judge(x_adv).argmax(1) == y
-            bare = model(x_adv).argmax(1) == y
+            probe_seconds = time.perf_counter() - t1
         if stochastic:  # the draw above and draws - 1 fresh ones
             more = correct_over_draws(judge, x_adv, y, cfg.draws - 1)
             probes["draws_correct"] = more * defended.float().cpu()
-            probes.setdefault("random_flip", random_flips(judge, x_adv))
+            if cfg.probes != "off" and "random_flip" not in probes:
+                probes["random_flip"] = random_flips(judge, x_adv)
         d = (x_adv - x).flatten(1)
         per = (time.perf_counter() - t0) / len(idx)
         for j, i in enumerate(idx):
@@ -205,6 +230,7 @@ def _rows(
                 "l2": float(d[j].double().norm()),
                 "linf": float(d[j].abs().max()),
                 "failed": float(failed[j]),
+                "probe_seconds": probe_seconds / len(idx),
                 **{k: float(v[j]) for k, v in probes.items()},
             }
             yield CellRow(i, items[i].key, items[i].name, metrics, per)
@@ -306,9 +332,19 @@ def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[st
     doc["model"] = first.config["model"] if first else None
     doc["data"] = first.config["data"] if first else None
     doc["cells"] = [
-        {"cell_id": c.cell_id, "expected": c.expected, "stored": c.stored, "computed": c.computed}
+        {
+            "cell_id": c.cell_id,
+            "expected": c.expected,
+            "stored": c.stored,
+            "computed": c.computed,
+            "probes": c.config.get("probes", "sample"),
+            "probe_time_share": probe_time_share(c.rows),
+        }
         for c in cells
     ]
+    doc["probes_off"] = sorted(
+        {c.info["defense"] for c in cells if c.config.get("probes") == "off"}
+    )
     return doc
 
 
@@ -416,6 +452,8 @@ def tables(doc: dict[str, Any]) -> list[ReportTable]:
                 f"random defenses: right in all {doc['draws']} fresh draws (the single-draw "
                 "figure in brackets)"
             )
+        if doc.get("probes_off"):
+            notes.append(f"probes off: no flags ({', '.join(doc['probes_off'])})")
         notes += [
             f"{FLAG_MARK} {f['defense']} / {f['attack']}: {f['flag']} ({f['evidence']})"
             for f in doc.get("flags", [])

@@ -171,7 +171,7 @@ def _run_ray(
         pending[ref] = i
         return True
 
-    with progress_bar(len(units), f"units on Ray ({cap} workers)", progress) as bar:
+    with progress_bar(len(units), f"units on Ray ({cap} workers)", progress, unit="units") as bar:
         while len(pending) < cap and submit():
             pass
         while pending:

@@ -87,7 +87,7 @@ def train_classifier(
     accs: list[float] = []
     t0 = time.perf_counter()
     n = len(train)
-    with progress_bar(cfg.epochs, f"train {cfg.model}", progress) as bar:
+    with progress_bar(cfg.epochs, f"train {cfg.model}", progress, unit="epochs") as bar:
         for _ in range(cfg.epochs):
             clf.train()
             perm = torch.randperm(n, generator=g).to(device)

@@ -184,7 +184,9 @@ def train_sr(
     model.train()
     t0 = time.perf_counter()
     loss_v = float("nan")
-    with progress_bar(cfg.steps - start, f"train {cfg.model} x{cfg.scale}", progress) as bar:
+    with progress_bar(
+        cfg.steps - start, f"train {cfg.model} x{cfg.scale}", progress, unit="steps"
+    ) as bar:
         for step in range(start, cfg.steps):
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * (

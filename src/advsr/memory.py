@@ -1,0 +1,281 @@
+"""Memory budgets for gradient passes: micro-batches whose peak memory does not grow with N.
+
+An attack differentiates a model on a whole batch at once; the autograd graph of one image
+through an SR network and a classifier at 448 px is hundreds of megabytes, so a batch of 64
+needs tens of gigabytes. :func:`micro_batched` keeps the peak at one micro-batch's graph
+whatever the batch size: its forward runs every micro-batch without a graph and returns the
+concatenated outputs; its backward recomputes each micro-batch with a graph, takes the
+vector-Jacobian product with that micro-batch's slice of the output gradient, frees the
+graph, and concatenates the input gradients (gradient checkpointing along the batch). The
+values and gradients are the same as one pass over the whole batch (up to the last bits of
+float arithmetic) for any function whose output rows depend on their own input rows only;
+one extra forward without a graph per gradient pass is the price.
+
+The micro-batch size comes from a memory budget (:func:`max_memory`): ``--max-memory`` on
+the command line, ``$ADVSR_MAX_MEMORY``, or :func:`set_max_memory`; by default 1/16 of the
+machine's memory, at most 2 GiB (on a GPU, half the device's memory). The bytes one item
+costs are measured once per model and input shape (:func:`graph_bytes_per_item`: the tensors
+autograd saves for one item's backward, parameters and buffers excluded). A budget that
+cannot hold one item is refused with one line naming the option.
+
+Example:
+    >>> import torch
+    >>> f = lambda x, start: (x ** 2).sum((1, 2, 3))
+    >>> x = torch.rand(5, 3, 8, 8, requires_grad=True)
+    >>> (g,) = torch.autograd.grad(micro_batched(f, x, 2).sum(), x)
+    >>> torch.allclose(g, 2 * x)
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+
+import torch
+from torch import nn
+
+from advsr.errors import InputError
+
+__all__ = [
+    "ChunkFn",
+    "MicroBatched",
+    "default_max_memory",
+    "format_bytes",
+    "graph_bytes_per_item",
+    "max_memory",
+    "micro_batch_size",
+    "micro_batched",
+    "parse_memory",
+    "set_max_memory",
+]
+
+ChunkFn = Callable[[torch.Tensor, int], torch.Tensor]
+"""``(rows x[start : start + k], start) -> outputs for those rows`` (``start`` lets a random
+function derive each row's randomness from its position, so micro-batching changes
+nothing)."""
+
+SAFETY = 1.5
+"""Headroom over the measured graph size: backward's gradient buffers and the transient
+tensors no graph keeps."""
+_GIB = 2**30
+_OVERRIDE: int | None = None
+_ESTIMATES: OrderedDict[Hashable, int] = OrderedDict()
+_UNITS = {"": _GIB, "k": 2**10, "m": 2**20, "g": _GIB, "t": 2**40}
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes as text in GiB (or MiB below one GiB)."""
+    return f"{n / _GIB:.2f} GiB" if n >= _GIB else f"{n / 2**20:.0f} MiB"
+
+
+def _machine_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # not POSIX: assume 8 GiB
+        return 8 * _GIB
+
+
+def parse_memory(text: str | int | float) -> int:
+    """A memory size in bytes: ``"3"`` or ``3`` (GiB), ``"1.5G"``, ``"512M"``, ``"2GiB"``,
+    ``"800MB"``, ``"3000000B"`` (bytes), or a share of the machine's memory (``"10%"``).
+
+    Raises:
+        InputError: not a size, not positive, or more than the machine has.
+    """
+    machine = _machine_memory()
+    s = str(text).strip().lower().replace(" ", "")
+    share = re.fullmatch(r"(\d+(?:\.\d*)?)%", s)
+    m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)([kmgt]?)(i?b)?", s)
+    if share:
+        value = float(share.group(1)) / 100 * machine
+    elif m:
+        bytes_only = m.group(3) == "b" and not m.group(2)  # "800000B"
+        value = float(m.group(1)) * (1 if bytes_only else _UNITS[m.group(2)])
+    else:
+        raise InputError(
+            f"max memory must be a size such as 3, 1.5G, 512M or 10% (of the machine), got {text!r}"
+        )
+    if not math.isfinite(value) or value < 2**20:
+        raise InputError(f"max memory must be at least 1M, got {text!r}")
+    if value > machine:
+        raise InputError(f"max memory {text!r} is more than this machine's {format_bytes(machine)}")
+    return int(value)
+
+
+def set_max_memory(spec: str | int | float | None) -> int | None:
+    """Set the process-wide budget (None: back to ``$ADVSR_MAX_MEMORY`` or the default).
+
+    Returns:
+        the budget in bytes, or None for the default.
+    """
+    global _OVERRIDE
+    _OVERRIDE = None if spec is None else parse_memory(spec)
+    return _OVERRIDE
+
+
+def default_max_memory(device: torch.device | None = None) -> int:
+    """1/16 of the machine's memory, at most 2 GiB; on a GPU half of the device's memory."""
+    if device is not None and device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory // 2)
+    return min(_machine_memory() // 16, 2 * _GIB)
+
+
+def max_memory(device: torch.device | None = None) -> int:
+    """The budget of one gradient pass in bytes: :func:`set_max_memory`, else
+    ``$ADVSR_MAX_MEMORY``, else :func:`default_max_memory`."""
+    if _OVERRIDE is not None:
+        return _OVERRIDE
+    env = os.environ.get("ADVSR_MAX_MEMORY")
+    if env:
+        return parse_memory(env)
+    return default_max_memory(device)
+
+
+def graph_bytes_per_item(fn: ChunkFn, x: torch.Tensor, module: nn.Module | None = None) -> int:
+    """Bytes autograd keeps for one item's backward through ``fn`` (measured on ``x[:1]``).
+
+    Counts each storage that the forward pass saves for backward once, leaving out the
+    parameters and buffers of ``module`` (shared by every item), plus the output.
+
+    Shape:
+        ``x``: ``(N, ...)``; only the first item is used.
+    """
+    fixed = set()
+    if module is not None:
+        fixed = {t.untyped_storage().data_ptr() for t in (*module.parameters(), *module.buffers())}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        ptr = s.data_ptr()
+        if ptr not in fixed:
+            seen[ptr] = s.nbytes()
+        return t
+
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        xr = x[:1].detach().clone().requires_grad_(True)
+        out = fn(xr, 0)
+    return sum(seen.values()) + out.numel() * out.element_size()
+
+
+def micro_batch_size(
+    fn: ChunkFn,
+    x: torch.Tensor,
+    key: Hashable,
+    what: str,
+    module: nn.Module | None = None,
+) -> int:
+    """Items per micro-batch of a gradient pass through ``fn`` within :func:`max_memory`.
+
+    Args:
+        fn: the function (see :data:`ChunkFn`).
+        x: the batch.
+        key: identifies ``fn`` for the cache of measurements (with the item shape added).
+        what: names ``fn`` in the error message.
+        module: whose parameters the measurement leaves out.
+
+    Raises:
+        InputError: one item needs more than the budget.
+    """
+    full = (key, tuple(x.shape[1:]), x.dtype, str(x.device))
+    if full not in _ESTIMATES:
+        _ESTIMATES[full] = graph_bytes_per_item(fn, x, module)
+        while len(_ESTIMATES) > 256:
+            _ESTIMATES.popitem(last=False)
+    _ESTIMATES.move_to_end(full)
+    need = SAFETY * _ESTIMATES[full]
+    budget = max_memory(x.device)
+    if need > budget:
+        raise InputError(
+            f"a gradient pass through {what} needs about {format_bytes(need)} per image, more "
+            f"than the memory budget of {format_bytes(budget)}: raise --max-memory "
+            "(or ADVSR_MAX_MEMORY), or use smaller images"
+        )
+    return max(1, int(budget // need))
+
+
+class _Chunked(torch.autograd.Function):
+    """Forward without graphs, backward by recomputing one micro-batch at a time."""
+
+    @staticmethod
+    def forward(ctx, x, fn, size):  # type: ignore[no-untyped-def, override]
+        ctx.fn, ctx.size = fn, size
+        ctx.save_for_backward(x)
+        return torch.cat([fn(x[i : i + size], i) for i in range(0, x.shape[0], size)])
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
+        (x,) = ctx.saved_tensors
+        parts = []
+        for i in range(0, x.shape[0], ctx.size):
+            with torch.enable_grad():
+                xc = x[i : i + ctx.size].detach().requires_grad_(True)
+                out = ctx.fn(xc, i)
+                g = None
+                if out.requires_grad:
+                    (g,) = torch.autograd.grad(
+                        out, xc, grad[i : i + out.shape[0]], allow_unused=True
+                    )
+            parts.append(torch.zeros_like(xc) if g is None else g)
+        return torch.cat(parts), None, None
+
+
+def micro_batched(fn: ChunkFn, x: torch.Tensor, size: int) -> torch.Tensor:
+    """``fn`` over ``x`` in micro-batches of ``size`` items, differentiable with respect to
+    ``x`` at the memory of one micro-batch (see the module docstring).
+
+    Without a gradient to take (grad mode off, or ``x`` not requiring one) the micro-batches
+    simply run one after the other, so forward passes are bounded too; when the batch fits
+    in one micro-batch, this is ``fn(x, 0)``.
+
+    Shape:
+        ``(N, ...)`` -> ``(N, ...)`` (rows in order).
+    """
+    if size >= x.shape[0]:
+        return fn(x, 0)
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return torch.cat([fn(x[i : i + size], i) for i in range(0, x.shape[0], size)])
+    out: torch.Tensor = _Chunked.apply(x, fn, size)
+    return out
+
+
+class MicroBatched(nn.Module):
+    """A module whose passes in eval mode run in micro-batches within :func:`max_memory`.
+
+    Passes of a module in training mode are left alone (their gradients go to the
+    parameters, which the recomputing backward does not give). Attributes the wrapper lacks (``num_classes``,
+    ``input_size``...) are the wrapped module's.
+
+    Args:
+        module: maps ``(N, ...)`` to ``(N, ...)``, each output row depending on its input
+            row only (a classifier, an SR network).
+        what: names the module in the error a too small budget gives.
+
+    Shape:
+        ``(N, ...)`` -> the module's output.
+    """
+
+    def __init__(self, module: nn.Module, what: str = "the model") -> None:
+        super().__init__()
+        self.module = module
+        self.what = what
+
+    def __getattr__(self, name: str) -> object:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["module"], name)
+
+    def _rows(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        out: torch.Tensor = self.module(x)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.module.training or x.shape[0] <= 1:
+            return self.module(x)
+        size = micro_batch_size(self._rows, x, id(self.module), self.what, self.module)
+        return micro_batched(self._rows, x, size)
