@@ -50,7 +50,11 @@ def _rows(store: Path) -> list[tuple[str, str, str]]:
     with ResultStore(store) as st:
         rows = st.rows()
     return sorted(
-        (r["cell_id"], r["key"], json.dumps({k: v for k, v in r.items() if not k.endswith("seconds")}))
+        (
+            r["cell_id"],
+            r["key"],
+            json.dumps({k: v for k, v in r.items() if not k.endswith("seconds")}),
+        )
         for r in rows
     )
 

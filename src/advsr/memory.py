@@ -247,8 +247,8 @@ class MicroBatched(nn.Module):
     """A module whose passes in eval mode run in micro-batches within :func:`max_memory`.
 
     Passes of a module in training mode are left alone (their gradients go to the
-    parameters, which the recomputing backward does not give). Attributes the wrapper lacks (``num_classes``,
-    ``input_size``...) are the wrapped module's.
+    parameters, which the recomputing backward does not give). Attributes the wrapper
+    lacks (``num_classes``, ``input_size``...) are the wrapped module's.
 
     Args:
         module: maps ``(N, ...)`` to ``(N, ...)``, each output row depending on its input
