@@ -276,3 +276,36 @@ def test_non_adaptive_cells_judge_gradients_on_the_deployed_defense(cli, tmp_pat
     zero = {f["defense"] for f in flags if f["flag"] == "zero-gradients"}
     assert zero == {"jpeg", "kmeans"}
     assert all(f["mode"] == "non-adaptive" for f in flags)
+
+
+def test_probes_sample_full_off(cli, tmp_path) -> None:
+    """The default probes look at the first images of each batch; full at all; off at none,
+    which every table says; their time share is in --json."""
+    import json
+    import math
+
+    from advsr.experiments.store import ResultStore
+
+    store = tmp_path / "p.sqlite"
+    base = ("defend", "--attack", "fgsm@0.1", "--defense", "median:size=3x3", "--limit", "8",
+            "--batch-size", "8", "--store", str(store), "--json")  # fmt: skip
+    docs = {mode: json.loads(cli(*base, "--probes", mode).out) for mode in ("sample", "full")}
+    off = cli(*base, "--probes", "off")
+    docs["off"] = json.loads(off.out)
+    with ResultStore(store) as st:
+        rows = {c["cell_id"]: st.cell_rows(c["cell_id"]) for d in docs.values() for c in d["cells"]}
+    probed = {}
+    for mode, doc in docs.items():
+        counts = []
+        for cell in doc["cells"]:  # the clean cell and the attacked one
+            assert cell["probes"] == mode
+            share = cell["probe_time_share"]
+            assert share is not None and 0.0 <= share < 1.0
+            zero = [r.get("grad_zero") for r in rows[cell["cell_id"]]]
+            counts.append(sum(z is not None and not math.isnan(z) for z in zero))
+        probed[mode] = max(counts)
+    assert probed == {"sample": 4, "full": 8, "off": 0}
+    assert docs["off"]["probes_off"] == ["median:size=3x3", "none"]
+    assert not docs["off"]["flags"]
+    table = cli(*base[:-1], "--probes", "off").out
+    assert "probes off: no flags (median:size=3x3, none)" in table

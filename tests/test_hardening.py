@@ -152,12 +152,39 @@ def test_forced_progress_into_a_file(tmp_path: Path) -> None:
     res = subprocess.run(
         [sys.executable, "-m", "advsr", "eval-sr", "--hr-crop", "32", "--store",
          str(tmp_path / "s.sqlite")],
-        env={**ENV, "ADVSR_PROGRESS": "1"},
+        env={**ENV, "ADVSR_PROGRESS": "1", "ADVSR_PROGRESS_EVERY": "0"},
         capture_output=True,
         text=True,
     )  # fmt: skip
     assert res.returncode == 0
-    assert "bicubic x2: 8/8" in res.stderr  # a plain line, not terminal control codes
+    assert "advsr: bicubic x2: 8/8 rows" in res.stderr  # a plain line, no control codes
+
+
+def test_plain_progress_lines_only_for_long_work(capsys, monkeypatch) -> None:
+    """Into a file or a pipe: no line for work shorter than the interval, then lines with
+    the count, the rate and the ETA, at most one per interval."""
+    import time
+
+    from advsr import progress
+
+    monkeypatch.delenv("ADVSR_PROGRESS", raising=False)  # the default: on
+    monkeypatch.setenv("ADVSR_PROGRESS_EVERY", "0.2")
+    with progress.progress_bar(3, "quick cell") as bar:
+        for _ in range(3):
+            bar.advance()
+    assert capsys.readouterr().err == ""  # done within the interval: silent
+    with progress.progress_bar(4, "slow cell") as bar:
+        for _ in range(4):
+            time.sleep(0.25)
+            bar.advance()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert 2 <= len(lines) <= 4 and lines[-1].startswith("advsr: slow cell: 4/4 rows, ")
+    assert " rows/s, " in lines[0] and "ETA" in lines[0]
+    monkeypatch.setenv("ADVSR_PROGRESS", "0")
+    with progress.progress_bar(2, "silenced") as bar:
+        time.sleep(0.25)
+        bar.advance(2)
+    assert capsys.readouterr().err == ""
 
 
 def test_stored_budgets_hold_exactly(cli) -> None:

@@ -7,7 +7,9 @@ seconds and none for work that ends sooner, so a log shows a long job is alive::
     advsr: ifgsm@16/255 vs sr:model=imdn,scale=2 (adaptive): 24/64 rows, 0.41 rows/s,
     58 s, ETA 97 s (step 7/10)
 
-``ADVSR_PROGRESS=0`` turns progress off, ``ADVSR_PROGRESS=1`` on (lines or a bar).
+``ADVSR_PROGRESS=0`` turns progress off, ``ADVSR_PROGRESS=1`` on (lines or a bar);
+``ADVSR_PROGRESS_EVERY=S`` sets the seconds between plain lines (0 to 3600; 0 prints one
+per item).
 Inside a bar, long loops (the attack engine's steps, a universal perturbation, training)
 report their step through :func:`step`, so a cell that works for minutes on one
 item does not sit silently at 0/N.
@@ -56,7 +58,17 @@ class _Rich:
 
 
 LINE_EVERY = 15.0
-"""Seconds between two plain progress lines."""
+"""Seconds between two plain progress lines (``$ADVSR_PROGRESS_EVERY`` overrides it)."""
+
+
+def line_every() -> float:
+    """Seconds between plain lines: ``$ADVSR_PROGRESS_EVERY`` if it is a number in
+    ``[0, 3600]``, else :data:`LINE_EVERY`."""
+    try:
+        every = float(os.environ.get("ADVSR_PROGRESS_EVERY", LINE_EVERY))
+    except ValueError:
+        return LINE_EVERY
+    return every if 0.0 <= every <= 3600.0 else LINE_EVERY
 
 
 class _Lines:
@@ -95,7 +107,8 @@ class _Lines:
     def advance(self, n: int = 1) -> None:
         self._done += n
         done = self._total is not None and self._done >= self._total
-        self._line(force=done and self._printed)  # a last line only after earlier ones
+        # a last line only after earlier ones (short work prints nothing)
+        self._line(force=done and (self._printed or self._every == 0))
 
     def note(self, text: str) -> None:
         self._note = text
@@ -144,7 +157,7 @@ def progress_bar(
         yield _Silent()
         return
     if not sys.stderr.isatty():
-        lines = _Lines(total, description, sys.stderr, every=LINE_EVERY, unit=unit)
+        lines = _Lines(total, description, sys.stderr, every=line_every(), unit=unit)
         token = _ACTIVE.set(lines)
         try:
             yield lines
