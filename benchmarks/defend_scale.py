@@ -157,7 +157,7 @@ def main() -> None:
     )
     images, steps, batches = args.images, args.steps, [int(b) for b in args.batches.split(",")]
     if args.quick:
-        images, steps, batches = 2, 1, [1]
+        images, steps, batches = 2, 1, []
     base = {
         "model": MODEL,
         "data": data,

@@ -56,12 +56,14 @@ def test_attack_benchmarks_quick() -> None:
 
 
 def test_defense_speed_benchmark_quick() -> None:
-    tail = _quick("defense_speed.py")[-4:]
+    tail = _quick("defense_speed.py")[-16:]
+    defenses = ("quilting", "quilting-tvm", "pixel-deflection", "tvm", "kmeans", "sr")
     assert [line.split(":")[0] for line in tail] == [
         "tvm_speedup_vs_art",
         "median_speedup_vs_scipy",
         "wavelet_time_ratio_vs_skimage",
         "ssim_speedup_vs_skimage",
+        *(f"{d}_s_per_224px{suffix}" for d in defenses for suffix in ("", "_before")),
     ]
     assert all(float(line.split(":")[1]) > 0 for line in tail)
 
@@ -96,3 +98,12 @@ def test_paired_rounds_alternate_and_take_the_median_of_round_ratios(monkeypatch
     assert (t_num, t_den) == pytest.approx((2.1, 1.05))  # medians of the 4 timed calls
     # per-round ratios 2/(2*1), 2.2/(2*1.1), 20/(2*10), 2/(2*0.5) = 1, 1, 1, 2: median 1
     assert ratio == pytest.approx(1.0)
+
+
+def test_defend_scale_benchmark_quick() -> None:
+    tail = _quick("defend_scale.py")[-3:]
+    heads = dict(line.split(": ") for line in tail)
+    assert list(heads) == ["defend_peak_rss_gb", "probe_time_share", "adaptive_limit_ratio"]
+    assert 0 < float(heads["defend_peak_rss_gb"]) < 24
+    assert 0 <= float(heads["probe_time_share"]) < 1
+    assert float(heads["adaptive_limit_ratio"]) > 0

@@ -279,8 +279,9 @@ def test_non_adaptive_cells_judge_gradients_on_the_deployed_defense(cli, tmp_pat
 
 
 def test_probes_sample_full_off(cli, tmp_path) -> None:
-    """The default probes look at the first images of each batch; full at all; off at none,
-    which every table says; their time share is in --json."""
+    """The default probes look at the cell's first images (not each batch's: two batches
+    here); full at all; off at none, which every table says; their time share is in
+    --json."""
     import json
     import math
 
@@ -288,7 +289,7 @@ def test_probes_sample_full_off(cli, tmp_path) -> None:
 
     store = tmp_path / "p.sqlite"
     base = ("defend", "--attack", "fgsm@0.1", "--defense", "median:size=3x3", "--limit", "8",
-            "--batch-size", "8", "--store", str(store), "--json")  # fmt: skip
+            "--batch-size", "4", "--store", str(store), "--json")  # fmt: skip
     docs = {mode: json.loads(cli(*base, "--probes", mode).out) for mode in ("sample", "full")}
     off = cli(*base, "--probes", "off")
     docs["off"] = json.loads(off.out)

@@ -188,9 +188,10 @@ def open_labelled(
         files = kept
     if limit is not None:
         files = files[:limit]
-    images = [read_image(f) for f, _ in files]
-    if size is not None:
-        images = [resize_center_crop(im, size) for im in images]
+    if size is None:
+        images = [read_image(f) for f, _ in files]
+    else:  # one full-size decode at a time; the crop is copied out of the resized image
+        images = [resize_center_crop(read_image(f), size).contiguous() for f, _ in files]
     try:
         x = stack_images(images)
     except Exception as exc:

@@ -3,12 +3,12 @@ the flags a summary raises from them (AutoAttack's automatic flags, Croce and He
 Athalye et al. 2018's sanity checks).
 
 Per image (:func:`probe_batch`, columns of the cell's rows). The probes cost gradient
-passes and attacks of their own, so by default (``probes="sample"``) they look at a bounded
-sample: the first :data:`PROBE_SAMPLE` images of each batch for the gradient and the random
-calls, the first :data:`PROBE_SAMPLE` images of the cell for the unbounded attack; images
-not probed read NaN. ``probes="full"`` probes every image (the unbounded attack the first
-:data:`UNBOUNDED_PROBE`); ``probes="off"`` stores no probe column, so no flag can fire, and
-every table says so.
+passes and attacks of their own (through an SR defense at 448 px, one probed image costs
+about as much as three images of the cell's own work), so by default (``probes="sample"``)
+they look at a bounded sample whose cost does not grow with the cell: the cell's first
+:data:`PROBE_SAMPLE` images; images not probed read NaN. ``probes="full"`` probes every
+image (the unbounded attack the first :data:`UNBOUNDED_PROBE`); ``probes="off"`` stores no
+probe column, so no flag can fire, and every table says so.
 
 * ``grad_zero`` - 1 when the input gradient of the cross-entropy of the model the attack
   targeted is zero (``max |grad| <= 1e-10``) at the clean image;
@@ -74,8 +74,8 @@ __all__ = [
 UNBOUNDED_PROBE = 8
 """Images per cell (the first ones) that the unbounded attack probes (``probes="full"``)."""
 PROBE_SAMPLE = 4
-"""Images per batch that the gradient probe, and per cell that the unbounded attack, looks
-at with ``probes="sample"`` (the default)."""
+"""Images per cell (the first ones) that the probes look at with ``probes="sample"`` (the
+default)."""
 PROBE_MODES = ("full", "sample", "off")
 """How much the probes look at (see :func:`probe_batch`)."""
 FLAG_MARK = "*"
@@ -137,8 +137,8 @@ def probe_batch(
             without running autograd through it.
         probes: ``full`` (every image; the unbounded attack on the first
             :data:`UNBOUNDED_PROBE` of the cell), ``sample`` (the first
-            :data:`PROBE_SAMPLE` images of each batch, the unbounded attack on the first
-            :data:`PROBE_SAMPLE` of the cell) or ``off`` (no probe: no columns, no flags).
+            :data:`PROBE_SAMPLE` images of the cell) or ``off`` (no probe: no columns, no
+            flags).
         fooled: per image, whether ``result.x_adv`` already fools the model the probes
             judge on (``deployed``, else ``target``); such images count as fooled by the
             unbounded attack without running it (its budget contains the bounded one).
@@ -153,11 +153,11 @@ def probe_batch(
     if probes == "off" or n == 0:
         return {}
     judge = target if deployed is None else deployed
-    m = n if probes == "full" else min(n, PROBE_SAMPLE)
+    m = n if probes == "full" else max(0, min(n, PROBE_SAMPLE - first))
     zero = torch.full((n,), math.nan)
     if deployed is not None and not deployed_differentiable:
         zero[:m] = 1.0
-    else:
+    elif m:
         zero[:m] = _input_grad_zero(judge, x[:m], y[:m]).cpu()
     out: dict[str, torch.Tensor] = {"grad_zero": zero}
     out["loss_rise"] = _loss_rise(target, x, y, result)
@@ -166,7 +166,8 @@ def probe_batch(
         out["broken_by"] = broken.float().cpu()
     if evaluated is not None:
         flips = torch.full((n,), math.nan)
-        flips[:m] = random_flips(evaluated, result.x_adv[:m])
+        if m:
+            flips[:m] = random_flips(evaluated, result.x_adv[:m])
         out["random_flip"] = flips
     out["unbounded_fooled"] = _unbounded(
         target, deployed, x, y, attack, result, first, generator, probes, fooled

@@ -20,6 +20,7 @@ from pydantic import Field
 from advsr.attacks.base import Attack, AttackResult, create_attack, parse_attack, spec_options
 from advsr.errors import InputError, warn
 from advsr.experiments.cell import ATTACK, BUDGET, SEEDED, CellConfig, Item
+from advsr.memory import MicroBatched
 from advsr.settings import DATA, MODEL, NEUTRAL, WEIGHTS
 
 __all__ = [
@@ -179,8 +180,8 @@ class ClassifierCellConfig(ClassifierDataConfig):
     attack_options: Annotated[dict[str, Any], ATTACK] = Field(default_factory=dict)
     """Any other setting of the attack, e.g. overshoot=0.05."""
     probes: Annotated[Literal["full", "sample", "off"], NEUTRAL] = "sample"
-    """Gradient-masking probes: sample (the first 4 images of each batch), full (every
-    image) or off (no probes and so no flags, said in every table)."""
+    """Gradient-masking probes: sample (the cell's first 4 images), full (every image) or
+    off (no probes and so no flags, said in every table)."""
 
     def probe_identity(self) -> dict[str, str]:
         """The probes' place in the identity: nothing for the default (a sample of what
@@ -217,13 +218,18 @@ def check_labels(model: torch.nn.Module, data: Any, device: torch.device | None 
     if isinstance(classes, int) and len(data.y):
         x = data.x[:64].to(device or torch.device("cpu"))
         with torch.no_grad():
-            hits = int((model(x).argmax(1).cpu() == data.y[: len(x)]).sum())
+            hits = int((_bounded(model)(x).argmax(1).cpu() == data.y[: len(x)]).sum())
         if hits * classes <= 2 * len(x):
             warn(
                 f"the classifier gets {100 * hits / len(x):.0f}% of the first {len(x)} images of "
                 f"{data.name} right (chance: {100 / classes:.0f}%): is it the right model "
                 "for this data?"
             )
+
+
+def _bounded(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` in micro-batches within the memory budget (:class:`MicroBatched`)."""
+    return model if isinstance(model, MicroBatched) else MicroBatched(model)
 
 
 def correctly_classified(
@@ -238,10 +244,11 @@ def correctly_classified(
     check_labels(model, data, device)
     keep: list[int] = []
     scanned = 0
+    run = _bounded(model)
     for start in range(0, len(data.names), 256):
         xb = data.x[start : start + 256].to(device)
         with torch.no_grad():
-            ok = (model(xb).argmax(1).cpu() == data.y[start : start + 256]).nonzero()[:, 0]
+            ok = (run(xb).argmax(1).cpu() == data.y[start : start + 256]).nonzero()[:, 0]
         keep.extend(int(i) + start for i in ok)
         scanned = min(start + 256, len(data.names))
         if limit is not None and len(keep) >= limit:
