@@ -149,6 +149,68 @@ def test_nearest_patches_matches_cdist() -> None:
     assert torch.equal(idx, torch.cdist(q[:5], b[:4]).argsort(dim=1, stable=True))
 
 
+def _natural_patches(n: int, seed: int, dtype=torch.float32) -> torch.Tensor:
+    """Flattened 5 x 5 patches of smooth random images (norms spread like natural ones)."""
+    x = _smooth_images(max(1, n // 400 + 1), 64, 64, seed=seed, dtype=dtype)
+    p = F.unfold(x, kernel_size=5, stride=1).permute(0, 2, 1).reshape(-1, 75)
+    return p[torch.randperm(p.shape[0], generator=_gen(seed))[:n]].contiguous()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pruned_search_equals_brute_force(dtype) -> None:
+    # a bank large enough for the norm pruning to skip most of it (and not a multiple of 16)
+    b = _natural_patches(5003, seed=20, dtype=dtype)
+    q = _natural_patches(700, seed=21, dtype=dtype)
+    brute = ((q[:, None, :].double() - b[None, :, :].double()) ** 2).sum(-1)
+    for k in (1, 10):
+        d2, idx = nearest_patches(q, b, k)
+        want = brute.argsort(dim=1, stable=True)[:, :k]
+        tol = 1e-10 if dtype == torch.float64 else 1e-4  # float32: ||q||^2 - 2q.b + ||b||^2
+        if dtype == torch.float64:  # float32 rounding could swap a near-tie
+            assert torch.equal(idx, want)
+        torch.testing.assert_close(d2.double(), brute.gather(1, want), rtol=tol, atol=tol)
+        torch.testing.assert_close(brute.gather(1, idx), brute.gather(1, want), rtol=tol, atol=tol)
+        # the dense search finds the same neighbours; in float32 (the defense's dtype) with
+        # bit-identical distances (same product kernel), in float64 up to rounding
+        d2_dense, idx_dense = nearest_patches(q, b, k, search="dense")
+        assert torch.equal(idx, idx_dense)
+        if dtype == torch.float32:
+            assert torch.equal(d2, d2_dense)
+        torch.testing.assert_close(d2, d2_dense, rtol=1e-12, atol=1e-12)
+
+
+def test_pruned_search_ties_by_index_and_small_memory_blocks() -> None:
+    b = _natural_patches(3000, seed=22)
+    b = torch.cat([b, b[:100], b[:50]])  # duplicated rows: exactly equal distances
+    q = torch.cat([b[:40], _natural_patches(200, seed=23)])
+    d2, idx = nearest_patches(q, b, 4, block_elements=4096)
+    brute = torch.cdist(q.double(), b.double()).pow(2)
+    assert torch.equal(idx, brute.argsort(dim=1, stable=True)[:, :4])
+    # a query equal to a bank row with two copies: the row itself, then its copies in index order
+    assert idx[:40, 0].tolist() == list(range(40)) and (d2[:40, 0] < 1e-4).all()
+    assert idx[:40, 1].tolist() == [3000 + i for i in range(40)]
+    assert idx[:40, 2].tolist() == [3100 + i for i in range(40)]
+
+
+def test_pruned_search_does_not_depend_on_the_other_queries() -> None:
+    b = _natural_patches(4000, seed=24)
+    q = _natural_patches(600, seed=25)
+    d2, idx = nearest_patches(q, b, 10)
+    d2_part, idx_part = nearest_patches(q[::7], b, 10)
+    assert torch.equal(idx_part, idx[::7]) and torch.equal(d2_part, d2[::7])
+    with pytest.raises(InputError, match="search"):
+        nearest_patches(q, b, 10, search="approx")  # type: ignore[arg-type]
+
+
+def test_quilting_search_modes_give_the_same_image() -> None:
+    x = _smooth_images(2, 40, 36, seed=26)
+    bank = PatchBank.from_images(_smooth_images(6, 48, 48, seed=27), 5, stride=1)
+    pruned = Quilting(bank, k=10)(x, generator=_gen(3))
+    dense = Quilting(bank, k=10, search="dense")(x, generator=_gen(3))
+    assert torch.equal(pruned, dense)
+    assert pruned.shape == x.shape and 0.0 <= float(pruned.min()) <= float(pruned.max()) <= 1.0
+
+
 def test_patch_grid_covers_border() -> None:
     assert patch_grid(32, 5, 3) == list(range(0, 28, 3))
     assert patch_grid(33, 5, 3) == [*range(0, 28, 3), 28]
@@ -259,6 +321,7 @@ def test_bad_parameters() -> None:
         {"overlap": -1},
         {"stitch": "blend"},
         {"block_elements": 0},
+        {"search": "approx"},
     ):
         with pytest.raises(InputError):
             Quilting(bank, **kwargs)  # type: ignore[arg-type]

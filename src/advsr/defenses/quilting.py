@@ -19,7 +19,12 @@ Conventions (where the paper, the reference code and common practice differ):
 * Defaults ``patch_size=5`` and ``overlap=patch_size // 2 = 2`` are those of both codes.
 * Search: exact nearest neighbours of the whole input patch (both references search with the
   input patch only, never with the already placed neighbours), computed as
-  ``||b||^2 - 2 q.b (+ ||q||^2)`` over chunks of the bank. The reference code searches
+  ``||b||^2 - 2 q.b (+ ||q||^2)`` by matrix products over blocks of the bank, pruned
+  exactly by the triangle inequality on patch norms (``search="pruned"``, the default, about
+  3 times less work than ``search="dense"`` at 224 px with a 20,000-patch bank; the same
+  neighbours, equal distances ordered by bank index, see :func:`nearest_patches`). The
+  choice depends on the input patch only, so all patches are searched at once. The
+  reference code searches
   approximately (faiss PCA-64 + IVF-PQ, ``nprobe=5``); Athalye et al. search exactly.
 * ``K``: uniform choice among the ``K`` nearest (both codes). The reference code's default is
   ``K = 1`` (deterministic), Athalye et al. use ``K = 10``; the default here is 10.
@@ -63,6 +68,7 @@ from advsr.errors import InputError, ModelLoadError, ShapeError
 __all__ = [
     "PatchBank",
     "Quilting",
+    "SearchMode",
     "StitchMode",
     "extract_patches",
     "min_error_boundary_cut",
@@ -72,8 +78,16 @@ __all__ = [
 ]
 
 StitchMode = Literal["min-cut", "overwrite"]
+SearchMode = Literal["pruned", "dense"]
 _STITCH_MODES: tuple[str, ...] = get_args(StitchMode)
-_BANK_CHUNK = 16384  # bank rows per distance block
+_SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
+_BANK_CHUNK = 16384  # bank rows per distance block (dense search)
+_WINDOW = 1024  # pruned search, stage 1: bank rows (closest in norm) per query chunk
+_CHUNK_BOUND = 128  # pruned search, stage 1: queries per chunk
+_CHUNK_PRUNED = 64  # pruned search, stage 2: queries per chunk
+_BUCKETS = 8  # pruned search, stage 2: query groups by the width of their norm range
+_COLS_PRUNED = 8192  # pruned search, stage 2: bank rows per score block (stays in the cache)
+_GROUP = 16  # pruned search, stage 2: columns per group of the threshold test
 
 
 def _check_settings(patch_size: object, overlap: object, k: object, stitch: object) -> int:
@@ -86,6 +100,13 @@ def _check_settings(patch_size: object, overlap: object, k: object, stitch: obje
     if stitch not in _STITCH_MODES:
         raise InputError(f"unknown stitch mode {stitch!r}; use one of {', '.join(_STITCH_MODES)}")
     return o
+
+
+def _check_search(search: object) -> None:
+    if search not in _SEARCH_MODES:
+        raise InputError(
+            f"unknown nearest-neighbour search {search!r}; use one of {', '.join(_SEARCH_MODES)}"
+        )
 
 
 # --- patch bank ------------------------------------------------------------------------------
@@ -285,21 +306,46 @@ def nearest_patches(
     k: int,
     *,
     block_elements: int = 1 << 24,
+    search: SearchMode = "pruned",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact ``k`` nearest bank rows of every query row (squared Euclidean distance).
 
-    ``||q - b||^2 = ||q||^2 - 2 q.b + ||b||^2`` by matrix products over blocks of at most
-    ``block_elements`` query x bank entries (about square, at most 16384 bank rows),
-    keeping a running top-``k`` per query.
+    Scores ``||b||^2 - 2 q.b`` come from matrix products (``torch.addmm``) over blocks of at
+    most ``block_elements`` query x bank entries; ``||q||^2`` is added to the ``k`` kept.
+
+    * ``search="dense"`` scores every query against every bank row and keeps a running
+      top-``k`` per query (``topk`` over blocks of up to 16384 bank rows). Equal scores are
+      ordered as ``torch.topk`` happens to return them.
+    * ``search="pruned"`` (default) returns the same neighbours with less work. The bank is
+      sorted by norm and the queries are processed in chunks of similar norm: a first product
+      against the 1024 bank rows nearest in norm gives every query an upper bound ``r`` on
+      its ``k``-th distance, and by the triangle inequality ``| ||q|| - ||b|| | <= ||q - b||``
+      only bank rows with ``||b||`` within ``r`` of ``||q||`` can be among its ``k``
+      nearest. The second product covers that contiguous norm range (for chunks of queries
+      grouped by the width of their range) and keeps the rows scoring at most the bound; the
+      ``k`` best of them are the ``k`` nearest of the whole bank. The bounds include the
+      rounding error of the scores, so nothing is missed; any query left with fewer than
+      ``k`` candidates (not expected) is searched densely. Equal scores are ordered by bank
+      index (the lowest first), so the result does not depend on the other queries.
+
+    In float32 on the CPU both give bit-identical scores for the same (query, bank row) pair
+    (checked by the tests: the product kernel does not depend on the block's position, and
+    the augmented product of the pruned search rounds like ``addmm``), so they return the
+    same neighbours and distances except for the order of exactly equal scores; elsewhere
+    (float64, other kernels) the scores may differ in the last bit.
 
     Args:
         queries: ``(Q, D)``.
         bank: ``(P, D)``, same dtype and device.
         k: neighbours per query (reduced to ``P`` if larger).
-        block_elements: memory bound of one distance block (entries).
+        block_elements: memory bound of one score block (entries).
+        search: ``"pruned"`` or ``"dense"``.
 
     Returns:
         ``(dist2, index)``, each ``(Q, min(k, P))``, nearest first.
+
+    Raises:
+        InputError: bad ``k``, ``block_elements`` or ``search``.
 
     Shape:
         ``(Q, D), (P, D)`` -> ``(Q, k), (Q, k)``.
@@ -312,6 +358,140 @@ def nearest_patches(
     """
     check_int_range(k, "k", 1)
     check_int_range(block_elements, "block_elements", 1)
+    _check_search(search)
+    if search == "dense":
+        return _nearest_dense(queries, bank, k, block_elements=block_elements)
+    return _nearest_pruned(queries, bank, k, block_elements=block_elements)
+
+
+def _chunk_reduce(values: torch.Tensor, size: int, fill: float, op: str) -> list[float]:
+    """Min (``op="min"``) or max of consecutive chunks of ``size`` values, as a list."""
+    pad = -values.numel() % size
+    v = torch.cat([values, values.new_full((pad,), fill)]).view(-1, size)
+    return (v.amin(1) if op == "min" else v.amax(1)).tolist()
+
+
+def _float_order(v: torch.Tensor) -> torch.Tensor:
+    """Non-negative int64 keys in ``[0, 2^32)`` ordered like the float32 values ``v``
+    (``-0.0`` and ``0.0`` share a key)."""
+    bits = (v + 0.0).view(torch.int32).long()
+    return torch.where(bits < 0, -bits - 1, bits + (1 << 31)) & 0xFFFFFFFF
+
+
+def _nearest_pruned(
+    queries: torch.Tensor, bank: torch.Tensor, k: int, *, block_elements: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Norm-pruned exact search (see :func:`nearest_patches`)."""
+    n_q, n_b = queries.shape[0], bank.shape[0]
+    k = min(k, n_b)
+    dev, dim = queries.device, queries.shape[1]
+    if n_q == 0:
+        empty = torch.empty(0, k, device=dev)
+        return empty.to(queries.dtype), empty.long()
+    q_sq = queries.pow(2).sum(1)
+    b_norm, b_order = bank.double().pow(2).sum(1).sqrt().sort(stable=True)
+    q_norm = queries.double().pow(2).sum(1).sqrt()
+    # scores by one product of augmented rows: [q, 1] . [-2 b, ||b||^2] = ||b||^2 - 2 q.b,
+    # bit-identical to addmm(||b||^2, q, b^T, alpha=-2) (the norm enters the sum last); the
+    # bank, sorted by norm, is padded to a multiple of _GROUP rows scoring +inf
+    n_pad = -(-n_b // _GROUP) * _GROUP
+    sbank = queries.new_zeros(n_pad, dim + 1)
+    sbank[:n_b, :dim] = bank[b_order]
+    sbank[:n_b, dim] = sbank[:n_b, :dim].pow(2).sum(1)
+    sbank[:n_b, :dim] *= -2.0
+    sbank[n_b:, dim] = math.inf
+    sbank_t = sbank.T
+    q_aug = torch.cat([queries, queries.new_ones(n_q, 1)], 1)
+    # |computed - exact score| <= slack (a bound on the rounding of bsq - 2 q.b)
+    eps = torch.finfo(queries.dtype).eps
+    slack = (dim + 2) * eps * (q_norm + float(b_norm[-1])).pow(2)
+
+    # stage 1: an upper bound on every query's k-th score from a window of close norms
+    width = max(k, min(n_b, _WINDOW))
+    c1 = max(1, min(_CHUNK_BOUND, block_elements // width))
+    grouped = width % _GROUP == 0 and width // _GROUP >= k
+    by_norm = q_norm.argsort(stable=True)
+    sorted_norm = q_norm[by_norm]
+    medians = sorted_norm[torch.arange(0, n_q, c1, device=dev).add_(c1 // 2).clamp_(max=n_q - 1)]
+    starts = (torch.searchsorted(b_norm, medians) - width // 2).clamp_(0, n_b - width).tolist()
+    bound = torch.empty(n_q, dtype=queries.dtype, device=dev)
+    for c, start in zip(range(0, n_q, c1), starts, strict=True):
+        ids = by_norm[c : c + c1]
+        score = torch.mm(q_aug[ids], sbank_t[:, start : start + width])
+        if grouped:  # k-th smallest of interleaved group minima: >= the k-th smallest score
+            score = score.view(len(ids), _GROUP, -1).amin(1)
+        bound[ids] = score.topk(k, dim=1, largest=False, sorted=False).values.amax(1)
+
+    # stage 2: every bank row whose norm is within the bound's radius of the query's
+    threshold = bound + slack.to(bound.dtype)
+    radius = (bound.double() + q_sq.double() + 2 * slack).clamp_(min=0.0).sqrt_()
+    radius = radius * (1 + 1e-9) + 1e-9  # float64 rounding of the radius itself
+    lo = torch.searchsorted(b_norm, q_norm - radius)
+    hi = torch.searchsorted(b_norm, q_norm + radius, right=True)
+    # chunks of queries with similar range widths, then similar norms
+    rank = torch.empty_like(lo)
+    rank[(hi - lo).argsort(stable=True)] = torch.arange(n_q, device=dev)
+    bucket = rank * _BUCKETS // n_q
+    order = by_norm[bucket[by_norm].argsort(stable=True)]
+    c2 = max(1, min(_CHUNK_PRUNED, block_elements // _GROUP))
+    col_step = max(_GROUP, min(_COLS_PRUNED, block_elements // c2) // _GROUP * _GROUP)
+    chunk_lo = _chunk_reduce(lo[order], c2, n_b, "min")
+    chunk_hi = _chunk_reduce(hi[order], c2, 0, "max")
+    spread = torch.arange(_GROUP, device=dev)
+    found_q, found_v, found_c = [], [], []
+    for c, lo_c, hi_c in zip(range(0, n_q, c2), chunk_lo, chunk_hi, strict=True):
+        ids = order[c : c + c2]
+        q, thr = q_aug[ids], threshold[ids, None]
+        a0 = int(lo_c) // _GROUP * _GROUP  # aligned, never tiny, column blocks
+        a1 = min(n_pad, -(-int(hi_c) // _GROUP) * _GROUP)
+        for a in range(a0, a1, col_step):
+            b1 = min(a + col_step, a1)
+            # group j of the block: columns a + j + i * stride, i < _GROUP; one whose minimum
+            # is over the threshold is ruled out (few pass; their members are kept)
+            stride = (b1 - a) // _GROUP
+            score = torch.mm(q, sbank_t[:, a:b1]).view(len(ids), _GROUP, stride)
+            row, grp = (score.amin(1) <= thr).nonzero(as_tuple=True)
+            found_q.append(ids[row])
+            found_v.append(score[row, :, grp])  # (hits, _GROUP)
+            found_c.append((grp + a)[:, None] + spread * stride)
+    qid, val, col = torch.cat(found_q), torch.cat(found_v), torch.cat(found_c)
+    hit, i = (val <= threshold[qid, None]).nonzero(as_tuple=True)
+    qid, val, bid = qid[hit], val[hit, i], b_order[col[hit, i]]
+    # order by (query, score, bank index) and keep the first k of every query: sort by bank
+    # index, then stably by one int64 key (query, order-preserving integer of the score)
+    p = bid.argsort()
+    qid, val, bid = qid[p], val[p], bid[p]
+    if val.dtype == torch.float32:
+        p = (qid << 32 | _float_order(val)).argsort(stable=True)
+    else:
+        p = val.argsort(stable=True)
+        p = p[qid[p].argsort(stable=True)]
+    qid, val, bid = qid[p], val[p], bid[p]
+    count = torch.bincount(qid, minlength=n_q)
+    first = torch.cumsum(count, 0) - count
+    pos = torch.arange(qid.numel(), device=dev) - first[qid]
+    keep = pos < k
+    out_v = torch.zeros(n_q, k, dtype=queries.dtype, device=dev)
+    out_i = torch.zeros(n_q, k, dtype=torch.long, device=dev)
+    out_v[qid[keep], pos[keep]] = val[keep]
+    out_i[qid[keep], pos[keep]] = bid[keep]
+    dist2 = (out_v + q_sq[:, None]).clamp_min(0.0)
+    short = (count < k).nonzero().flatten()
+    if short.numel():  # a rounding surprise: search those queries densely
+        dist2[short], out_i[short] = _nearest_dense(
+            queries[short], bank, k, block_elements=block_elements
+        )
+    return dist2, out_i
+
+
+def _nearest_dense(
+    queries: torch.Tensor,
+    bank: torch.Tensor,
+    k: int,
+    *,
+    block_elements: int = 1 << 24,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dense search (every query against every bank row); see :func:`nearest_patches`."""
     n_q, n_b = queries.shape[0], bank.shape[0]
     k = min(k, n_b)
     bank_sq = bank.pow(2).sum(1)
@@ -462,6 +642,7 @@ def quilt(
     stitch: StitchMode = "min-cut",
     generator: torch.Generator | None = None,
     block_elements: int = 1 << 24,
+    search: SearchMode = "pruned",
 ) -> torch.Tensor:
     """Rebuild images from bank patches (image quilting, Guo et al. 2018).
 
@@ -477,6 +658,8 @@ def quilt(
             wins, what the reference graph cut amounts to); see the module docstring.
         generator: CPU generator for the random choice among the ``k`` neighbours.
         block_elements: memory bound of the nearest-neighbour distance blocks.
+        search: ``"pruned"`` or ``"dense"`` exact nearest-neighbour search (same neighbours,
+            see :func:`nearest_patches`; ``"dense"`` is the slower original).
 
     Returns:
         the quilted images, made of bank pixels only.
@@ -496,6 +679,7 @@ def quilt(
     """
     check_image(x, "x")
     o = _check_settings(patch_size, overlap, k, stitch)
+    _check_search(search)
     b = _bank_tensor(bank, patch_size).to(device=x.device, dtype=x.dtype)
     s = patch_size
     n, c, h, w = x.shape
@@ -503,7 +687,7 @@ def quilt(
     ny, nx = len(ys), len(xs)
     with torch.no_grad():
         queries = extract_patches(x.detach(), ys, xs, s).reshape(n * ny * nx, c * s * s)
-        _, idx = nearest_patches(queries, b, k, block_elements=block_elements)
+        _, idx = nearest_patches(queries, b, k, block_elements=block_elements, search=search)
         if idx.shape[1] > 1:
             pick = torch.randint(idx.shape[1], (idx.shape[0], 1), generator=generator)
             idx = idx.gather(1, pick.to(idx.device))
@@ -527,10 +711,11 @@ class Quilting(Defense):
         k: neighbours to choose from (``1`` makes the defense deterministic).
         stitch: ``"min-cut"`` or ``"overwrite"``.
         block_elements: memory bound of the nearest-neighbour distance blocks.
+        search: ``"pruned"`` (default) or ``"dense"`` exact search (see :func:`quilt`).
 
     Raises:
         InputError: ``patch_size < 2``, ``k < 1``, ``overlap`` not in ``[0, patch_size)``,
-            unknown ``stitch``, empty bank or a bank of another patch size.
+            unknown ``stitch`` or ``search``, empty bank or a bank of another patch size.
 
     Shape:
         ``(N, 3, H, W)`` -> ``(N, 3, H, W)``.
@@ -556,9 +741,12 @@ class Quilting(Defense):
         k: int = 10,
         stitch: StitchMode = "min-cut",
         block_elements: int = 1 << 24,
+        search: SearchMode = "pruned",
     ) -> None:
         super().__init__()
         self.overlap = _check_settings(patch_size, overlap, k, stitch)
+        _check_search(search)
+        self.search: SearchMode = search
         if not isinstance(bank, PatchBank):
             raise InputError(f"bank must be a PatchBank, got {type(bank).__name__}")
         _bank_tensor(bank, patch_size)
@@ -597,4 +785,5 @@ class Quilting(Defense):
             stitch=self.stitch,
             generator=generator,
             block_elements=self.block_elements,
+            search=self.search,
         )
