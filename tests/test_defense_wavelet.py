@@ -207,6 +207,32 @@ def test_legacy_ycbcr_sigma_matches_old_skimage():
     assert np.abs(modern - ref).max() > 1e-3  # the two conventions differ
 
 
+@pytest.mark.parametrize("size", [224, 299])
+def test_paper_preset_on_a_photo_matches_old_skimage(size):
+    """Issue 25: at the classifier's view size (natural photo, 224 / 299 px) the defense's
+    preset is skimage's call of the reference code (levels 4 / 5 by skimage's rule, db1,
+    legacy sigma), i.e. wavelet + SR losing clean accuracy is not a port defect."""
+    from advsr.data.imagenet import resize_center_crop
+    from advsr.data.samples import sample_paths
+    from advsr.io import read_image
+
+    photo = resize_center_crop(read_image(sample_paths()["astronaut"]), size).double()
+    im = photo[0].permute(1, 2, 0).numpy()
+    ycc = skcolor.rgb2ycbcr(im)
+    for c in range(3):
+        lo, hi = ycc[..., c].min(), ycc[..., c].max()
+        ch = (ycc[..., c] - lo) / (hi - lo)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            den = sk_denoise_wavelet(ch, sigma=0.04, method="BayesShrink", mode="soft")
+        ycc[..., c] = den * (hi - lo) + lo
+    ref = np.clip(skcolor.ycbcr2rgb(ycc), 0, 1)  # skimage < 0.16 clipped its output
+    ours = WaveletDenoise()(photo)[0].permute(1, 2, 0).numpy()
+    assert np.abs(ours - ref).max() <= TOL
+    assert max(dwt_max_level(size, 2) - 3, 1) == (4 if size == 224 else 5)
+    assert np.abs(ref - im).max() > 0.05  # it does smooth the photo
+
+
 def test_constant_channel_is_left_alone():
     x = _images(2, 32, 32, seed=10)
     x[0] = 0.3  # a grey image: Cb and Cr constant (skimage skips them), Y constant too
