@@ -55,6 +55,10 @@ def _child(spec: dict) -> dict:
     from advsr.experiments.store import ResultStore
 
     set_threads(spec["threads"])
+    if not spec.get("keep_malloc"):  # as the command line does
+        from advsr.memory import return_freed_memory
+
+        return_freed_memory()
     cfg = dict(spec["cell"])
     t0 = time.perf_counter()
     (run,) = run_cells([("defend", cfg)], ResultStore(":memory:"), progress=False)

@@ -310,3 +310,29 @@ def test_probes_sample_full_off(cli, tmp_path) -> None:
     assert not docs["off"]["flags"]
     table = cli(*base[:-1], "--probes", "off").out
     assert "probes off: no flags (median:size=3x3, none)" in table
+
+
+def test_attack_first_step_gradient_is_the_zero_gradient_probe() -> None:
+    """A cross-entropy attack from x0 takes the probe's gradient in its first step; the
+    probe reads it from there for every image instead of taking it again, and a masked
+    (zero-gradient) model reads 1."""
+    import torch
+
+    from advsr.attacks import create_attack
+    from advsr.experiments.checks import _input_grad_zero, probe_batch
+    from advsr.models.classifiers import create_classifier
+
+    model = create_classifier("digits-cnn")
+    x, y = torch.rand(6, 3, 32, 32), torch.arange(6)
+
+    class Rounding(torch.nn.Module):  # a rounding input stage: zero gradient
+        def forward(self, v: torch.Tensor) -> torch.Tensor:
+            return model((v * 4).round() / 4)
+
+    for net, expect in ((model, 0.0), (Rounding().eval(), 1.0)):
+        res = create_attack("ifgsm@0.1", steps=2)(net, x, y)
+        seen = res.diagnostics["grad_zero"]
+        assert torch.equal(seen, _input_grad_zero(net, x, y)) and set(seen.tolist()) == {expect}
+        probes = probe_batch(net, None, x, y, create_attack("ifgsm@0.1"), res, 0, torch.Generator)
+        assert torch.equal(probes["grad_zero"], seen)  # every image, not only the sample
+    assert "grad_zero" not in create_attack("pgd@0.1", steps=2)(model, x, y).diagnostics

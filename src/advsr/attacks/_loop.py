@@ -48,10 +48,14 @@ accumulate gradients themselves (e.g. a universal perturbation over mini-batches
 
 @dataclass(frozen=True)
 class StepResult:
-    """The final iterate and the objective after each step (``(T, N)``)."""
+    """The final iterate, the objective after each step (``(T, N)``), and per image whether
+    the first step's gradient was exactly zero (``max |g| <= 1e-10``; None when the first
+    step did not start at ``x0``, or went through a transform), which the gradient-masking
+    probes reuse instead of taking that gradient again."""
 
     x: torch.Tensor
     losses: torch.Tensor
+    grad_zero_at_x0: torch.Tensor | None = None
 
 
 @contextmanager
@@ -178,6 +182,7 @@ def run_steps(
         x = x0 + (x - x0) * mask
     acc = torch.zeros_like(x0)
     losses = []
+    zero_at_x0 = None
     alpha = budget.alpha
     if (loss_fn is None) == (grad_fn is None):
         raise InputError("give exactly one of loss_fn and grad_fn")
@@ -192,6 +197,8 @@ def run_steps(
             _check_loss(loss, x0)
             grad = input_grad(loss.sum(), xr)
         losses.append(loss.detach())
+        if i == 0 and start is None and transform is None and grad_fn is None:
+            zero_at_x0 = (grad.flatten(1).abs().amax(1) <= 1e-10).cpu()
         if momentum:
             acc = momentum * acc + grad / _per_sample_norm(grad, 1)
             grad = acc
@@ -206,4 +213,4 @@ def run_steps(
             x = project(x, x0, budget)
             if mask is not None:
                 x = x0 + (x - x0) * mask
-    return StepResult(x.detach(), torch.stack(losses) if losses else torch.empty(0))
+    return StepResult(x.detach(), torch.stack(losses) if losses else torch.empty(0), zero_at_x0)

@@ -166,7 +166,10 @@ def gradient_attack(norm: str, rule: StepRule, *, rand_init: bool = False) -> An
                 pred = model(again.x).argmax(1)
             won = pred == y[todo] if s.targeted else pred != y[todo]
             x_adv[todo[won]] = again.x[won]
-        return Raw(x_adv, diagnostics={"losses": losses})
+        diagnostics: dict[str, Any] = {"losses": losses}
+        if res.grad_zero_at_x0 is not None and s.loss == "ce" and not s.targeted:
+            diagnostics["grad_zero"] = res.grad_zero_at_x0.float()  # reused by the probes
+        return Raw(x_adv, diagnostics=diagnostics)
 
     return core
 

@@ -40,7 +40,8 @@ def _root(
 ) -> None:
     """Adversarial robustness of image super-resolution and of the classifiers it defends."""
     from advsr.devices import set_threads
-    from advsr.memory import set_max_memory
+    from advsr.memory import return_freed_memory, set_max_memory
 
     set_threads(threads)
     set_max_memory(max_memory)
+    return_freed_memory()

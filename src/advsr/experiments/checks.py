@@ -11,7 +11,9 @@ image (the unbounded attack the first :data:`UNBOUNDED_PROBE`); ``probes="off"``
 probe column, so no flag can fire, and every table says so.
 
 * ``grad_zero`` - 1 when the input gradient of the cross-entropy of the model the attack
-  targeted is zero (``max |grad| <= 1e-10``) at the clean image;
+  targeted is zero (``max |grad| <= 1e-10``) at the clean image (read from the attack's
+  first step, for every image, when that step took exactly this gradient: a cross-entropy
+  attack without random start or input transform on the judged model);
 * ``loss_rise`` - 1 when the attack's objective rose above its first value at some
   iteration, for the images the attack failed on (NaN for the others, and when the attack
   keeps no trace or takes one step; free: read from the attack's trace, every image);
@@ -155,8 +157,11 @@ def probe_batch(
     judge = target if deployed is None else deployed
     m = n if probes == "full" else max(0, min(n, PROBE_SAMPLE - first))
     zero = torch.full((n,), math.nan)
+    seen = result.diagnostics.get("grad_zero")
     if deployed is not None and not deployed_differentiable:
         zero[:m] = 1.0
+    elif deployed is None and isinstance(seen, torch.Tensor) and seen.shape == (n,):
+        zero = seen.float().cpu()  # the attack's first step took this gradient: every image
     elif m:
         zero[:m] = _input_grad_zero(judge, x[:m], y[:m]).cpu()
     out: dict[str, torch.Tensor] = {"grad_zero": zero}
