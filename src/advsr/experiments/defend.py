@@ -20,7 +20,6 @@ Non-adaptive adversarial examples do not depend on the defense, so they are comp
 
 Example:
     >>> from advsr.experiments.store import ResultStore
-from advsr.memory import MicroBatched
     >>> from advsr.experiments.driver import run_cells
     >>> cells = [("defend", {"attack": a, "eps": 8 / 255, "defense": d, "limit": 8})
     ...          for d in ("none", "median:size=3x3") for a in ("none", "fgsm")]
