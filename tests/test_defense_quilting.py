@@ -106,6 +106,28 @@ def np_quilt(img: np.ndarray, bank: np.ndarray, s: int, o: int, mode: str) -> np
 # --- building blocks -------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _pruned_for_any_size(monkeypatch):
+    """The pruned search's tests use small query sets, which otherwise run dense."""
+    import advsr.defenses.quilting as quilting
+
+    monkeypatch.setattr(quilting, "PRUNED_MIN_QUERIES", 0)
+
+
+def test_small_searches_run_dense(monkeypatch) -> None:
+    """Below PRUNED_MIN_QUERIES queries, search="pruned" returns what the dense search does
+    (tie order included)."""
+    import advsr.defenses.quilting as quilting
+
+    monkeypatch.setattr(quilting, "PRUNED_MIN_QUERIES", 10**9)
+    g = torch.Generator().manual_seed(4)
+    bank = torch.rand(300, 12, generator=g).repeat(2, 1)  # exact ties everywhere
+    q = torch.rand(40, 12, generator=g)
+    a = nearest_patches(q, bank, 5, search="pruned")
+    b = nearest_patches(q, bank, 5, search="dense")
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
 def test_boundary_cut_matches_numpy_port() -> None:
     rng = np.random.default_rng(0)
     for rows, cols in [(5, 1), (5, 2), (5, 4), (9, 3), (7, 6)]:

@@ -300,6 +300,10 @@ def extract_patches(x: torch.Tensor, ys: list[int], xs: list[int], patch_size: i
     return p.permute(0, 2, 3, 1, 4, 5)
 
 
+PRUNED_MIN_QUERIES = 4096
+"""Fewer queries than this run the dense search even with ``search="pruned"``."""
+
+
 def nearest_patches(
     queries: torch.Tensor,
     bank: torch.Tensor,
@@ -326,7 +330,10 @@ def nearest_patches(
       ``k`` best of them are the ``k`` nearest of the whole bank. The bounds include the
       rounding error of the scores, so nothing is missed; any query left with fewer than
       ``k`` candidates (not expected) is searched densely. Equal scores are ordered by bank
-      index (the lowest first), so the result does not depend on the other queries.
+      index (the lowest first), so the result does not depend on the other queries. Below
+      :data:`PRUNED_MIN_QUERIES` queries (small images: a 32 px image has about 64) the
+      pruned search's bookkeeping costs more than it saves (measured: 0.48 s against 0.10 s
+      for one digits image on a 100,000-patch bank), so the dense search runs instead.
 
     In float32 on the CPU both give bit-identical scores for the same (query, bank row) pair
     (checked by the tests: the product kernel does not depend on the block's position, and
@@ -359,7 +366,7 @@ def nearest_patches(
     check_int_range(k, "k", 1)
     check_int_range(block_elements, "block_elements", 1)
     _check_search(search)
-    if search == "dense":
+    if search == "dense" or queries.shape[0] < PRUNED_MIN_QUERIES:
         return _nearest_dense(queries, bank, k, block_elements=block_elements)
     return _nearest_pruned(queries, bank, k, block_elements=block_elements)
 
