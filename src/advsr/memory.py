@@ -34,6 +34,7 @@ import os
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import Any
 
 import torch
 from torch import nn
@@ -227,13 +228,13 @@ class _Chunked(torch.autograd.Function):
     """Forward without graphs, backward by recomputing one micro-batch at a time."""
 
     @staticmethod
-    def forward(ctx, x, fn, size):  # type: ignore[no-untyped-def, override]
+    def forward(ctx: Any, x: torch.Tensor, fn: ChunkFn, size: int) -> torch.Tensor:
         ctx.fn, ctx.size = fn, size
         ctx.save_for_backward(x)
         return torch.cat([fn(x[i : i + size], i) for i in range(0, x.shape[0], size)])
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (x,) = ctx.saved_tensors
         parts = []
         for i in range(0, x.shape[0], ctx.size):
@@ -289,7 +290,7 @@ class MicroBatched(nn.Module):
         self.module = module
         self.what = what
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> Any:
         try:
             return super().__getattr__(name)
         except AttributeError:
