@@ -8,7 +8,8 @@ memory (``resource.getrusage``) is its own:
 * the non-adaptive and the adaptive I-FGSM-16 cell at the default batch size (64), and the
   adaptive cell at batch 8 and 32 (peak memory must not grow with the batch);
 * in the adaptive cell's child, one forward+backward of ``classifier o defense`` on the same
-  images, done the way the library does it (micro-batches within ``--max-memory``), so that
+  images in micro-batches within ``--max-memory`` (:func:`advsr.memory.value_and_grad`: one
+  forward and one backward per image, the least a gradient step can cost), so that
   ``adaptive_limit_ratio`` = adaptive cell time / (steps x EOT x that pass) says what the
   cell costs beyond its gradient steps;
 * ``probe_time_share``: the gradient-masking probes' share of the cells' time (rows'
@@ -74,6 +75,7 @@ def _child(spec: dict) -> dict:
         from advsr.defenses.adaptive import adaptive, defend
         from advsr.experiments.context import Context
         from advsr.experiments.defend import DefendConfig, select_correct
+        from advsr.memory import value_and_grad
 
         dcfg = DefendConfig(**cfg)
         ctx = Context()
@@ -83,10 +85,11 @@ def _child(spec: dict) -> dict:
         target = defend(model, adaptive(defense, dcfg.eot)).eval()
         x, y = data.x[: dcfg.batch_size], data.y[: dcfg.batch_size]
 
-        def pass_() -> None:
-            xr = x.clone().requires_grad_(True)
-            loss = F.cross_entropy(target(xr), y, reduction="sum")
-            torch.autograd.grad(loss, xr)
+        def ce(z: torch.Tensor, rows: slice) -> torch.Tensor:
+            return F.cross_entropy(z, y[rows], reduction="none")
+
+        def pass_() -> None:  # one forward and one backward per micro-batch
+            value_and_grad(target, x, ce)
 
         pass_()  # warm-up
         times = []

@@ -336,3 +336,29 @@ def test_attack_first_step_gradient_is_the_zero_gradient_probe() -> None:
         probes = probe_batch(net, None, x, y, create_attack("ifgsm@0.1"), res, 0, torch.Generator)
         assert torch.equal(probes["grad_zero"], seen)  # every image, not only the sample
     assert "grad_zero" not in create_attack("pgd@0.1", steps=2)(model, x, y).diagnostics
+
+
+def test_deployed_gradient_probe_shared_by_the_attacks_of_a_run(cli, tmp_path, monkeypatch) -> None:
+    """The deployed model's input-gradient probe does not depend on the attack: two
+    non-adaptive attacks take it once per defense (the row "none" and the median), not
+    once per cell."""
+    import json
+
+    from advsr.experiments import checks
+
+    calls = []
+    real = checks._input_grad_zero
+
+    def counted(*args):
+        calls.append(args[1].shape[0])
+        return real(*args)
+
+    monkeypatch.setattr(checks, "_input_grad_zero", counted)
+    res = cli(
+        "defend", "--attack", "fgsm@0.1", "--attack", "ifgsm@0.1", "--defense", "median:size=3x3",
+        "--mode", "non-adaptive", "--limit", "4", "--store", str(tmp_path / "s.sqlite"), "--json",
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    assert calls == [4, 4]
+    cells = json.loads(res.out)["cells"]
+    assert len([c for c in cells if c.get("probes") == "sample"]) >= 4

@@ -19,6 +19,7 @@ from advsr.memory import (
     micro_batched,
     parse_memory,
     set_max_memory,
+    value_and_grad,
 )
 
 
@@ -154,3 +155,49 @@ def test_partial_key_is_stable() -> None:
     a, b = defend(net, adaptive(d), seed=0), defend(net, adaptive(d), seed=1)
     assert a._key() == b._key()
     assert a._key() != defend(net, adaptive(create_defense("median:size=3x3")))._key()
+
+
+def test_value_and_grad_one_forward_per_micro_batch(budget) -> None:
+    """The fused pass: the same loss and gradient as one whole-batch pass, each image
+    through the network once (against twice for the recomputing backward)."""
+    net = _net()
+    calls: list[int] = []
+    net.register_forward_pre_hook(lambda m, a: calls.append(a[0].shape[0]))
+    wrapped = MicroBatched(net, "the test net")
+    x, y = torch.rand(8, 3, 128, 128), torch.arange(8) % 5
+    per = graph_bytes_per_item(lambda v, s: net(v), x, net)
+    budget(f"{int(per * 1.5 * 3)}B")  # three images per micro-batch
+    wrapped.partition(x)  # the one-image measurement
+    calls.clear()
+
+    def ce(z: torch.Tensor, rows: slice) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(z, y[rows], reduction="none")
+
+    loss, g = value_and_grad(wrapped, x, ce)
+    assert calls == [3, 3, 2]
+    ref = _grad(net, x, y)
+    assert torch.allclose(g, ref[1], atol=1e-6)
+    assert torch.allclose(loss.sum(), ref[0], atol=1e-5)
+    # a module that plans nothing: itself on the whole batch
+    calls.clear()
+    _, g2 = value_and_grad(net, x, ce)
+    assert calls == [8] and torch.allclose(g2, ref[1], atol=1e-6)
+
+
+def test_attack_steps_fused_match_whole_batch(budget) -> None:
+    """I-FGSM on a defended classifier with a random defense: the fused micro-batched
+    steps give the examples of one whole-batch pass per step."""
+    from advsr.attacks.base import create_attack
+
+    net = _net()
+    x, y = torch.rand(6, 3, 64, 64), torch.arange(6) % 5
+    d = create_defense("resize-pad")
+    outs = []
+    for size in ("4G", "2M"):
+        budget(size)
+        clf = defend(net, adaptive(d, 2), seed=3).eval()
+        fn = functools.partial(clf._rows, seed=0)
+        assert (micro_batch_size(fn, x, clf._key(), "t", clf) >= 6) == (size == "4G")
+        attack = create_attack("ifgsm", eps=8 / 255, steps=3)
+        outs.append(attack(clf, x, y, generator=torch.Generator().manual_seed(1)).x_adv)
+    assert torch.allclose(outs[0], outs[1], atol=1e-6)

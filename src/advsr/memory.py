@@ -9,7 +9,12 @@ vector-Jacobian product with that micro-batch's slice of the output gradient, fr
 graph, and concatenates the input gradients (gradient checkpointing along the batch). The
 values and gradients are the same as one pass over the whole batch (up to the last bits of
 float arithmetic) for any function whose output rows depend on their own input rows only;
-one extra forward without a graph per gradient pass is the price.
+one extra forward without a graph per gradient pass is the price. When the caller's
+objective is a sum of per-row values of the output (an attack's loss), :func:`value_and_grad`
+avoids that price: it runs forward and backward of one micro-batch after the other, each
+graph freed before the next is built, so a gradient step costs one forward and one backward
+within the budget. Modules that plan their passes (:class:`MicroBatched`, the defended
+classifier) expose the plan as ``partition(x) -> (row function, micro-batch size)``.
 
 The micro-batch size comes from a memory budget (:func:`max_memory`): ``--max-memory`` on
 the command line, ``$ADVSR_MAX_MEMORY``, or :func:`set_max_memory`; by default 1/16 of the
@@ -51,8 +56,10 @@ __all__ = [
     "micro_batch_size",
     "micro_batched",
     "parse_memory",
+    "partition_of",
     "return_freed_memory",
     "set_max_memory",
+    "value_and_grad",
 ]
 
 ChunkFn = Callable[[torch.Tensor, int], torch.Tensor]
@@ -269,6 +276,49 @@ def micro_batched(fn: ChunkFn, x: torch.Tensor, size: int) -> torch.Tensor:
     return out
 
 
+RowObjective = Callable[[torch.Tensor, slice], torch.Tensor]
+"""``(outputs of rows, those rows as a slice of the batch) -> (k,)`` per-row values."""
+
+
+def partition_of(model: nn.Module, x: torch.Tensor) -> tuple[ChunkFn, int]:
+    """How ``model`` would pass ``x``: its row function for this pass and the micro-batch
+    size (a module with ``partition``, see :class:`MicroBatched`); any other module: itself
+    on the whole batch."""
+    plan = getattr(model, "partition", None)
+    if callable(plan):
+        fn, size = plan(x)
+        return fn, int(size)
+    return (lambda rows, start: model(rows)), max(1, x.shape[0])
+
+
+def value_and_grad(
+    model: nn.Module, x: torch.Tensor, of_output: RowObjective
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row values ``of_output(model(x), rows)`` and the gradient of their sum with
+    respect to ``x``, one micro-batch at a time (forward, backward, graph freed).
+
+    The same values and gradient as differentiating :func:`micro_batched` (up to float
+    rounding), with one forward per micro-batch instead of two. ``of_output`` must give
+    each row's value from that row's output alone. A part whose value does not depend on
+    its input through a differentiable path gets a zero gradient.
+
+    Shape:
+        ``x`` ``(N, ...)`` -> values ``(N,)``, gradient like ``x``.
+    """
+    fn, size = partition_of(model, x)
+    values, grads = [], []
+    for i in range(0, x.shape[0], size):
+        with torch.enable_grad():
+            xc = x[i : i + size].detach().requires_grad_(True)
+            value = of_output(fn(xc, i), slice(i, i + xc.shape[0]))
+            g = None
+            if value.requires_grad:
+                (g,) = torch.autograd.grad(value.sum(), xc, allow_unused=True)
+        values.append(value.detach())
+        grads.append(torch.zeros_like(xc) if g is None else g)
+    return torch.cat(values), torch.cat(grads)
+
+
 class MicroBatched(nn.Module):
     """A module whose passes in eval mode run in micro-batches within :func:`max_memory`.
 
@@ -300,8 +350,13 @@ class MicroBatched(nn.Module):
         out: torch.Tensor = self.module(x)
         return out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def partition(self, x: torch.Tensor) -> tuple[ChunkFn, int]:
+        """This pass's row function and micro-batch size (the whole batch in training
+        mode)."""
         if self.module.training or x.shape[0] <= 1:
-            return self.module(x)
-        size = micro_batch_size(self._rows, x, id(self.module), self.what, self.module)
-        return micro_batched(self._rows, x, size)
+            return self._rows, max(1, x.shape[0])
+        return self._rows, micro_batch_size(self._rows, x, id(self.module), self.what, self.module)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fn, size = self.partition(x)
+        return micro_batched(fn, x, size)

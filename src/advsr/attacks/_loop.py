@@ -24,11 +24,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from advsr import progress
+from advsr import memory, progress
 from advsr.errors import InputError, ShapeError
 from advsr.types import Budget
 
 __all__ = [
+    "ModelObjective",
     "Objective",
     "StepResult",
     "eval_mode",
@@ -44,6 +45,33 @@ Objective = Callable[[torch.Tensor], torch.Tensor]
 GradFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 """``x -> (per-sample loss (N,), gradient of its sum w.r.t. x)``, for objectives that
 accumulate gradients themselves (e.g. a universal perturbation over mini-batches)."""
+
+
+class ModelObjective:
+    """A per-image objective read off a model's output: ``objective(x) =
+    of_output(model(x), rows)``, each image's value from its own output row.
+
+    Knowing the model lets :func:`run_steps` take each step's gradient one micro-batch at a
+    time, forward and backward together (:func:`advsr.memory.value_and_grad`), when the
+    model plans its passes in micro-batches (:class:`advsr.memory.MicroBatched`, a defended
+    classifier): one forward and one backward per step within the memory budget.
+
+    Args:
+        model: the attacked model.
+        of_output: ``(outputs of some rows, those rows as a slice) -> (k,)``.
+
+    Shape:
+        ``(N, C, H, W)`` -> ``(N,)``.
+    """
+
+    def __init__(
+        self, model: nn.Module, of_output: Callable[[torch.Tensor, slice], torch.Tensor]
+    ) -> None:
+        self.model = model
+        self.of_output = of_output
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.of_output(self.model(x), slice(0, x.shape[0]))
 
 
 @dataclass(frozen=True)
@@ -186,10 +214,22 @@ def run_steps(
     alpha = budget.alpha
     if (loss_fn is None) == (grad_fn is None):
         raise InputError("give exactly one of loss_fn and grad_fn")
+    # one pass per step (forward and backward per micro-batch) when the model plans its
+    # passes; a transform (input diversity) is drawn once per batch, so it keeps the
+    # whole-batch pass
+    fused = (
+        isinstance(loss_fn, ModelObjective)
+        and transform is None
+        and callable(getattr(loss_fn.model, "partition", None))
+    )
     for i in range(budget.steps):
         progress.step(i, budget.steps)
         if grad_fn is not None:
             loss, grad = grad_fn(x)
+        elif fused:
+            assert isinstance(loss_fn, ModelObjective)
+            loss, grad = memory.value_and_grad(loss_fn.model, x, loss_fn.of_output)
+            _check_loss(loss, x0)
         else:
             assert loss_fn is not None
             xr = x.requires_grad_(True)

@@ -43,8 +43,9 @@ from pydantic import Field
 from torch import nn
 
 from advsr import progress
-from advsr.attacks._loop import StepResult, input_grad, project
+from advsr.attacks._loop import ModelObjective, StepResult, input_grad, project
 from advsr.attacks.base import AttackSettings, Raw, register_attack
+from advsr.memory import value_and_grad
 from advsr.types import Budget
 
 __all__ = [
@@ -58,7 +59,8 @@ __all__ = [
 ]
 
 Norm = Literal["linf", "l2"]
-LogitLoss = Callable[[torch.Tensor], torch.Tensor]
+LogitLoss = Callable[[torch.Tensor, slice], torch.Tensor]
+"""``(logits of some rows, those rows as a slice of the batch) -> (k,)`` per-image loss."""
 
 
 class APGDSettings(AttackSettings):
@@ -268,6 +270,8 @@ def apgd_steps(
     def vg(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if grad_fn is not None:
             loss, g = grad_fn(x)
+        elif isinstance(loss_fn, ModelObjective):  # one pass per micro-batch
+            loss, g = value_and_grad(loss_fn.model, x, loss_fn.of_output)
         else:
             assert loss_fn is not None
             xr = x.detach().requires_grad_(True)
@@ -283,14 +287,20 @@ def apgd_steps(
 
 
 def _logit_value_and_grad(
-    model: nn.Module, loss_fn: LogitLoss, is_fooled: Callable[[torch.Tensor], torch.Tensor]
+    model: nn.Module, loss_fn: LogitLoss, y: torch.Tensor
 ) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Loss, input gradient and whether each image is misclassified, from one forward and
+    one backward per micro-batch (:func:`advsr.memory.value_and_grad`)."""
+
     def vg(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        xr = x.detach().requires_grad_(True)
-        logits = model(xr)
-        loss = loss_fn(logits)
-        g = input_grad(loss.sum(), xr)
-        return loss.detach(), g.detach(), is_fooled(logits.detach())
+        wrong = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+
+        def of_logits(z: torch.Tensor, rows: slice) -> torch.Tensor:
+            wrong[rows] = z.detach().argmax(1) != y[rows]
+            return loss_fn(z, rows)
+
+        loss, g = value_and_grad(model, x, of_logits)
+        return loss, g, wrong
 
     return vg
 
@@ -299,22 +309,18 @@ def _classifier_loss(s: Any, y: torch.Tensor) -> LogitLoss:
     import torch.nn.functional as F
 
     if s.loss == "dlr":
-        return lambda z: dlr_loss(z, y)
+        return lambda z, r: dlr_loss(z, y[r])
     if s.loss == "cw":
         from advsr.attacks.objectives import margin_of
 
-        return lambda z: margin_of(z, y, kappa=s.kappa)
-    return lambda z: F.cross_entropy(z, y, reduction="none")
+        return lambda z, r: margin_of(z, y[r], kappa=s.kappa)
+    return lambda z, r: F.cross_entropy(z, y[r], reduction="none")
 
 
 def _loss_for(s: Any, y: torch.Tensor, target: torch.Tensor | None) -> LogitLoss:
     if target is None:
         return _classifier_loss(s, y)
-    return lambda z: dlr_targeted_loss(z, y, target)
-
-
-def _wrong(y: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    return lambda z: z.argmax(1) != y
+    return lambda z, r: dlr_targeted_loss(z, y[r], target[r])
 
 
 def _apgd_core(norm: Norm, targeted: bool) -> Any:
@@ -348,7 +354,7 @@ def _apgd_core(norm: Norm, targeted: bool) -> Any:
                     break
                 yy = y[todo]
                 tt = None if target is None else target[todo]
-                vg = _logit_value_and_grad(model, _loss_for(s, yy, tt), _wrong(yy))
+                vg = _logit_value_and_grad(model, _loss_for(s, yy, tt), yy)
                 out = apgd_run(vg, x[todo], eps, norm, s.steps, rho=s.rho, generator=generator)
                 newly = out["fooled"]
                 improve = newly | (~fooled[todo] & (out["loss_best"] > best_loss[todo]))

@@ -29,7 +29,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from advsr.attacks._loop import Objective
+from advsr.attacks._loop import ModelObjective, Objective
 from advsr.errors import InputError, ShapeError
 from advsr.imaging.quantize import quantize
 
@@ -127,13 +127,13 @@ def cross_entropy(model: nn.Module, y: torch.Tensor, *, targeted: bool = False) 
         objective: ``(N, 3, H, W)`` -> ``(N,)``.
     """
 
-    def objective(x: torch.Tensor) -> torch.Tensor:
-        logits = model(x)
-        _check_labels(y, logits)
-        ce = torch.nn.functional.cross_entropy(logits, y.to(logits.device), reduction="none")
+    def of_logits(logits: torch.Tensor, rows: slice) -> torch.Tensor:
+        yr = y[rows]
+        _check_labels(yr, logits)
+        ce = torch.nn.functional.cross_entropy(logits, yr.to(logits.device), reduction="none")
         return -ce if targeted else ce
 
-    return objective
+    return ModelObjective(model, of_logits)
 
 
 def cw_margin(
@@ -148,12 +148,12 @@ def cw_margin(
         objective: ``(N, 3, H, W)`` -> ``(N,)``.
     """
 
-    def objective(x: torch.Tensor) -> torch.Tensor:
-        z = model(x)
-        _check_labels(y, z)
-        return margin_of(z, y.to(z.device), kappa=kappa, targeted=targeted)
+    def of_logits(z: torch.Tensor, rows: slice) -> torch.Tensor:
+        yr = y[rows]
+        _check_labels(yr, z)
+        return margin_of(z, yr.to(z.device), kappa=kappa, targeted=targeted)
 
-    return objective
+    return ModelObjective(model, of_logits)
 
 
 def margin_of(

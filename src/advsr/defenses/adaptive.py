@@ -33,7 +33,7 @@ from torch import nn
 from advsr.checks import check_positive_int
 from advsr.defenses.base import Defense
 from advsr.errors import InputError
-from advsr.memory import micro_batch_size, micro_batched
+from advsr.memory import ChunkFn, micro_batch_size, micro_batched
 
 __all__ = ["BPDA", "EOT", "DefendedClassifier", "adaptive", "bpda", "defend", "eot"]
 
@@ -57,9 +57,16 @@ class BPDA(Defense):
         """As random as the wrapped defense (so EOT still applies on top of BPDA)."""
         return self.defense.stochastic
 
+    @property
+    def views(self) -> int:  # type: ignore[override]
+        """Stacked views per image: the wrapped defense's."""
+        return int(getattr(self.defense, "views", 1))
+
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.no_grad():
             real = self.defense(x, generator)
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return real  # no gradient to approximate: the defense's output, bit for bit
         approx = self.defense.surrogate(x)
         if approx.shape != real.shape:
             raise InputError(
@@ -198,14 +205,21 @@ class DefendedClassifier(nn.Module):
         # EOT draws or self-ensemble views: log of the mean class probabilities
         return torch.logsumexp(logp, dim=0) - math.log(n)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def partition(self, x: torch.Tensor) -> tuple[ChunkFn, int]:
+        """One pass's plan: the row function, with this pass's random draws fixed (one draw
+        of :attr:`generator`), and the micro-batch size within the memory budget (see
+        :func:`advsr.memory.value_and_grad`)."""
         seed = 0
         if self.defense.stochastic:
             seed = int(torch.randint(0, 2**40, (1,), generator=self.generator))
         fn = functools.partial(self._rows, seed=seed)
-        size = x.shape[0]
+        size = max(1, x.shape[0])
         if x.shape[0] > 1 and not self.training:
             size = micro_batch_size(fn, x, self._key(), "the defended classifier", self)
+        return fn, size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fn, size = self.partition(x)
         return micro_batched(fn, x, size)
 
 

@@ -46,6 +46,7 @@ every table:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -117,6 +118,7 @@ def probe_batch(
     deployed_differentiable: bool = True,
     probes: str = "sample",
     fooled: torch.Tensor | None = None,
+    memo: Callable[[Callable[[], torch.Tensor]], torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """The per-image probes of one attacked batch (see the module docstring).
 
@@ -145,6 +147,10 @@ def probe_batch(
             judge on (``deployed``, else ``target``); such images count as fooled by the
             unbounded attack without running it (its budget contains the bounded one).
             None: computed here.
+        memo: caches the deployed model's input-gradient probe, which depends on the
+            defense, the model and the clean images but not on the attack, across the
+            cells of one run (``memo(compute) -> value``, the caller keys it); None:
+            computed here.
 
     Shape:
         ``(N, 3, H, W)`` -> values ``(N,)`` (NaN where an image was not probed).
@@ -163,7 +169,8 @@ def probe_batch(
     elif deployed is None and isinstance(seen, torch.Tensor) and seen.shape == (n,):
         zero = seen.float().cpu()  # the attack's first step took this gradient: every image
     elif m:
-        zero[:m] = _input_grad_zero(judge, x[:m], y[:m]).cpu()
+        compute = functools.partial(_input_grad_zero, judge, x[:m], y[:m])
+        zero[:m] = (compute() if memo is None or deployed is None else memo(compute)).cpu()
     out: dict[str, torch.Tensor] = {"grad_zero": zero}
     out["loss_rise"] = _loss_rise(target, x, y, result)
     broken = result.diagnostics.get("broken_by")
@@ -194,8 +201,14 @@ def _loss_rise(
         and len(losses) > 1
     ):
         return torch.full((n,), math.nan)
-    with torch.no_grad():  # only images the attack worked on and did not break say anything
-        right = (target(x).argmax(1) == y).cpu() & ~result.success.cpu()
+    # only images the attack worked on and did not break say anything: the clean pass is
+    # needed on the images it did not break only
+    right = ~result.success.cpu()
+    todo = right.nonzero().flatten()
+    if len(todo):
+        with torch.no_grad():
+            idx = todo.to(x.device)
+            right[todo] = (target(x[idx]).argmax(1) == y[idx]).cpu()
     valid = ~torch.isnan(losses)
     best = torch.where(valid, losses, torch.full_like(losses, -math.inf)).amax(0)
     rise = (best > losses[0]).float().cpu()

@@ -196,7 +196,10 @@ def _rows(
                 res = _attack(attack, target, x, y, cfg, idx[0])
             x_adv, failed = res.x_adv, res.failed.float()
         with torch.no_grad():
-            defended = judge(x_adv).argmax(1) == y
+            if adaptive_cell and not stochastic:  # the attacked model is the deployed one:
+                defended = res.predictions.to(y.device) == y  # its verdict, one pass saved
+            else:
+                defended = judge(x_adv).argmax(1) == y
             bare = model(x_adv).argmax(1) == y
         if attack is not None:
             t1 = time.perf_counter()
@@ -213,6 +216,10 @@ def _rows(
                 deployed_differentiable=defense is None or defense.differentiable,
                 probes=cfg.probes,
                 fooled=~defended,
+                memo=partial(
+                    ctx.memo,
+                    ("deployed-grad-zero", id(model), id(defense), cfg.seed, tuple(idx)),
+                ),
             )
             probe_seconds = time.perf_counter() - t1
         if stochastic:  # the draw above and draws - 1 fresh ones
