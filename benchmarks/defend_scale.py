@@ -162,7 +162,7 @@ def main() -> None:
         if args.weights
         else "sr:model=demo-edsr,scale=2"
     )
-    images, steps, batches = args.images, args.steps, [int(b) for b in args.batches.split(",")]
+    images, steps, batches = args.images, args.steps, [int(b) for b in args.batches.split(",") if b]
     if args.quick:
         images, steps, batches = 2, 1, []
     base = {
