@@ -126,7 +126,9 @@ def test_defended_classifier_same_results_any_micro_batch(budget) -> None:
         assert torch.allclose(results[0][1], results[1][1], atol=1e-6), spec
 
 
-def test_micro_batched_module_bounds_chunks(budget) -> None:
+def _three_per_micro_batch(budget):
+    """A net whose input batch sizes are recorded in ``calls``, wrapped in
+    :class:`MicroBatched` under a budget of three of its 128 px images, and 8 images."""
     net = _net()
     calls: list[int] = []
     net.register_forward_pre_hook(lambda m, a: calls.append(a[0].shape[0]))
@@ -134,6 +136,11 @@ def test_micro_batched_module_bounds_chunks(budget) -> None:
     x, y = torch.rand(8, 3, 128, 128), torch.arange(8) % 5
     per = graph_bytes_per_item(lambda v, s: net(v), x, net)
     budget(f"{int(per * 1.5 * 3)}B")  # three images per micro-batch
+    return net, wrapped, calls, x, y
+
+
+def test_micro_batched_module_bounds_chunks(budget) -> None:
+    net, wrapped, calls, x, y = _three_per_micro_batch(budget)
     calls.clear()
     loss, g = _grad(wrapped, x, y)
     # the one-image measurement, the forward, then the recomputing backward
@@ -160,13 +167,7 @@ def test_partial_key_is_stable() -> None:
 def test_value_and_grad_one_forward_per_micro_batch(budget) -> None:
     """The fused pass: the same loss and gradient as one whole-batch pass, each image
     through the network once (against twice for the recomputing backward)."""
-    net = _net()
-    calls: list[int] = []
-    net.register_forward_pre_hook(lambda m, a: calls.append(a[0].shape[0]))
-    wrapped = MicroBatched(net, "the test net")
-    x, y = torch.rand(8, 3, 128, 128), torch.arange(8) % 5
-    per = graph_bytes_per_item(lambda v, s: net(v), x, net)
-    budget(f"{int(per * 1.5 * 3)}B")  # three images per micro-batch
+    net, wrapped, calls, x, y = _three_per_micro_batch(budget)
     wrapped.partition(x)  # the one-image measurement
     calls.clear()
 

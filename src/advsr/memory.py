@@ -231,6 +231,29 @@ def micro_batch_size(
     return max(1, int(budget // need))
 
 
+RowObjective = Callable[[torch.Tensor, slice], torch.Tensor]
+"""``(outputs of rows, those rows as a slice of the batch) -> (k,)`` per-row values."""
+
+
+def _part_by_part(
+    fn: ChunkFn, x: torch.Tensor, size: int, of_output: RowObjective
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row values and the input gradient of their sum, micro-batch by micro-batch:
+    each part's graph is built, differentiated and freed before the next (a part whose
+    value does not depend on its input differentiably gets a zero gradient)."""
+    values, grads = [], []
+    for i in range(0, x.shape[0], size):
+        with torch.enable_grad():
+            xc = x[i : i + size].detach().requires_grad_(True)
+            value = of_output(fn(xc, i), slice(i, i + xc.shape[0]))
+            g = None
+            if value.requires_grad:
+                (g,) = torch.autograd.grad(value.sum(), xc, allow_unused=True)
+        values.append(value.detach())
+        grads.append(torch.zeros_like(xc) if g is None else g)
+    return torch.cat(values), torch.cat(grads)
+
+
 class _Chunked(torch.autograd.Function):
     """Forward without graphs, backward by recomputing one micro-batch at a time."""
 
@@ -243,18 +266,12 @@ class _Chunked(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (x,) = ctx.saved_tensors
-        parts = []
-        for i in range(0, x.shape[0], ctx.size):
-            with torch.enable_grad():
-                xc = x[i : i + ctx.size].detach().requires_grad_(True)
-                out = ctx.fn(xc, i)
-                g = None
-                if out.requires_grad:
-                    (g,) = torch.autograd.grad(
-                        out, xc, grad[i : i + out.shape[0]], allow_unused=True
-                    )
-            parts.append(torch.zeros_like(xc) if g is None else g)
-        return torch.cat(parts), None, None
+
+        def dot(out: torch.Tensor, rows: slice) -> torch.Tensor:
+            # its gradient is exactly the vector-Jacobian product with grad[rows]
+            return (out * grad[rows]).reshape(out.shape[0], -1).sum(1)
+
+        return _part_by_part(ctx.fn, x, ctx.size, dot)[1], None, None
 
 
 def micro_batched(fn: ChunkFn, x: torch.Tensor, size: int) -> torch.Tensor:
@@ -274,10 +291,6 @@ def micro_batched(fn: ChunkFn, x: torch.Tensor, size: int) -> torch.Tensor:
         return torch.cat([fn(x[i : i + size], i) for i in range(0, x.shape[0], size)])
     out: torch.Tensor = _Chunked.apply(x, fn, size)
     return out
-
-
-RowObjective = Callable[[torch.Tensor, slice], torch.Tensor]
-"""``(outputs of rows, those rows as a slice of the batch) -> (k,)`` per-row values."""
 
 
 def partition_of(model: nn.Module, x: torch.Tensor) -> tuple[ChunkFn, int]:
@@ -306,17 +319,7 @@ def value_and_grad(
         ``x`` ``(N, ...)`` -> values ``(N,)``, gradient like ``x``.
     """
     fn, size = partition_of(model, x)
-    values, grads = [], []
-    for i in range(0, x.shape[0], size):
-        with torch.enable_grad():
-            xc = x[i : i + size].detach().requires_grad_(True)
-            value = of_output(fn(xc, i), slice(i, i + xc.shape[0]))
-            g = None
-            if value.requires_grad:
-                (g,) = torch.autograd.grad(value.sum(), xc, allow_unused=True)
-        values.append(value.detach())
-        grads.append(torch.zeros_like(xc) if g is None else g)
-    return torch.cat(values), torch.cat(grads)
+    return _part_by_part(fn, x, size, of_output)
 
 
 class MicroBatched(nn.Module):

@@ -214,14 +214,10 @@ def run_steps(
     alpha = budget.alpha
     if (loss_fn is None) == (grad_fn is None):
         raise InputError("give exactly one of loss_fn and grad_fn")
-    # one pass per step (forward and backward per micro-batch) when the model plans its
-    # passes; a transform (input diversity) is drawn once per batch, so it keeps the
-    # whole-batch pass
-    fused = (
-        isinstance(loss_fn, ModelObjective)
-        and transform is None
-        and callable(getattr(loss_fn.model, "partition", None))
-    )
+    # one pass per step (forward and backward per micro-batch when the model plans its
+    # passes, else one whole-batch pass); a transform (input diversity) is drawn once per
+    # batch, so it keeps the plain path
+    fused = isinstance(loss_fn, ModelObjective) and transform is None
     for i in range(budget.steps):
         progress.step(i, budget.steps)
         if grad_fn is not None:
