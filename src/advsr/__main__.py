@@ -1,5 +1,6 @@
-"""``python -m advsr`` runs the command line."""
+"""``python -m advsr`` runs the command line (through :mod:`advsr._entry`, which handles
+Ctrl-C from the first instant)."""
 
-from advsr.cli import main
+from advsr._entry import main
 
 main()

@@ -3,7 +3,10 @@
 * a user error (an :class:`~advsr.errors.AdvsrError`, or a usage error of the command line)
   prints one line on stderr and exits with status 2;
 * Ctrl-C prints ``advsr: interrupted`` and exits with status 130 (rows already computed are in
-  the store);
+  the store), also when a library turned it into an error of its own; the ``advsr`` program
+  (:mod:`advsr._entry`) extends this to the imports and the shutdown;
+* stdout closed or failing (``> /dev/full``): one line, exit status 2; a reader that stops
+  early (``| head -1``): quiet, exit status 141 (:func:`advsr._entry.output_failure`);
 * anything else is a bug: one line naming a file that holds the traceback, exit status 1;
   ``ADVSR_DEBUG=1`` prints the traceback instead;
 * advsr's warnings (a legal run that is almost certainly a mistake) print one line each,
@@ -22,12 +25,22 @@ import time
 import traceback
 import warnings
 
+from advsr._entry import (
+    INTERRUPTED,
+    begin,
+    interrupted,
+    output_failure,
+    settle,
+    tell_interrupted,
+)
 from advsr.errors import AdvsrError, AdvsrWarning
 
 __all__ = ["main"]
 
 
 def _fail(message: str, code: int = 2) -> None:
+    if interrupted():  # a Ctrl-C that a library turned into an error
+        _interrupted()
     text = message.strip()
     first = text.splitlines()[0] if text else "invalid input"
     sys.stderr.write(f"advsr: error: {first}\n")
@@ -35,8 +48,8 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _interrupted() -> None:
-    sys.stderr.write("advsr: interrupted (rows already computed are in the store)\n")
-    sys.exit(130)
+    tell_interrupted()
+    sys.exit(INTERRUPTED)
 
 
 def _is_click_error(exc: BaseException) -> bool:
@@ -44,6 +57,11 @@ def _is_click_error(exc: BaseException) -> bool:
 
 
 def _bug(exc: BaseException) -> None:
+    if interrupted():  # a Ctrl-C that a library turned into an exception
+        _interrupted()
+    failed = output_failure(exc)
+    if failed is not None:
+        sys.exit(failed)
     if os.environ.get("ADVSR_DEBUG") == "1":
         traceback.print_exception(exc)
         sys.exit(1)
@@ -84,6 +102,7 @@ def _warnings() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the command line (see the module docstring)."""
+    begin()
     from advsr.cli import app
     from advsr.cli.output import use_backend
 
@@ -94,7 +113,10 @@ def main(argv: list[str] | None = None) -> None:
 
     set_command(list(args))
     try:
-        rv = app(args=args or ["--help"], prog_name="advsr", standalone_mode=False)
+        try:
+            rv = app(args=args or ["--help"], prog_name="advsr", standalone_mode=False)
+        finally:
+            settle()  # a Ctrl-C from now on is counted, not raised, by the advsr program
     except KeyboardInterrupt:
         _interrupted()
     except AdvsrError as exc:
@@ -115,4 +137,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    from advsr._entry import main as _program
+
+    _program()
