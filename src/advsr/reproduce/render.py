@@ -1,5 +1,6 @@
 """A reproduction as a document: every table with ours, the paper's number and the
-difference, the notes on why they may differ, and the figures re-drawn from the store.
+difference, the notes on why they may differ, the paper's claims about the numbers decided on
+this run's numbers (:mod:`advsr.reproduce.claims`), and the figures re-drawn from the store.
 
 The JSON document (``--json``) and the HTML report hold the same content.
 """
@@ -11,6 +12,7 @@ from typing import Any
 from advsr.experiments.cell import EXPERIMENTS, stored_figures
 from advsr.experiments.store import ResultStore
 from advsr.report import Figure, Plot, ReportTable, fmt
+from advsr.reproduce.claims import judge
 from advsr.reproduce.engine import Resources, TableRun, row_labels, table_values
 from advsr.reproduce.spec import PaperSpec
 
@@ -85,8 +87,16 @@ def _table_doc(tr: TableRun, store: ResultStore | None, res: Resources) -> dict[
         "images": images,
         "stand_ins": notes,
         "why": list(t.why),
+        "claims": [],
         "size": res.size,
     }
+
+
+def _judge_claims(tables: list[TableRun], docs: list[dict[str, Any]]) -> None:
+    """Fill each table's ``claims``: every claim decided on the run's own tables."""
+    by_id = {d["id"]: d for d in docs}
+    for tr, doc in zip(tables, docs, strict=True):
+        doc["claims"] = [judge(c, by_id, tr.table.id) for c in tr.table.claims]
 
 
 def paper_document(
@@ -94,6 +104,7 @@ def paper_document(
 ) -> dict[str, Any]:
     """The whole reproduction as JSON-ready data."""
     docs = [_table_doc(tr, store, res) for tr in tables]
+    _judge_claims(tables, docs)
     unique = {run.cell_id: run for tr in tables for _, run in tr.runs}
     return {
         "paper": paper.key,
@@ -133,7 +144,8 @@ def _cell_text(cell: dict[str, Any] | None, digits: int) -> str:
 
 
 def paper_tables(doc: dict[str, Any]) -> list[ReportTable]:
-    """One table per reproduced table; the notes (images, stand-ins, why) under it."""
+    """One table per reproduced table; the notes (images, stand-ins, why, the claims as far
+    as the run's numbers support them) under it."""
     out = []
     for t in doc["tables"]:
         by = {(c["row"], c["col"]): c for c in t["cells"]}
@@ -161,6 +173,7 @@ def paper_tables(doc: dict[str, Any]) -> list[ReportTable]:
             f"{legend}images per cell: {images}",
             *t["stand_ins"],
             *(f"why it may differ: {w}" for w in t["why"]),
+            *(c["line"] for c in t.get("claims", []) if c["line"]),
             *flagged,
         ]
         out.append(ReportTable(f"{t['title']}{unit}{source}", header, body, notes))

@@ -26,6 +26,12 @@ Values inside a run may refer to the paper's resources:
 * ``"{work}/m-{trigger}.safetensors"`` - a template over the cell's own settings (as written)
   and ``work``, the folder of the run's intermediate files.
 
+A statement about the numbers (that rows agree, that one row is higher than another, that a
+value falls with the budget) is never plain text: it is a :class:`Claim` under
+``[[table.claims]]``, with the :class:`Check` that decides it on the run's own table (see
+:mod:`advsr.reproduce.claims`); plain text that reads like one, or that names a path of the
+development checkout, is refused when the paper is loaded (:func:`parse_paper`).
+
 A setting whose name starts with ``_`` is a label only: it is not passed to the experiment,
 but templates, rows, columns and plots can use it (e.g. the poisoning rate of the model a
 ``backdoor`` cell evaluates).
@@ -40,18 +46,22 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from advsr.errors import InputError, UnknownNameError
 from advsr.settings import Settings, validate
 
 __all__ = [
+    "DEV_PATHS",
     "WEIGHTS_GRAMMAR",
+    "Cells",
+    "Check",
+    "Claim",
     "DataSpec",
     "Expansion",
     "FigureSpec",
@@ -61,6 +71,7 @@ __all__ = [
     "RunSpec",
     "Size",
     "TableSpec",
+    "lint_paper",
     "load_paper",
     "paper_keys",
     "weights_key",
@@ -106,6 +117,91 @@ class Published(Settings):
     """Paper, table, row and column as printed (e.g. ``Table 1, Inception v-3 / FGSM-2``)."""
 
 
+Relation = Literal["<", "<=", ">", ">=", "=="]
+
+
+class Cells(Settings):
+    """Cells of a reproduced table, by row and column label.
+
+    ``rows`` and ``cols`` are labels or ``fnmatch`` patterns (``"median *"``), as the table
+    prints them; a cell is taken when it has a number (``of``: ours, or the paper's).
+    """
+
+    table: str | None = None
+    """Another table of the paper (by id); None: the claim's own table."""
+    rows: list[str] = Field(default_factory=lambda: ["*"])
+    cols: list[str] = Field(default_factory=lambda: ["*"])
+    of: Literal["ours", "published"] = "ours"
+    at: Literal["all", "first", "last"] = "all"
+    """Only the first or last of the matched columns (in the table's column order)."""
+
+    @field_validator("rows", "cols", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class Check(Settings):
+    """A relation between cells of the run's tables, decided on its numbers.
+
+    * ``spread``: within each group of ``cells`` (``per`` column, row, or all of them), the
+      largest minus the smallest value is at most ``max`` and at least ``min``
+      ("the rows agree within 0.5 dB", "the choice moves the result by several dB");
+    * ``compare``: every cell of ``cells`` stands in ``op`` to its partner in ``than`` (the
+      cell that shares the coordinates ``than`` does not name: its column when it names
+      rows, its row when it names columns, the same cell when it names neither), or to
+      ``value``; ``<`` / ``>`` by more than ``margin``, ``==`` within ``margin``;
+    * ``best`` / ``worst``: in each column, the highest (lowest) value among ``cells`` and
+      ``than`` (default: every row of the column) is one of ``cells``.
+
+    ``than`` takes the table, rows and columns of ``cells`` for the fields it leaves out.
+    """
+
+    kind: Literal["spread", "compare", "best", "worst"]
+    cells: Cells = Field(default_factory=Cells)
+    than: Cells | None = None
+    value: float | None = None
+    op: Relation = "<="
+    margin: float = Field(0.0, ge=0)
+    max: float | None = Field(None, ge=0)
+    min: float | None = Field(None, ge=0)
+    per: Literal["col", "row", "all"] = "col"
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.kind == "spread" and self.max is None and self.min is None:
+            raise ValueError("a spread check needs max or min")
+        if self.kind == "compare" and (self.than is None) == (self.value is None):
+            raise ValueError("a compare check needs one of than and value")
+        return self
+
+
+class Claim(Settings):
+    """A statement about the numbers, printed only as far as the run's numbers support it.
+
+    Every check holds: ``text`` is printed with what the numbers show. One fails: the
+    ``otherwise`` text (else nothing but what the numbers show) is printed in its place. The
+    numbers a check needs are missing: nothing is printed. ``paper = true``: the text is the
+    paper's claim (``the report claims ...``), printed in every case with the run's verdict;
+    only such a claim may have no check, and then says why (``unchecked``).
+    """
+
+    text: str
+    checks: list[Check] = Field(default_factory=list)
+    otherwise: str = ""
+    paper: bool = False
+    unchecked: str = ""
+    """Why a paper's claim is not checked here (it has no checks)."""
+
+    @model_validator(mode="after")
+    def _checked(self) -> Self:
+        if not self.checks and not (self.paper and self.unchecked):
+            raise ValueError("a claim needs checks (or, for the paper's claim, unchecked = why)")
+        if self.checks and self.unchecked:
+            raise ValueError("a claim with checks is not unchecked")
+        return self
+
+
 class TableSpec(Settings):
     """One reproduced table: how its cells are computed and laid out, and the paper's
     numbers.
@@ -138,7 +234,10 @@ class TableSpec(Settings):
     """Columns in the order the cells give them, or the published numbers' order first."""
     published: list[Published] = Field(default_factory=list)
     why: list[str] = Field(default_factory=list)
-    """Why ours may differ from the paper's numbers, one line each."""
+    """Why ours may differ from the paper's numbers, one line each (plain text: no claim
+    about the numbers, see ``claims``)."""
+    claims: list[Claim] = Field(default_factory=list)
+    """Statements about the numbers, each printed only as far as the run supports it."""
 
 
 class FigureSpec(Settings):
@@ -260,7 +359,8 @@ class PaperSpec(Settings):
     title: str
     citation: str
     file: str
-    """The paper's text in ``../shared/papers/``."""
+    """The file name of the paper's text the spec was written from (not shipped, never
+    printed: name the paper by its title and citation)."""
     reproduces: str
     protocol: dict[str, str]
     models: dict[str, ModelSpec] = Field(default_factory=dict)
@@ -305,11 +405,89 @@ def paper_keys() -> tuple[str, ...]:
     return tuple(sorted(n.removesuffix(".toml") for n in names))
 
 
+DEV_PATHS = ("../shared", "shared/papers", "/work/")
+"""Paths of the development checkout: no text a paper prints may name one."""
+
+_RELATION = re.compile(
+    r"\b(?:agrees? within|(?:lower|higher|greater|smaller|larger|better|worse) than"
+    r"|reads? (?:higher|lower)|(?:falls|rises|drops|grows|decreases|increases) with"
+    r"|beats?|outperforms?|(?:the )?best|worst|equals?|moves? the result|costs? most)\b",
+    re.IGNORECASE,
+)
+"""Words of a claim about the numbers: plain text with one must be a :class:`Claim`."""
+
+
+def _prose(paper: PaperSpec) -> Iterator[tuple[str, str]]:
+    """``(where, text)`` for the plain text a paper prints beside its numbers (not claims)."""
+    yield "reproduces", paper.reproduces
+    yield from ((f"protocol.{k}", v) for k, v in paper.protocol.items())
+    yield from (("notes", n) for n in paper.notes)
+    for name, m in paper.models.items():
+        yield f"models.{name}.note", m.note
+    for name, d in paper.data.items():
+        yield f"data.{name}.help", d.help
+        if d.stand_in is not None:
+            yield f"data.{name}.stand_in.note", d.stand_in.note
+    yield from ((f"expand.{name}.note", e.note) for name, e in paper.expand.items())
+    for t in paper.tables:
+        yield from ((f"table {t.id} why", w) for w in t.why)
+
+
+def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    """Every string in a dumped spec, with where it sits."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, f"{where}[{i}]")
+
+
+def lint_paper(paper: PaperSpec, what: str = "paper") -> None:
+    """Refuse text that names a development path, and plain text that claims a relation
+    between numbers (it must be a :class:`Claim`, checked on the run's numbers).
+
+    Raises:
+        InputError: naming the text.
+
+    Example:
+        >>> lint_paper(load_paper("sr-attacks"))
+    """
+    dump = paper.model_dump()
+    dump.pop("file")  # a file name of the development checkout, never printed
+    for where, text in _strings(dump, ""):
+        if any(d in text for d in DEV_PATHS):
+            raise InputError(f"{what}: {where} names a development path: {text!r}")
+    for where, text in _prose(paper):
+        m = _RELATION.search(text)
+        if m:
+            raise InputError(
+                f"{what}: {where} claims a relation ({m.group(0)!r}) in plain text: make it a "
+                f"[[table.claims]] entry with a check: {text!r}"
+            )
+
+
+def _check_claims(paper: PaperSpec, what: str) -> None:
+    """Every table a claim's cells name exists."""
+    ids = {t.id for t in paper.tables}
+    for t in paper.tables:
+        for claim in t.claims:
+            for check in claim.checks:
+                for cells in (check.cells, check.than):
+                    if cells is not None and cells.table is not None and cells.table not in ids:
+                        raise InputError(
+                            f"{what}: table {t.id} has a claim on no table {cells.table!r}"
+                        )
+
+
 def parse_paper(data: dict[str, Any], what: str = "paper") -> PaperSpec:
     """A paper from its parsed TOML (``[[table]]`` / ``[[figure]]`` arrays).
 
     Raises:
-        InputError: an invalid spec, or a figure naming no table.
+        InputError: an invalid spec, a figure or claim naming no table, or text that names
+            a development path or claims a relation unchecked (:func:`lint_paper`).
     """
     data = dict(data)
     data["tables"] = data.pop("table", [])
@@ -329,6 +507,8 @@ def parse_paper(data: dict[str, Any], what: str = "paper") -> PaperSpec:
                     for x in v if isinstance(v, list) else [v]:
                         if isinstance(x, str) and x.startswith("*") and x[1:] not in paper.expand:
                             raise InputError(f"{what}: table {t.id} names no expansion {x!r}")
+    _check_claims(paper, what)
+    lint_paper(paper, what)
     return paper
 
 
