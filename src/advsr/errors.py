@@ -17,8 +17,11 @@ __all__ = [
     "ImageReadError",
     "InputError",
     "ModelLoadError",
+    "NotAStoreError",
     "ShapeError",
+    "StoreDamagedError",
     "StoreError",
+    "StoreReadOnlyError",
     "UnknownNameError",
     "brief",
     "warn",
@@ -58,6 +61,20 @@ class ModelLoadError(AdvsrError):
 
 class StoreError(AdvsrError):
     """The result store cannot be opened or holds inconsistent data."""
+
+
+class NotAStoreError(StoreError):
+    """The store path is not an advsr result store (a folder, a file that is not SQLite, a
+    database of another program); advsr never writes to it."""
+
+
+class StoreDamagedError(StoreError):
+    """The result store is damaged (a malformed page, a stored value that does not parse, a
+    table missing); advsr repairs nothing."""
+
+
+class StoreReadOnlyError(StoreError):
+    """The result store is read-only (file, folder or mount) and a command must write it."""
 
 
 def brief(text: object, limit: int = 160) -> str:

@@ -10,12 +10,25 @@ resumes at the first missing item. A cell is finished only when every expected k
 stored. Artefacts (figures, a universal perturbation) are stored beside the rows, so
 reports are rebuilt from the store alone. The database runs in WAL mode.
 
-Schema (``PRAGMA user_version = 2``)::
+Schema (``PRAGMA application_id`` = :data:`APPLICATION_ID`, ``PRAGMA user_version = 2``)::
 
     cells(cell_id PK, experiment, identity JSON, config JSON, info JSON, expected JSON,
           created, finished)
     rows(cell_id, idx, key, image, metrics JSON, seconds, created, UNIQUE(cell_id, key))
     artifacts(cell_id, name, media_type, data BLOB, created, UNIQUE(cell_id, name))
+
+A file is opened for what it is, and nothing that is not a sound store is ever written:
+
+* a folder, a file that is not SQLite, or an SQLite database of another program (no
+  application id and no advsr tables) is refused (:class:`~advsr.errors.NotAStoreError`);
+  a store written before the application id existed (advsr's tables, schema 2) is read as
+  one and marked the first time it is opened for writing;
+* a damaged store (a malformed page, a stored JSON value that does not parse, one of
+  advsr's tables or columns missing) is refused when the damage is met
+  (:class:`~advsr.errors.StoreDamagedError`); nothing is repaired or recreated;
+* a read-only store (file mode, folder mode, read-only mount) is read through a read-only
+  (or, if SQLite cannot even open it so, immutable) connection; opening it for writing is
+  refused up front (:class:`~advsr.errors.StoreReadOnlyError`).
 
 Example:
     >>> store = ResultStore(":memory:")
@@ -30,21 +43,30 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
-from advsr.errors import InputError, StoreError
+from advsr.errors import (
+    InputError,
+    NotAStoreError,
+    StoreDamagedError,
+    StoreError,
+    StoreReadOnlyError,
+    brief,
+)
 from advsr.jsonutil import from_json_number, json_safe
 
 __all__ = [
+    "APPLICATION_ID",
     "SCHEMA_VERSION",
     "ResultStore",
     "Table",
@@ -56,6 +78,8 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 2
+APPLICATION_ID = int.from_bytes(b"ADSR", "big")
+"""``PRAGMA application_id`` of an advsr result store (the bytes ``ADSR``)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
@@ -90,6 +114,25 @@ CREATE INDEX IF NOT EXISTS rows_by_cell ON rows(cell_id, idx);
 CREATE INDEX IF NOT EXISTS cells_by_experiment ON cells(experiment);
 """
 
+# a new store is created in one transaction (tables and marker together), before WAL mode
+# is switched on: a crash leaves either an empty file or a whole store
+_CREATE = (
+    f"BEGIN;\n{_SCHEMA}PRAGMA application_id = {APPLICATION_ID};\n"
+    f"PRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;\n"
+)
+
+_COLUMNS = {
+    "cells": ("cell_id", "experiment", "identity", "config", "info", "expected", "created"),
+    "rows": ("cell_id", "idx", "key", "image", "metrics", "seconds", "created"),
+    "artifacts": ("cell_id", "name", "media_type", "data", "created"),
+}
+
+_MAGIC = b"SQLite format 3\x00"
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_Kind = Literal["fresh", "unmarked", "marked"]
+
 
 def default_store_path() -> Path:
     """``$ADVSR_STORE`` if set, else ``advsr-results.sqlite`` in the working directory."""
@@ -113,6 +156,226 @@ def store_session(path: str | os.PathLike[str]) -> Iterator[ResultStore]:
                 Path(f"{p}{suffix}").unlink(missing_ok=True)
         raise
     store.close()
+
+
+# ----------------------------------------------------------------- opening a store file
+
+
+class _Damage(Exception):
+    """A stored value that does not parse; :func:`_translated` names the file."""
+
+
+def _damaged(name: str, what: str) -> StoreDamagedError:
+    return StoreDamagedError(
+        f"result store {name} is damaged: {what}; advsr repairs nothing (restore a copy or "
+        "pass another --store)"
+    )
+
+
+def _read_only(name: str, reason: str) -> StoreReadOnlyError:
+    return StoreReadOnlyError(
+        f"result store {name} is read-only ({reason}): `advsr results` and `advsr report` "
+        "can read it, a command that computes cannot write to it (pass another --store)"
+    )
+
+
+def _store_error(name: str, exc: sqlite3.DatabaseError) -> StoreError:
+    """The one-line error for an SQLite failure on the store ``name``."""
+    code = str(getattr(exc, "sqlite_errorname", "") or "")
+    text = brief(exc)
+    if code.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text:
+        return _damaged(name, text)
+    if text.startswith("Could not decode to UTF-8"):
+        return _damaged(name, "a stored text is not valid UTF-8")
+    if code.startswith("SQLITE_READONLY"):
+        return _read_only(name, text)
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return StoreError(f"result store {name} is in use by another process ({text})")
+    return StoreError(f"result store {name}: {text}")
+
+
+@contextmanager
+def _translated(name: str) -> Iterator[None]:
+    """SQLite failures and unreadable stored values as one-line :class:`StoreError` s
+    naming the store (a misuse of the connection stays a bug)."""
+    try:
+        yield
+    except sqlite3.ProgrammingError:
+        raise
+    except sqlite3.DatabaseError as exc:
+        raise _store_error(name, exc) from None
+    except _Damage as exc:
+        raise _damaged(name, str(exc)) from None
+
+
+def _guarded(
+    method: Callable[Concatenate[ResultStore, _P], _R],
+) -> Callable[Concatenate[ResultStore, _P], _R]:
+    """A store method whose SQLite failures and damaged values raise :class:`StoreError`."""
+
+    @functools.wraps(method)
+    def wrapper(self: ResultStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with _translated(self.path):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _no_write(path: Path) -> bool:
+    """Whether ``path`` (file or folder) cannot or must not be written: no write permission
+    for this process, no write bit at all (honoured for root too), or a read-only mount."""
+    try:
+        mode = path.stat().st_mode
+        mount_ro = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+    return mount_ro or not mode & 0o222 or not os.access(path, os.W_OK)
+
+
+def _read_only_reason(p: Path) -> str | None:
+    """Why the store file ``p`` (or the file it would be) cannot be written, or None."""
+    if p.exists() and _no_write(p):
+        return "the file is read-only"
+    if _no_write(p.parent):
+        return "its folder is read-only"
+    return None
+
+
+def _is_blank(p: Path) -> bool:
+    """No file yet, or an empty one (SQLite's empty database)."""
+    return not p.exists() or p.stat().st_size == 0
+
+
+def _check_location(p: Path) -> None:
+    """Refuse a path that cannot hold a store file, without creating anything."""
+    if p.is_dir():
+        raise NotAStoreError(f"{p} is a folder, not an advsr result store file")
+    if not p.parent.is_dir():
+        raise StoreError(f"the folder of the result store does not exist: {p.parent}")
+    if p.exists() and not p.is_file():
+        raise NotAStoreError(f"{p} is not a regular file, not an advsr result store")
+
+
+def _check_magic(p: Path) -> None:
+    """Refuse a non-empty file that does not start as an SQLite database does."""
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(len(_MAGIC))
+    except OSError as exc:
+        raise StoreError(f"cannot read result store {p}: {exc.strerror or exc}") from None
+    if head != _MAGIC:
+        raise NotAStoreError(f"{p} is not an advsr result store: it is not an SQLite database")
+
+
+def _reader(p: Path) -> sqlite3.Connection:
+    """A connection to ``p`` that never writes the file.
+
+    Where the location is writable and no journal is beside the file, a ``query_only``
+    connection (nothing to recover, and its close removes the WAL files it made); beside a
+    journal, a read-only one (which reads the journal and recovers nothing); on a read-only
+    location without a journal, or where SQLite cannot open it read-only (it needs a
+    writable folder for the WAL index), an immutable one.
+    """
+    journal = any(Path(f"{p}{s}").exists() for s in ("-wal", "-journal"))
+    if not journal and _read_only_reason(p) is None:
+        db = sqlite3.connect(p, timeout=30.0)
+        db.execute("PRAGMA query_only = ON")
+        return db
+    uri = p.absolute().as_uri()
+    if journal:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30.0)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if not str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_CANTOPEN"):
+                raise
+    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+
+
+def _foreign(name: str, tables: list[str], version: int, app_id: int) -> NotAStoreError:
+    """The error for an SQLite database that belongs to another program."""
+    if app_id:
+        what = f"application id {app_id:#010x}"
+    elif tables:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        what = f"tables {shown}"
+    else:
+        what = "no tables"
+    if version:
+        what += f", schema {version}"
+    return NotAStoreError(
+        f"{name} is an SQLite database of another program ({what}), not an advsr result "
+        "store; advsr leaves it untouched (pass another --store)"
+    )
+
+
+def _classify(db: sqlite3.Connection, name: str) -> _Kind:
+    """What the database behind ``db`` is, reading only.
+
+    Returns:
+        ``"fresh"`` (an empty database), ``"unmarked"`` (advsr's tables at schema 2 without
+        the application id: a store of an earlier advsr) or ``"marked"``.
+
+    Raises:
+        NotAStoreError: a database of another program.
+        StoreError: a store of another schema version.
+        StoreDamagedError: one of advsr's tables or columns is missing.
+    """
+    app_id = db.execute("PRAGMA application_id").fetchone()[0]
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    tables = sorted(r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+    if not (app_id or version or tables) and not db.execute("PRAGMA page_count").fetchone()[0]:
+        return "fresh"
+    ours = app_id == APPLICATION_ID or (
+        app_id == 0 and "cells" in tables and {"cell_id", "experiment"} <= _columns(db, "cells")
+    )
+    if not ours:
+        raise _foreign(name, tables, version, app_id)
+    if version != SCHEMA_VERSION:
+        raise StoreError(
+            f"{name} was written with result-store schema {version or 1}; this advsr reads "
+            f"schema {SCHEMA_VERSION} (use another --store file)"
+        )
+    for table, wanted in _COLUMNS.items():
+        if table not in tables:
+            raise _damaged(name, f"its {table} table is missing")
+        lacking = [c for c in wanted if c not in _columns(db, table)]
+        if lacking:
+            raise _damaged(name, f"its {table} table lacks column(s) {', '.join(lacking)}")
+    return "marked" if app_id else "unmarked"
+
+
+def _loads(text: object, what: str, kind: type = object) -> Any:
+    """A stored JSON value of the expected kind (``what`` names it in the error)."""
+    try:
+        value = json.loads(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise _Damage(f"{what} is not valid JSON") from None
+    if not isinstance(value, kind):
+        raise _Damage(f"{what} is not a JSON {'object' if kind is dict else 'array'}")
+    return value
+
+
+def _keys(text: object, what: str) -> list[str]:
+    keys = _loads(text, what, list)
+    if not all(isinstance(k, str) for k in keys):
+        raise _Damage(f"{what} is not a list of item keys")
+    return keys
+
+
+def _metrics(text: object, what: str) -> dict[str, Any]:
+    def conv(v: Any) -> Any:
+        if isinstance(v, list):
+            return [conv(x) for x in v]
+        return from_json_number(v)
+
+    return {k: conv(v) for k, v in _loads(text, what, dict).items()}
 
 
 def canonical(config: Mapping[str, Any]) -> str:
@@ -140,19 +403,6 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _loads(text: str) -> Any:
-    return json.loads(text)
-
-
-def _metrics(text: str) -> dict[str, Any]:
-    def conv(v: Any) -> Any:
-        if isinstance(v, list):
-            return [conv(x) for x in v]
-        return from_json_number(v)
-
-    return {k: conv(v) for k, v in json.loads(text).items()}
-
-
 def _filter(experiment: str | None, cell_id: str | None) -> tuple[str, list[str]]:
     """A ``WHERE`` clause on the cells table ``c`` and its arguments."""
     conds, args = [], []
@@ -169,47 +419,82 @@ class ResultStore:
     Args:
         path: database file, or ``":memory:"``. Its folder must exist (nothing is created
             above the file itself).
+        read_only: open an existing store for reading only: nothing is written, not even
+            the marker, and a read-only file, folder or mount is fine.
 
     Raises:
-        StoreError: the file is not a store, a store of another schema, a folder, or cannot
-            be created.
+        NotAStoreError: a folder, a file that is not SQLite, a database of another program.
+        StoreDamagedError: a store whose pages or tables are damaged.
+        StoreReadOnlyError: a read-only store opened for writing.
+        StoreError: no store to read, a store of another schema, or its folder is missing.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            self.check_path(self.path)
-        try:
+        self.read_only = read_only
+        if self.path == ":memory:":
             self._db = sqlite3.connect(self.path, timeout=30.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
-            if version not in (0, SCHEMA_VERSION) or (version == 0 and "cells" in tables):
-                raise StoreError(
-                    f"{self.path} was written with result-store schema {version or 1}; this "
-                    f"advsr reads schema {SCHEMA_VERSION} (use another --store file)"
-                )
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._db.executescript(_CREATE)
+            return
+        p = Path(self.path)
+        self.check_path(p, write=not read_only)
+        with _translated(self.path):
+            self._db = self._connect(p)
+            try:
+                self._prepare(_classify(self._db, self.path))
+            except BaseException:
+                self._db.close()
+                raise
+
+    def _connect(self, p: Path) -> sqlite3.Connection:
+        """A writing connection, or for reading one that never writes (:func:`_reader`)."""
+        return _reader(p) if self.read_only else sqlite3.connect(p, timeout=30.0)
+
+    def _prepare(self, kind: _Kind) -> None:
+        """Create a fresh store, mark a store of an earlier advsr, switch to WAL (writing)."""
+        if self.read_only:
+            if kind == "fresh":
+                raise NotAStoreError(f"{self.path} is an empty file, not an advsr result store")
+            return
+        if kind == "fresh":
+            self._db.executescript(_CREATE)
+        elif kind == "unmarked":
+            self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self._db.commit()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open result store {self.path}: {exc}") from None
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
 
     @staticmethod
-    def check_path(path: str | os.PathLike[str]) -> None:
-        """Refuse a store path that cannot hold a store, without creating anything.
+    def check_path(path: str | os.PathLike[str], *, write: bool = True) -> None:
+        """Refuse a store path before any work, without creating or writing anything.
+
+        Args:
+            path: the store file.
+            write: the store is to be written (else it must exist and is only read).
 
         Raises:
-            StoreError: a folder, or a file whose folder does not exist.
+            NotAStoreError: a folder, a file that is not SQLite, a database of another
+                program, or (reading) an empty file.
+            StoreDamagedError: a store whose header, schema or tables are damaged.
+            StoreReadOnlyError: (writing) a read-only file, folder or mount.
+            StoreError: a store of another schema; a file whose folder does not exist;
+                (reading) no file.
         """
         p = Path(path)
-        if p.is_dir():
-            raise StoreError(f"result store path is a folder: {p}")
-        if not p.parent.is_dir():
-            raise StoreError(f"the folder of the result store does not exist: {p.parent}")
-        if p.exists() and not p.is_file():
-            raise StoreError(f"result store path is not a regular file: {p}")
+        _check_location(p)
+        if not p.exists() and not write:
+            raise StoreError(f"no result store at {p}")
+        if not _is_blank(p):
+            _check_magic(p)
+            with _translated(str(p)):
+                db = _reader(p)
+                try:
+                    _classify(db, str(p))
+                finally:
+                    db.close()
+        reason = _read_only_reason(p) if write else None
+        if reason is not None:
+            raise _read_only(str(p), reason)
 
     def close(self) -> None:
         """Close the connection."""
@@ -222,6 +507,7 @@ class ResultStore:
         self.close()
 
     # -- writing -------------------------------------------------------------------------
+    @_guarded
     def begin_cell(
         self,
         experiment: str,
@@ -263,6 +549,7 @@ class ResultStore:
             )
         return cid
 
+    @_guarded
     def add_row(
         self,
         cell_id: str,
@@ -282,6 +569,7 @@ class ResultStore:
             )
         return cur.rowcount == 1
 
+    @_guarded
     def put_artifact(self, cell_id: str, name: str, data: bytes, media_type: str) -> None:
         """Store (or replace) a named artefact of a cell: a PNG figure, a tensor file..."""
         with self._db:
@@ -291,6 +579,7 @@ class ResultStore:
                 (cell_id, name, media_type, sqlite3.Binary(data), time.time()),
             )
 
+    @_guarded
     def finish_cell(self, cell_id: str) -> bool:
         """Mark a cell complete if every expected key is stored; returns whether it is."""
         missing = set(self.expected_keys(cell_id)) - self.done_keys(cell_id)
@@ -304,23 +593,27 @@ class ResultStore:
         return True
 
     # -- reading -------------------------------------------------------------------------
+    @_guarded
     def has_cell(self, cell_id: str) -> bool:
         """Whether a cell of this id was registered."""
         got = self._db.execute("SELECT 1 FROM cells WHERE cell_id = ?", (cell_id,))
         return got.fetchone() is not None
 
+    @_guarded
     def is_finished(self, cell_id: str) -> bool:
         """Whether the cell exists and was marked finished."""
         got = self._db.execute("SELECT finished FROM cells WHERE cell_id = ?", (cell_id,))
         row = got.fetchone()
         return bool(row and row[0] is not None)
 
+    @_guarded
     def expected_keys(self, cell_id: str) -> list[str]:
         """The keys of the rows a cell must have."""
         row = self._db.execute("SELECT expected FROM cells WHERE cell_id = ?", (cell_id,))
         got = row.fetchone()
-        return list(_loads(got[0])) if got else []
+        return _keys(got[0], f"cell {cell_id}: expected") if got else []
 
+    @_guarded
     def done_keys(self, cell_id: str) -> set[str]:
         """Keys of the rows already stored for a cell."""
         cur = self._db.execute("SELECT key FROM rows WHERE cell_id = ?", (cell_id,))
@@ -337,6 +630,7 @@ class ResultStore:
             raise StoreError(f"no cell {cell_id} in {self.path}")
         return got[0]
 
+    @_guarded
     def cell_rows(self, cell_id: str) -> list[dict[str, Any]]:
         """One cell's rows in item order: ``key``, ``image``, the metrics, ``seconds``."""
         cur = self._db.execute(
@@ -344,10 +638,16 @@ class ResultStore:
             (cell_id,),
         )
         return [
-            {"key": key, "image": image, **_metrics(m), "seconds": sec}
+            {
+                "key": key,
+                "image": image,
+                **_metrics(m, f"cell {cell_id}, row {key!r}: metrics"),
+                "seconds": sec,
+            }
             for key, image, m, sec in cur
         ]
 
+    @_guarded
     def artifacts(self, cell_id: str) -> dict[str, tuple[str, bytes]]:
         """A cell's artefacts: name -> (media type, bytes), in creation order."""
         cur = self._db.execute(
@@ -356,6 +656,7 @@ class ResultStore:
         )
         return {name: (mt, bytes(data)) for name, mt, data in cur}
 
+    @_guarded
     def cells(
         self, experiment: str | None = None, *, cell_id: str | None = None
     ) -> list[dict[str, Any]]:
@@ -373,16 +674,17 @@ class ResultStore:
                 {
                     "cell_id": cid,
                     "experiment": exp,
-                    "identity": _loads(ident),
-                    "config": _loads(cfg),
-                    "info": _loads(info),
-                    "expected": len(_loads(expected)),
+                    "identity": _loads(ident, f"cell {cid}: identity", dict),
+                    "config": _loads(cfg, f"cell {cid}: config", dict),
+                    "info": _loads(info, f"cell {cid}: info", dict),
+                    "expected": len(_keys(expected, f"cell {cid}: expected")),
                     "stored": n,
                     "finished": fin is not None,
                 }
             )
         return out
 
+    @_guarded
     def rows(
         self,
         *,
@@ -406,9 +708,9 @@ class ResultStore:
         out = []
         for cid, exp, cfg, idx, key, image, metrics, seconds in self._db.execute(q, args):
             row: dict[str, Any] = {"cell_id": cid, "experiment": exp}
-            row.update(flatten(_loads(cfg)))
+            row.update(flatten(_loads(cfg, f"cell {cid}: config", dict)))
             row.update({"idx": idx, "key": key, "image": image})
-            row.update(_metrics(metrics))
+            row.update(_metrics(metrics, f"cell {cid}, row {key!r}: metrics"))
             row["seconds"] = seconds
             if where and any(row.get(k) != v for k, v in where.items()):
                 continue
