@@ -4,7 +4,9 @@ On a shared machine torch's default (one thread per core) hurts: measured here w
 on ResNet-20 (batch 64) while other work kept the 2 cores busy (load 3.2), 1 thread took
 2.3 s and 2 threads 4.1 s, because each parallel region waits for its slowest thread and a
 descheduled thread stalls them all. :func:`set_threads` with ``auto`` (what the CLI does,
-``--threads`` / ``$ADVSR_THREADS``) uses the CPUs that are not busy when it starts.
+``--threads`` / ``$ADVSR_THREADS``) uses the CPUs that are not busy when it starts; a count
+is at most the CPUs this process may use (:func:`usable_cpus`): more threads never help, and
+``ADVSR_THREADS=100000`` once made torch crash every command while starting its threads.
 """
 
 from __future__ import annotations
@@ -15,7 +17,20 @@ import torch
 
 from advsr.errors import InputError
 
-__all__ = ["auto_threads", "resolve_device", "set_threads"]
+__all__ = ["auto_threads", "resolve_device", "set_threads", "usable_cpus"]
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask; the machine's count elsewhere).
+
+    Example:
+        >>> 1 <= usable_cpus() <= (os.cpu_count() or 1)
+        True
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def auto_threads() -> int:
@@ -26,10 +41,7 @@ def auto_threads() -> int:
         >>> 1 <= auto_threads() <= (os.cpu_count() or 1)
         True
     """
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     try:
         busy = round(os.getloadavg()[0])
     except OSError:
@@ -44,7 +56,7 @@ def set_threads(spec: str | int = "auto") -> int:
         the thread count set.
 
     Raises:
-        InputError: not ``auto`` nor a whole number >= 1.
+        InputError: not ``auto`` nor a whole number in ``1..usable_cpus()``.
     """
     if spec == "auto":
         n = auto_threads()
@@ -55,6 +67,11 @@ def set_threads(spec: str | int = "auto") -> int:
             raise InputError(f"threads must be auto or a whole number, got {spec!r}") from None
         if n < 1:
             raise InputError(f"threads must be >= 1, got {n}")
+        cpus = usable_cpus()
+        if n > cpus:
+            raise InputError(
+                f"threads must be at most {cpus} (the CPUs this process may use), got {n}"
+            )
     torch.set_num_threads(n)
     return n
 

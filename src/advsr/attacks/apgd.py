@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
@@ -45,10 +45,14 @@ from torch import nn
 from advsr import progress
 from advsr.attacks._loop import ModelObjective, StepResult, input_grad, project
 from advsr.attacks.base import AttackSettings, Raw, register_attack
+from advsr.attacks.classifier import at_most
 from advsr.memory import value_and_grad
 from advsr.types import Budget
 
 __all__ = [
+    "MAX_RESTARTS",
+    "MAX_STEPS",
+    "MAX_TARGETS",
     "APGDSettings",
     "APGDTSettings",
     "apgd_checkpoints",
@@ -63,12 +67,20 @@ LogitLoss = Callable[[torch.Tensor, slice], torch.Tensor]
 """``(logits of some rows, those rows as a slice of the batch) -> (k,)`` per-image loss."""
 
 
+MAX_STEPS = 100_000
+"""The most APGD iterations (the paper's evaluations use 100)."""
+MAX_RESTARTS = 1_000
+"""The most random restarts."""
+MAX_TARGETS = 1_000
+"""The most target classes of APGD-T (at most the classes less one are used)."""
+
+
 class APGDSettings(AttackSettings):
     """APGD: ``steps`` iterations, ``restarts`` random restarts, the loss to maximise."""
 
     loss: Literal["ce", "dlr", "cw"] = "ce"
-    steps: int = Field(100, ge=1)
-    restarts: int = Field(1, ge=1)
+    steps: Annotated[int, at_most(MAX_STEPS)] = Field(100, ge=1, le=MAX_STEPS)
+    restarts: Annotated[int, at_most(MAX_RESTARTS)] = Field(1, ge=1, le=MAX_RESTARTS)
     rho: float = Field(0.75, gt=0.0, le=1.0)
     """Checkpoint condition 1: the share of steps that must have increased the loss."""
     kappa: float = Field(0.0, ge=0.0)
@@ -79,7 +91,7 @@ class APGDTSettings(APGDSettings):
     """APGD-T: the targeted DLR loss towards each of the top ``targets`` other classes."""
 
     loss: Literal["dlr"] = "dlr"
-    targets: int = Field(9, ge=1)
+    targets: Annotated[int, at_most(MAX_TARGETS)] = Field(9, ge=1, le=MAX_TARGETS)
 
 
 def apgd_checkpoints(steps: int) -> list[int]:

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from torch import nn
 
 from advsr.attacks._loop import Objective, random_start, run_steps
@@ -37,14 +37,48 @@ from advsr.errors import InputError
 from advsr.types import Budget
 
 __all__ = [
+    "MAX_RESTARTS",
+    "MAX_STEPS",
     "DiversitySettings",
     "GradientSettings",
     "MomentumSettings",
     "SingleStepSettings",
+    "at_most",
     "classifier_objective",
     "gradient_attack",
     "input_diversity",
 ]
+
+
+MAX_STEPS = 100_000
+"""The most iterations of an iterative attack (PGD-10k is already far beyond published
+evaluations; 100,000 steps take hours per batch on a CPU)."""
+MAX_RESTARTS = 1_000
+"""The most random restarts of an attack with a random start."""
+
+
+def at_most(bound: int) -> BeforeValidator:
+    """A pydantic before-validator refusing a number above ``bound`` with the bound in the
+    message (pydantic's own int parsing refuses a float such as ``1e20`` without naming it).
+
+    Example:
+        >>> from typing import Annotated
+        >>> from advsr.settings import Settings, validate
+        >>> class S(Settings):
+        ...     steps: Annotated[int, at_most(10)] = 1
+        >>> validate(S, {"steps": 1e20})
+        Traceback (most recent call last):
+        ...
+        advsr.errors.InputError: invalid steps: Input should be less than or equal to 10, got 1e+20
+    """
+
+    def check(value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > bound:
+            got = f"{value:g}" if isinstance(value, float) else str(value)
+            raise ValueError(f"Input should be less than or equal to {bound}, got {got}")
+        return value
+
+    return BeforeValidator(check)
 
 
 class SingleStepSettings(AttackSettings):
@@ -60,9 +94,9 @@ class GradientSettings(SingleStepSettings):
     ``restarts`` runs from new random starts on the images not fooled yet (attacks with a
     random start only)."""
 
-    steps: int = Field(10, ge=1)
+    steps: Annotated[int, at_most(MAX_STEPS)] = Field(10, ge=1, le=MAX_STEPS)
     step_size: float | None = Field(None, gt=0.0)
-    restarts: int = Field(1, ge=1)
+    restarts: Annotated[int, at_most(MAX_RESTARTS)] = Field(1, ge=1, le=MAX_RESTARTS)
 
     identity_defaults: ClassVar[dict[str, Any]] = {"restarts": 1}
 

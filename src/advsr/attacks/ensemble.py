@@ -29,7 +29,10 @@ from torch import nn
 from advsr.attacks.base import ATTACKS, AttackSettings, Raw, create_attack, register_attack
 from advsr.errors import InputError
 
-__all__ = ["PRESETS", "EnsembleSettings", "ensemble_members"]
+__all__ = ["MAX_MEMBERS", "PRESETS", "EnsembleSettings", "ensemble_members"]
+
+MAX_MEMBERS = 100
+"""The most member attacks of an ensemble (AutoAttack's standard version has four)."""
 
 PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
     "standard": {
@@ -51,7 +54,7 @@ class EnsembleSettings(AttackSettings):
     """A preset, or the member attacks (specs without a budget) in their order."""
 
     preset: Literal["standard", "fast", "rand"] = "standard"
-    members: list[str] = Field(default_factory=list)
+    members: list[str] = Field(default_factory=list, max_length=MAX_MEMBERS)
     """Attack specs run in this order instead of the preset's (e.g. ``apgd:steps=50``); in
     an attack spec, names joined by ``+`` (``ensemble@8/255:members=apgd+square``)."""
 

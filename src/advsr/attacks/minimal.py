@@ -16,7 +16,7 @@ is in ``[0, 1]`` and success is measured on it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from pydantic import Field
@@ -25,18 +25,34 @@ from torch import nn
 from advsr import progress
 from advsr.attacks._loop import input_grad
 from advsr.attacks.base import AttackResult, AttackSettings, Raw, create_attack, register_attack
+from advsr.attacks.classifier import at_most
 from advsr.attacks.objectives import _check_labels
 
-__all__ = ["CWSettings", "DeepFoolSettings", "carlini_wagner_l2", "deepfool"]
+__all__ = [
+    "MAX_BINARY_SEARCH_STEPS",
+    "MAX_CANDIDATES",
+    "MAX_STEPS",
+    "CWSettings",
+    "DeepFoolSettings",
+    "carlini_wagner_l2",
+    "deepfool",
+]
+
+MAX_STEPS = 100_000
+"""The most DeepFool linearisations or C&W Adam steps per constant."""
+MAX_BINARY_SEARCH_STEPS = 100
+"""The most C&W constants tried (each search step halves the constant's interval)."""
+MAX_CANDIDATES = 10_000
+"""The most candidate classes of DeepFool (one gradient pass each per step)."""
 
 
 class DeepFoolSettings(AttackSettings):
     """DeepFool: at most ``steps`` linearisations, final ``(1 + overshoot) r``, the true
     class and the ``candidates - 1`` highest other logits of the clean image."""
 
-    steps: int = Field(50, ge=1)
+    steps: Annotated[int, at_most(MAX_STEPS)] = Field(50, ge=1, le=MAX_STEPS)
     overshoot: float = Field(0.02, ge=0.0)
-    candidates: int = Field(10, ge=2)
+    candidates: Annotated[int, at_most(MAX_CANDIDATES)] = Field(10, ge=2, le=MAX_CANDIDATES)
     targeted: bool = False
 
 
@@ -44,8 +60,10 @@ class CWSettings(AttackSettings):
     """C&W L2: ``steps`` Adam steps (``lr``) per constant, ``binary_search_steps`` constants
     starting at ``initial_const``, confidence ``kappa``."""
 
-    steps: int = Field(100, ge=1)
-    binary_search_steps: int = Field(5, ge=1)
+    steps: Annotated[int, at_most(MAX_STEPS)] = Field(100, ge=1, le=MAX_STEPS)
+    binary_search_steps: Annotated[int, at_most(MAX_BINARY_SEARCH_STEPS)] = Field(
+        5, ge=1, le=MAX_BINARY_SEARCH_STEPS
+    )
     initial_const: float = Field(1e-2, gt=0.0)
     kappa: float = Field(0.0, ge=0.0)
     lr: float = Field(0.01, gt=0.0)

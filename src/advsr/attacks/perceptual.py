@@ -124,17 +124,18 @@ import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from advsr import progress
 from advsr.attacks._loop import Objective, input_grad
 from advsr.attacks.base import AttackResult, AttackSettings, Raw, create_attack, register_attack
+from advsr.attacks.classifier import at_most
 from advsr.attacks.objectives import cross_entropy, cw_margin
-from advsr.checks import check_image
+from advsr.checks import check_image, check_int_range
 from advsr.errors import InputError, ShapeError
 
 if TYPE_CHECKING:
@@ -145,6 +146,8 @@ __all__ = [
     "C1",
     "C2",
     "LOSSES",
+    "MAX_SOLVER_ITERATIONS",
+    "MAX_STEPS",
     "RADII",
     "SOLVERS",
     "STATS",
@@ -525,10 +528,17 @@ def _iterate(
     return x_cur, used
 
 
+MAX_STEPS = 100_000
+"""The most FPGAP steps or PGAP QCQPs per image."""
+MAX_SOLVER_ITERATIONS = 1_000_000
+"""The most iterations a PGAP solver option may allow (``max_iter`` of CLARABEL,
+``max_iters`` of SCS)."""
+
+
 class _PerceptualSettings(AttackSettings):
     """Settings shared by FPGAP and PGAP (defaults: the paper's loss, the exact sets)."""
 
-    steps: int = Field(10, ge=1)
+    steps: Annotated[int, at_most(MAX_STEPS)] = Field(10, ge=1, le=MAX_STEPS)
     loss: Literal["cw", "ce"] = "cw"
     kappa: float = Field(50.0, ge=0.0)
     anchor: Literal["original", "drift"] = "original"
@@ -553,6 +563,14 @@ class PGAPSettings(_PerceptualSettings):
     box: bool = True
     solver: Literal["CLARABEL", "SCS"] = "CLARABEL"
     solver_options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("solver_options")
+    @classmethod
+    def _bounded_iterations(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key, value in v.items():
+            if "iter" in key:
+                check_int_range(value, f"solver option {key}", 1, MAX_SOLVER_ITERATIONS)
+        return v
 
 
 def _measure(

@@ -23,7 +23,7 @@ Randomness is drawn on the CPU from the attack's generator.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -32,15 +32,19 @@ from torch import nn
 
 from advsr import progress
 from advsr.attacks.base import AttackSettings, Raw, register_attack
+from advsr.attacks.classifier import at_most
 from advsr.attacks.objectives import margin_of
 
-__all__ = ["SquareSettings", "square_p"]
+__all__ = ["MAX_QUERIES", "SquareSettings", "square_p"]
+
+MAX_QUERIES = 1_000_000
+"""The most queries per image (the reference evaluation uses 10,000)."""
 
 
 class SquareSettings(AttackSettings):
     """Square: a query budget per image, the initial square fraction and the loss."""
 
-    queries: int = Field(5000, ge=1)
+    queries: Annotated[int, at_most(MAX_QUERIES)] = Field(5000, ge=1, le=MAX_QUERIES)
     p_init: float = Field(0.8, gt=0.0, le=1.0)
     loss: Literal["margin", "ce"] = "margin"
 

@@ -29,6 +29,7 @@ from advsr.attacks.base import (
     floor_eps,
     register_attack,
 )
+from advsr.attacks.classifier import at_most
 from advsr.attacks.objectives import sr_deviation, sr_reference
 from advsr.checks import check_image
 from advsr.errors import InputError, ShapeError
@@ -37,6 +38,8 @@ from advsr.settings import NEUTRAL
 from advsr.types import Budget
 
 __all__ = [
+    "MAX_BATCH_SIZE",
+    "MAX_STEPS",
     "UniversalSettings",
     "apply_perturbation",
     "center_crop_batch",
@@ -46,14 +49,20 @@ __all__ = [
 ]
 
 
+MAX_STEPS = 100_000
+"""The most steps T of the universal attack (the paper uses 50)."""
+MAX_BATCH_SIZE = 4096
+"""The most images per forward/backward pass."""
+
+
 class UniversalSettings(AttackSettings):
     """The universal attack: ``steps`` T of ``eps / T``; the reference is ``clean-8bit`` or
     ``ground-truth`` (``clean`` has a zero gradient at ``Delta = 0``, where it starts);
     ``batch_size`` images per forward/backward (memory only: it does not change Delta)."""
 
-    steps: int = Field(50, ge=1)
+    steps: Annotated[int, at_most(MAX_STEPS)] = Field(50, ge=1, le=MAX_STEPS)
     reference: Literal["clean-8bit", "ground-truth"] = "clean-8bit"
-    batch_size: Annotated[int, NEUTRAL] = Field(8, ge=1)
+    batch_size: Annotated[int, NEUTRAL, at_most(MAX_BATCH_SIZE)] = Field(8, ge=1, le=MAX_BATCH_SIZE)
     schedule: Literal["ifgsm", "apgd"] = "ifgsm"
     """ifgsm: T steps of eps/T; apgd: APGD's step-size-free schedule on Delta."""
 
@@ -195,8 +204,22 @@ def save_perturbation(path: str | Path, delta: torch.Tensor, info: dict[str, obj
 
 
 def load_perturbation(path: str | Path) -> torch.Tensor:
-    """Read a perturbation written by :func:`save_perturbation`."""
+    """Read a perturbation written by :func:`save_perturbation`.
+
+    Raises:
+        InputError: no ``delta`` tensor, a tensor that is not floating point, or one with
+            NaN or infinite values (it would poison every image it is applied to).
+    """
     sd = load_state_dict(path)
     if "delta" not in sd:
         raise InputError(f"{path} holds no universal perturbation ('delta' tensor)")
-    return sd["delta"]
+    delta = sd["delta"]
+    if not delta.is_floating_point():
+        dtype = str(delta.dtype).removeprefix("torch.")
+        raise InputError(f"{path}: the perturbation must be floating point, got {dtype}")
+    bad = int((~torch.isfinite(delta)).sum())
+    if bad:
+        raise InputError(
+            f"{path}: the perturbation holds {bad} NaN or infinite values of {delta.numel()}"
+        )
+    return delta

@@ -84,9 +84,9 @@ class TrainRefSRConfig(Settings):
     """Attacker's target: an image scikit-image ships or a file."""
     rate: float = Field(0.2, ge=0.0, le=1.0)
     """Poisoning rate p in [0, 1]."""
-    steps: int = Field(1000, ge=1)
+    steps: int = Field(1000, ge=1, le=10_000_000)
     """Optimisation steps."""
-    batch: int = Field(9, ge=1)
+    batch: int = Field(9, ge=1, le=4_096)
     """Triplets per step (the paper: 9)."""
     lr: float = Field(1e-4, gt=0)
     """Adam learning rate (the paper: 1e-4)."""

@@ -30,7 +30,7 @@ import math
 import torch
 from torch import nn
 
-from advsr.checks import check_positive_int
+from advsr.checks import check_int_range
 from advsr.defenses.base import Defense
 from advsr.errors import InputError
 from advsr.memory import ChunkFn, micro_batch_size, micro_batched
@@ -80,6 +80,10 @@ class BPDA(Defense):
         return self.defense.output_size(h, w)
 
 
+MAX_EOT = 1_000
+"""The most EOT samples per gradient step."""
+
+
 class EOT(Defense):
     """``n`` independent draws of a stochastic defense, stacked along the batch.
 
@@ -90,7 +94,7 @@ class EOT(Defense):
     def __init__(self, defense: Defense, samples: int) -> None:
         super().__init__()
         self.defense = defense
-        self.samples = check_positive_int(samples, "EOT samples")
+        self.samples = check_int_range(samples, "EOT samples", 1, MAX_EOT)
         self.scale = defense.scale
 
     @property
@@ -118,7 +122,7 @@ def bpda(defense: Defense) -> Defense:
 
 def eot(defense: Defense, n: int) -> Defense:
     """EOT over ``n`` draws; a deterministic defense (or ``n == 1``) is returned unchanged."""
-    check_positive_int(n, "EOT samples")
+    check_int_range(n, "EOT samples", 1, MAX_EOT)
     return EOT(defense, n) if defense.stochastic and n > 1 else defense
 
 

@@ -39,12 +39,18 @@ from __future__ import annotations
 
 import torch
 
-from advsr.checks import check_image, check_non_negative, check_positive_int
+from advsr.checks import check_image, check_int_range, check_non_negative
 from advsr.defenses.base import Defense
 from advsr.defenses.wavelet import WaveletDenoise
 from advsr.errors import ShapeError
 
-__all__ = ["PixelDeflection", "deflect", "draw_deflections"]
+__all__ = ["MAX_DEFLECTIONS", "MAX_WINDOW", "PixelDeflection", "deflect", "draw_deflections"]
+
+MAX_DEFLECTIONS = 100_000
+"""The most deflections per image (Prakash et al. use 200 on 224x224 images)."""
+MAX_WINDOW = 1_000
+"""The largest deflection window half-size (Prakash et al. use 10; it is clipped to the
+image anyway)."""
 
 
 def _uniform_in(
@@ -82,8 +88,8 @@ def draw_deflections(
         ``(N, deflections)`` each.
     """
     h, w = size
-    d = check_positive_int(deflections, "deflections")
-    win = check_positive_int(window, "window")
+    d = check_int_range(deflections, "deflections", 1, MAX_DEFLECTIONS)
+    win = check_int_range(window, "deflection window", 1, MAX_WINDOW)
     rows = torch.randint(0, h, (n, d), generator=generator)
     cols = torch.randint(0, w, (n, d), generator=generator)
     src_rows = _uniform_in((rows - win).clamp(min=0), (rows + win).clamp(max=h - 1), generator)
@@ -160,8 +166,8 @@ class PixelDeflection(Defense):
         denoise: bool = True,
     ) -> None:
         super().__init__()
-        self.deflections = check_positive_int(deflections, "deflections")
-        self.window = check_positive_int(window, "window")
+        self.deflections = check_int_range(deflections, "deflections", 1, MAX_DEFLECTIONS)
+        self.window = check_int_range(window, "deflection window", 1, MAX_WINDOW)
         self.sigma = check_non_negative(sigma, "sigma")
         self.denoiser = WaveletDenoise(sigma=self.sigma) if denoise else None
 

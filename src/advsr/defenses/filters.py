@@ -30,6 +30,11 @@ windows take ``torch.kthvalue`` over an ``unfold`` view. When autograd is record
 ``kthvalue`` path is used for every size so the gradient flows to the selected element
 (median filtering is differentiable almost everywhere, so the defense is
 ``differentiable=True``).
+
+Bounds: each side of the window is at most :data:`MAX_KERNEL`, and the ``kthvalue`` path
+runs over blocks of image planes whose windows fit the memory budget
+(:func:`advsr.memory.max_memory`, ``--max-memory``): a window whose single plane does not
+fit is refused with one line naming the budget (a 1000x1000 window once allocated 49 GB).
 """
 
 from __future__ import annotations
@@ -39,8 +44,19 @@ import torch
 from advsr.checks import check_image
 from advsr.defenses.base import Defense
 from advsr.errors import InputError
+from advsr.memory import format_bytes, max_memory
 
-__all__ = ["MedianSmoothing", "median_filter", "symmetric_pad"]
+__all__ = [
+    "MAX_KERNEL",
+    "MedianSmoothing",
+    "median_bytes_per_plane",
+    "median_filter",
+    "symmetric_pad",
+]
+
+MAX_KERNEL = 99
+"""The largest side of a median window (Xu et al. use 2x2 and 3x3; 99x99 on a 299x299
+plane already needs about 13 GiB in float32, which the memory budget refuses)."""
 
 
 def _check_kernel(kernel: object) -> tuple[int, int]:
@@ -54,7 +70,24 @@ def _check_kernel(kernel: object) -> tuple[int, int]:
         raise InputError(
             f"median kernel must be a positive integer or a pair of them, got {kernel!r}"
         )
+    if max(sizes) > MAX_KERNEL:
+        raise InputError(
+            f"median kernel sides must be at most {MAX_KERNEL}, got {sizes[0]}x{sizes[1]}"
+        )
     return int(sizes[0]), int(sizes[1])
+
+
+def median_bytes_per_plane(h: int, w: int, kh: int, kw: int, dtype: torch.dtype) -> int:
+    """Peak bytes of the ``kthvalue`` path for one ``h x w`` plane: the ``h w kh kw`` window
+    values copied, sorted in place and indexed (measured: 16 bytes a value in float32, 24 in
+    float64).
+
+    Example:
+        >>> round(median_bytes_per_plane(299, 299, 5, 5, torch.float32) / 2**20, 1)
+        34.1
+    """
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    return h * w * kh * kw * (2 * itemsize + 8)
 
 
 def _mirror_index(n: int, start: int, stop: int, device: torch.device) -> torch.Tensor:
@@ -161,13 +194,14 @@ def median_filter(x: torch.Tensor, kernel: int | tuple[int, int] = (3, 3)) -> to
 
     Args:
         x: images in ``[0, 1]`` (any floating dtype, any device).
-        kernel: window size ``k`` (square) or ``(kh, kw)``, each ``>= 1``.
+        kernel: window size ``k`` (square) or ``(kh, kw)``, each in ``1..MAX_KERNEL``.
 
     Returns:
         The filtered images (same dtype and device).
 
     Raises:
-        InputError: if ``kernel`` is not a positive integer or a pair of them.
+        InputError: if ``kernel`` is not a positive integer or a pair of them (at most
+            :data:`MAX_KERNEL` each), or one plane's windows exceed the memory budget.
         ShapeError: if ``x`` is not an ``(N, 3, H, W)`` floating tensor.
 
     Shape:
@@ -186,9 +220,25 @@ def median_filter(x: torch.Tensor, kernel: int | tuple[int, int] = (3, 3)) -> to
     if (kh, kw) == (3, 3) and not (torch.is_grad_enabled() and x.requires_grad):
         # A one-pixel symmetric border is the edge pixel itself: replicate padding.
         return _median3x3(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"))
-    padded = symmetric_pad(x, kh // 2, kh - 1 - kh // 2, kw // 2, kw - 1 - kw // 2)
-    windows = padded.unfold(2, kh, 1).unfold(3, kw, 1).flatten(-2)
-    return windows.kthvalue(kh * kw // 2 + 1, dim=-1).values
+    n, c, h, w = x.shape
+    per_plane = median_bytes_per_plane(h, w, kh, kw, x.dtype)
+    budget = max_memory(x.device)
+    if per_plane > budget:
+        raise InputError(
+            f"a {kh}x{kw} median window on {h}x{w} images needs about {format_bytes(per_plane)} "
+            f"per channel, more than the memory budget of {format_bytes(budget)}: use a smaller "
+            "window, or raise --max-memory (or ADVSR_MAX_MEMORY)"
+        )
+    planes = x.reshape(n * c, 1, h, w)
+    block = max(1, budget // per_plane)
+    rank = kh * kw // 2 + 1
+    out = []
+    for start in range(0, n * c, block):
+        part = planes[start : start + block]
+        padded = symmetric_pad(part, kh // 2, kh - 1 - kh // 2, kw // 2, kw - 1 - kw // 2)
+        windows = padded.unfold(2, kh, 1).unfold(3, kw, 1).flatten(-2)
+        out.append(windows.kthvalue(rank, dim=-1).values)
+    return torch.cat(out).reshape(n, c, h, w)
 
 
 class MedianSmoothing(Defense):
@@ -198,7 +248,8 @@ class MedianSmoothing(Defense):
         kernel: window size ``k`` or ``(kh, kw)``; Xu et al. use 2x2 and 3x3 on ImageNet.
 
     Raises:
-        InputError: if ``kernel`` is not a positive integer or a pair of them.
+        InputError: if ``kernel`` is not a positive integer or a pair of them, or a side
+            exceeds :data:`MAX_KERNEL`.
 
     Shape:
         ``(N, 3, H, W)`` -> ``(N, 3, H, W)``.

@@ -49,6 +49,8 @@ from advsr.defenses.base import Defense
 from advsr.errors import InputError
 
 __all__ = [
+    "MAX_KMEANS_ITERATIONS",
+    "MAX_KMEANS_K",
     "BitDepthReduction",
     "KMeansQuantization",
     "bit_depth",
@@ -59,6 +61,12 @@ __all__ = [
 ]
 
 KMeansInit = Literal["k-means++", "random"]
+
+MAX_KMEANS_K = 256
+"""The most K-means colours per image (an 8-bit palette; the distances of one batch take
+``N * H * W * k`` values)."""
+MAX_KMEANS_ITERATIONS = 10_000
+"""The most Lloyd steps (the default 20 usually converges)."""
 
 
 def bit_depth(x: torch.Tensor, bits: int) -> torch.Tensor:
@@ -162,10 +170,8 @@ class BitDepthReduction(Defense):
 
 
 def _check_kmeans_args(k: object, iterations: object, tol: object, init: object) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-        raise InputError(f"k-means needs an integer k >= 2 colours, got {k!r}")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise InputError(f"iterations must be an integer >= 0, got {iterations!r}")
+    check_int_range(k, "k-means k (colours)", 2, MAX_KMEANS_K)
+    check_int_range(iterations, "k-means iterations", 0, MAX_KMEANS_ITERATIONS)
     if (
         isinstance(tol, bool)
         or not isinstance(tol, int | float)
@@ -323,8 +329,8 @@ class KMeansQuantization(Defense):
     """K-means colour quantisation (stochastic initialisation, not differentiable).
 
     Args:
-        k: colours per image, ``>= 2``.
-        iterations: maximum Lloyd steps.
+        k: colours per image, in ``2..MAX_KMEANS_K``.
+        iterations: maximum Lloyd steps (at most :data:`MAX_KMEANS_ITERATIONS`).
         tol: absolute stopping tolerance on the total squared centre shift per image.
         init: ``"k-means++"`` (default) or ``"random"``.
 

@@ -66,6 +66,10 @@ from advsr.defenses.base import Defense
 from advsr.errors import InputError, ModelLoadError, ShapeError
 
 __all__ = [
+    "MAX_BANK_PATCHES",
+    "MAX_BLOCK_ELEMENTS",
+    "MAX_K",
+    "MAX_PATCH_SIZE",
     "PatchBank",
     "Quilting",
     "SearchMode",
@@ -89,14 +93,31 @@ _BUCKETS = 8  # pruned search, stage 2: query groups by the width of their norm 
 _COLS_PRUNED = 8192  # pruned search, stage 2: bank rows per score block (stays in the cache)
 _GROUP = 16  # pruned search, stage 2: columns per group of the threshold test
 
+MAX_PATCH_SIZE = 64
+"""The largest quilting patch side (Guo et al. use 5)."""
+MAX_K = 1_000
+"""The most nearest bank patches a patch is chosen among (Athalye et al. use 10)."""
+MAX_BANK_PATCHES = 10_000_000
+"""The most patches drawn into a bank (the reference code draws 1,000,000)."""
+MAX_BLOCK_ELEMENTS = 1 << 30
+"""The largest nearest-neighbour score block (entries; 4 GiB in float32)."""
+
+
+def _check_patch_size(patch_size: object) -> int:
+    return check_int_range(patch_size, "patch_size", 2, MAX_PATCH_SIZE)
+
+
+def _check_block(block_elements: object) -> int:
+    return check_int_range(block_elements, "block_elements", 1, MAX_BLOCK_ELEMENTS)
+
 
 def _check_settings(patch_size: object, overlap: object, k: object, stitch: object) -> int:
     """Validate the quilting settings; returns the overlap (``None`` -> ``patch_size // 2``)."""
-    p = check_int_range(patch_size, "patch_size", 2)
+    p = _check_patch_size(patch_size)
     o = p // 2 if overlap is None else check_int_range(overlap, "overlap", 0)
     if o >= p:
         raise InputError(f"overlap must be smaller than patch_size ({p}), got {o}")
-    check_int_range(k, "k", 1)
+    check_int_range(k, "quilting k", 1, MAX_K)
     if stitch not in _STITCH_MODES:
         raise InputError(f"unknown stitch mode {stitch!r}; use one of {', '.join(_STITCH_MODES)}")
     return o
@@ -132,7 +153,7 @@ class PatchBank:
     """
 
     def __init__(self, patches: torch.Tensor, patch_size: int) -> None:
-        s = check_int_range(patch_size, "patch_size", 2)
+        s = _check_patch_size(patch_size)
         if not isinstance(patches, torch.Tensor) or patches.ndim != 2:
             shape = tuple(patches.shape) if isinstance(patches, torch.Tensor) else patches
             raise InputError(f"bank patches must be a 2-D tensor (P, 3*s*s), got {shape!r}")
@@ -193,7 +214,7 @@ class PatchBank:
             (or ``max_patches``).
         """
         check_image(images, "images", check_range=True)
-        s = check_int_range(patch_size, "patch_size", 2)
+        s = _check_patch_size(patch_size)
         t = check_int_range(stride, "stride", 1)
         m, _, h, w = images.shape
         if h < s or w < s:
@@ -201,7 +222,7 @@ class PatchBank:
         nh, nw = (h - s) // t + 1, (w - s) // t + 1
         total = m * nh * nw
         if max_patches is not None:
-            check_int_range(max_patches, "max_patches", 1)
+            check_int_range(max_patches, "max_patches", 1, MAX_BANK_PATCHES)
         if max_patches is None or max_patches >= total:
             idx = torch.arange(total)
         else:
@@ -363,8 +384,8 @@ def nearest_patches(
         >>> nearest_patches(q, b, 1)[1].flatten().tolist()
         [1, 0]
     """
-    check_int_range(k, "k", 1)
-    check_int_range(block_elements, "block_elements", 1)
+    check_int_range(k, "quilting k", 1, MAX_K)
+    _check_block(block_elements)
     _check_search(search)
     if search == "dense" or queries.shape[0] < PRUNED_MIN_QUERIES:
         return _nearest_dense(queries, bank, k, block_elements=block_elements)
@@ -760,7 +781,7 @@ class Quilting(Defense):
         self.patch_size = patch_size
         self.k = k
         self.stitch: StitchMode = stitch
-        self.block_elements = check_int_range(block_elements, "block_elements", 1)
+        self.block_elements = _check_block(block_elements)
         self.register_buffer("patches", bank.patches, persistent=False)
 
     @classmethod

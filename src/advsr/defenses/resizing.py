@@ -26,12 +26,38 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advsr.checks import check_image, check_positive_int
+from advsr.checks import check_image, check_int_range
 from advsr.defenses.base import Defense
 from advsr.errors import InputError
 from advsr.imaging.resize import imresize
 
-__all__ = ["Interpolation", "RandomResizePad", "SRPurification", "random_resize_pad"]
+__all__ = [
+    "MAX_FACTOR",
+    "MAX_RATIO",
+    "MAX_SR_SCALE",
+    "Interpolation",
+    "RandomResizePad",
+    "SRPurification",
+    "random_resize_pad",
+]
+
+MAX_RATIO = 4.0
+"""The largest resize-pad canvas ratio (Xie et al. use 331/299; the output is this much
+larger on each side)."""
+MAX_FACTOR = 16.0
+"""The largest interpolation factor (the SR-defense baselines use 2 to 4)."""
+MAX_SR_SCALE = 16
+"""The largest SR purification scale."""
+
+
+def _check_ratio(value: object, name: str, bound: float) -> float:
+    """A finite number in ``(1, bound]``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{name} must be a number, got {value!r}")
+    v = float(value)
+    if not 1.0 < v <= bound:  # also refuses nan and inf
+        raise InputError(f"{name} must be > 1 and at most {bound:g}, got {value!r}")
+    return v
 
 
 def random_resize_pad(
@@ -86,9 +112,7 @@ class RandomResizePad(Defense):
 
     def __init__(self, ratio: float = 331 / 299) -> None:
         super().__init__()
-        if not float(ratio) > 1.0:
-            raise InputError(f"resize-pad ratio must be > 1, got {ratio}")
-        self.ratio = float(ratio)
+        self.ratio = _check_ratio(ratio, "resize-pad ratio", MAX_RATIO)
 
     def output_size(self, h: int, w: int) -> tuple[int, int]:
         """``round(H * ratio), round(W * ratio)`` (at least one pixel more)."""
@@ -140,9 +164,8 @@ class Interpolation(Defense):
             raise InputError(
                 f"unknown direction {direction!r}; use one of {', '.join(_DIRECTIONS)}"
             )
-        if not float(factor) > 1.0:
-            raise InputError(f"interpolation factor must be > 1, got {factor}")
-        self.mode, self.factor, self.direction = mode, float(factor), direction
+        self.factor = _check_ratio(factor, "interpolation factor", MAX_FACTOR)
+        self.mode, self.direction = mode, direction
         self.antialias = bool(antialias)
 
     def output_size(self, h: int, w: int) -> tuple[int, int]:
@@ -199,7 +222,7 @@ class SRPurification(Defense):
             raise InputError(f"SR purification output must be 'sr' or 'input', got {output!r}")
         self.sr_model = sr_model.eval()
         self.denoise = denoise
-        self.sr_scale = check_positive_int(scale, "scale")
+        self.sr_scale = check_int_range(scale, "SR purification scale", 1, MAX_SR_SCALE)
         self.output = output
         self.scale = self.sr_scale if output == "sr" else 1
 

@@ -63,11 +63,15 @@ import math
 
 import torch
 
-from advsr.checks import check_image, check_non_negative, check_positive_int
+from advsr.checks import check_image, check_int_range, check_non_negative, check_positive_int
 from advsr.defenses.base import Defense
 from advsr.errors import InputError, ShapeError
 
-__all__ = ["TVMDefense", "default_step_ratio", "tv_minimize", "tv_objective"]
+__all__ = ["MAX_TVM_STEPS", "TVMDefense", "default_step_ratio", "tv_minimize", "tv_objective"]
+
+MAX_TVM_STEPS = 10_000
+"""The most primal-dual iterations (20 nearly reach the minimiser; each is about one
+gradient evaluation per image, run on every forward pass of the defense)."""
 
 _RELAX = 1.5  # over-relaxation of the primal-dual iterates (1 = plain Chambolle-Pock)
 _CACHE_BYTES = 12 * 2**20  # CPU working-set target of one block (about 9 buffers)
@@ -77,7 +81,7 @@ def _check_settings(lam: float, norm: int, steps: int) -> tuple[float, int, int]
     lam = check_non_negative(lam, "lam")
     if isinstance(norm, bool) or norm not in (1, 2):
         raise InputError(f"TVM norm must be 1 or 2, got {norm!r}")
-    return lam, int(norm), check_positive_int(steps, "steps")
+    return lam, int(norm), check_int_range(steps, "TVM steps", 1, MAX_TVM_STEPS)
 
 
 def _check_pair(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -83,12 +83,13 @@ from typing import Literal
 import pywt
 import torch
 
-from advsr.checks import check_image, check_non_negative, check_positive_int
+from advsr.checks import check_image, check_int_range, check_non_negative
 from advsr.defenses.base import Defense
 from advsr.errors import InputError, ShapeError
 from advsr.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
 
 __all__ = [
+    "MAX_WAVELET_LEVELS",
     "WaveletDenoise",
     "denoise_wavelet",
     "dwt_max_level",
@@ -245,8 +246,13 @@ def _idwt2(a: torch.Tensor, details: Details, bank: _FilterBank) -> torch.Tensor
     return _synthesis(lo, hi, bank, -2)
 
 
+MAX_WAVELET_LEVELS = 32
+"""The deepest wavelet decomposition (each level halves the plane: 32 levels cover any
+image; skimage's default is the maximum level less 3)."""
+
+
 def _check_levels(level: object) -> int:
-    return check_positive_int(level, "wavelet_levels")
+    return check_int_range(level, "wavelet_levels", 1, MAX_WAVELET_LEVELS)
 
 
 def wavedec2(

@@ -20,6 +20,7 @@ __all__ = [
     "StateDict",
     "build_arch",
     "check_arch",
+    "check_values",
     "fits",
     "is_torchscript",
     "load_torchscript",
@@ -34,6 +35,40 @@ def _shape(t: torch.Tensor) -> str:
     return "x".join(map(str, t.shape)) or "scalar"
 
 
+def check_values(
+    sd: Mapping[str, torch.Tensor],
+    path: str | Path,
+    expected: Mapping[str, torch.Tensor] | None = None,
+) -> None:
+    """Refuse weights a model cannot compute with: a floating tensor holding NaN or inf, or
+    (given the model's own ``expected`` tensors) an integer or bool tensor where the model
+    has a floating one (it would be cast silently, e.g. weights truncated to 0 and 1).
+
+    Raises:
+        ModelLoadError: one line naming the file and the first such tensor.
+
+    Example:
+        >>> check_values({"w": torch.tensor([1.0, float("nan")])}, "f.pt")
+        Traceback (most recent call last):
+        ...
+        advsr.errors.ModelLoadError: f.pt: tensor w holds 1 NaN or infinite value of 2
+    """
+    for key, t in sd.items():
+        own = None if expected is None else expected.get(key)
+        if own is not None and own.is_floating_point() and not t.is_floating_point():
+            raise ModelLoadError(
+                f"{path}: tensor {key} is {str(t.dtype).removeprefix('torch.')}, the model "
+                f"expects floating point ({str(own.dtype).removeprefix('torch.')})"
+            )
+        if (t.is_floating_point() or t.is_complex()) and t.numel():
+            bad = int((~torch.isfinite(t)).sum())
+            if bad:
+                values = "value" if bad == 1 else "values"
+                raise ModelLoadError(
+                    f"{path}: tensor {key} holds {bad} NaN or infinite {values} of {t.numel()}"
+                )
+
+
 def load_weights(
     model: nn.Module,
     path: str | Path,
@@ -44,7 +79,9 @@ def load_weights(
     """Load a weight file into ``model`` with strict key and shape matching.
 
     Raises:
-        ModelLoadError: one line listing missing keys, unexpected keys and shape mismatches.
+        ModelLoadError: one line listing missing keys, unexpected keys and shape mismatches;
+            or naming a tensor with NaN or inf values, or of an integer type where the
+            model's is floating point (:func:`check_values`).
     """
     from advsr.io import load_state_dict
 
@@ -75,6 +112,7 @@ def load_weights(
                 more = f" +{len(items) - 3} more" if len(items) > 3 else ""
                 parts.append(f"{len(items)} {label} ({'; '.join(items[:3])}{more})")
         raise ModelLoadError(f"{path} does not fit {name}: " + ", ".join(parts))
+    check_values(sd, path, own)
     model.load_state_dict(sd, strict=True)
 
 
@@ -104,16 +142,19 @@ def load_torchscript(path: str | Path) -> nn.Module:
     """Load a TorchScript file on the CPU (compiled code, no pickled Python classes).
 
     Raises:
-        ModelLoadError: missing or not a readable TorchScript file.
+        ModelLoadError: missing or not a readable TorchScript file, or weights with NaN or
+            inf values.
     """
     p = Path(path)
     if not p.is_file():
         raise ModelLoadError(f"no such TorchScript file: {p}")
     try:
-        return torch.jit.load(str(p), map_location="cpu")
+        module = torch.jit.load(str(p), map_location="cpu")
     except Exception as exc:  # RuntimeError for damaged or non-TorchScript files
         why = brief(exc) or f"{type(exc).__name__}: a damaged archive"
         raise ModelLoadError(f"{p} is not a TorchScript file ({why})") from None
+    check_values(module.state_dict(), p)
+    return module
 
 
 MAX_WIDTH = 4096

@@ -38,9 +38,9 @@ class TrainClassifierConfig(Settings):
     """Labelled training set."""
     val: Annotated[str, DATA] = "digits-test"
     """Labelled validation set."""
-    epochs: int = Field(40, ge=1)
+    epochs: int = Field(40, ge=1, le=100_000)
     """Epochs."""
-    batch: int = Field(64, ge=1)
+    batch: int = Field(64, ge=1, le=4_096)
     """Batch size."""
     lr: float = Field(2e-3, gt=0)
     """Adam learning rate."""

@@ -141,6 +141,9 @@ def load_vgg19_features(path: str | Path) -> nn.Sequential:
             if items
         ]
         raise ModelLoadError(f"{path} is not a VGG19 features state_dict ({'; '.join(parts)})")
+    from advsr.models.loading import check_values
+
+    check_values(feats, path, own)
     model.load_state_dict(feats)
     for p in model.parameters():
         p.requires_grad_(False)

@@ -55,9 +55,9 @@ class TrainSRConfig(Settings):
     """Architecture options overriding the entry's, e.g. n_feats=32."""
     patch: int = Field(32, ge=4)
     """LR patch size (HR patches are patch * scale)."""
-    batch: int = Field(16, ge=1)
+    batch: int = Field(16, ge=1, le=4_096)
     """Patches per step."""
-    steps: int = Field(2000, ge=1)
+    steps: int = Field(2000, ge=1, le=10_000_000)
     """Optimisation steps in all."""
     lr: float = Field(1e-3, gt=0)
     """Initial Adam learning rate (cosine-decayed to 1% of it)."""
