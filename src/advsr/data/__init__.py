@@ -17,9 +17,10 @@ from pathlib import Path
 
 from advsr.checks import check_positive_int, check_scale
 from advsr.data.base import SRDataset, SRPair
+from advsr.data.conversions import GrayPolicy, NoticeUse
 from advsr.data.folders import HRFolderDataset, PairedFolderDataset, make_hr_pair, open_folder
 from advsr.data.samples import SAMPLE_FILES, SamplesDataset
-from advsr.errors import DatasetError
+from advsr.errors import DatasetError, warn
 from advsr.registry import Registry
 
 __all__ = [
@@ -62,6 +63,9 @@ def open_dataset(
     *,
     hr_crop: int | None = None,
     lr_bits: int | None = 8,
+    notify: bool = True,
+    use: NoticeUse = "attack",
+    gray: GrayPolicy = "rgb",
 ) -> SRDataset:
     """Open an SR dataset by registered name (``samples``) or by path.
 
@@ -71,6 +75,11 @@ def open_dataset(
         scale: SR factor (integer >= 1).
         hr_crop: centre-crop HR images to at most this many pixels a side (HR-only sets).
         lr_bits: bit depth generated LR images are rounded to (``None``: float).
+        notify: warn once (one :class:`~advsr.errors.AdvsrWarning` line per kind) about the
+            grayscale, alpha and 16-bit files it holds (:mod:`advsr.data.conversions`); the
+            notices stay available from :meth:`SRDataset.conversion_notices`.
+        use: who reads the dataset (what the notices say follows from it).
+        gray: the gray policy in force, for the notices.
 
     Raises:
         DatasetError: unknown name and no such path, or an inconsistent folder.
@@ -79,6 +88,14 @@ def open_dataset(
     check_scale(scale)
     if hr_crop is not None:
         check_positive_int(hr_crop, "hr_crop")
+    ds = _open(spec, scale, hr_crop, lr_bits)
+    if notify:
+        for line in ds.conversion_notices(use=use, gray=gray):
+            warn(line)
+    return ds
+
+
+def _open(spec: str | Path, scale: int, hr_crop: int | None, lr_bits: int | None) -> SRDataset:
     key = str(spec)
     if key in DATASETS:
         return DATASETS.get(key).build(scale, hr_crop, lr_bits)

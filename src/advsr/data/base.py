@@ -6,8 +6,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
+
+from advsr.data.conversions import Conversion, GrayPolicy, NoticeUse, conversion_notices
 
 __all__ = ["SRDataset", "SRPair", "image_size", "unique_names"]
 
@@ -26,6 +29,14 @@ class SRPair:
     name: str
     lr: torch.Tensor
     hr: torch.Tensor
+
+
+def pair_size(h: int, w: int, scale: int, hr_crop: int | None) -> tuple[int, int]:
+    """The HR size of a pair made from an ``h x w`` image: centre-cropped to ``hr_crop``
+    and cut to a multiple of ``scale``."""
+    if hr_crop is not None:
+        h, w = min(h, hr_crop), min(w, hr_crop)
+    return h - h % scale, w - w % scale
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -52,9 +63,10 @@ def unique_names(keys: list[str], stems: list[str]) -> list[str]:
 class SRDataset:
     """Base class of SR datasets: named pairs, validated eagerly, decoded lazily.
 
-    Subclasses fill ``self._names`` (display names) and ``self._keys`` (each item's identity
-    in the dataset: its path relative to the dataset root, unique) and implement
-    :meth:`_load`. Construction checks
+    Subclasses fill ``self._names`` (display names), ``self._keys`` (each item's identity
+    in the dataset: its path relative to the dataset root, unique) and
+    ``self._conversions`` (what reading each item's files converts, from their headers:
+    :meth:`conversion_notices`) and implement :meth:`_load`. Construction checks
     everything that can be checked from file headers (existence, sizes against the scale),
     so a wrong folder or scale fails before any work starts.
 
@@ -65,12 +77,22 @@ class SRDataset:
     """
 
     kind = "base"
+    lr_bits: int | None = 8
+    """Bit depth LR images made from the HR are rounded to (``None``: float)."""
+    lr_files = False
+    """True where the LR images are files of their own (paired layouts)."""
 
     def __init__(self, name: str, scale: int) -> None:
         self.name = name
         self.scale = scale
         self._names: list[str] = []
         self._keys: list[str] = []
+        self._conversions: list[Conversion] = []
+
+    def hr_sizes(self) -> list[tuple[int, int]]:
+        """Each HR image's size as its pairs will have it (centre crop and cut to a multiple
+        of the scale applied), read from headers at construction; empty when unknown."""
+        return list(getattr(self, "_hr_sizes", []))
 
     def names(self) -> list[str]:
         """Image names in dataset order."""
@@ -87,6 +109,16 @@ class SRDataset:
         if not -len(self) <= index < len(self):
             raise IndexError(index)
         return self._load(index % len(self))
+
+    def conversion_notices(
+        self, *, use: NoticeUse = "attack", gray: GrayPolicy = "rgb"
+    ) -> list[str]:
+        """One line per kind of file conversion (grayscale, alpha, 16-bit) this dataset's
+        files need, naming the images (:mod:`advsr.data.conversions`); empty when none."""
+        lr: int | Literal["files"] | None = "files" if self.lr_files else self.lr_bits
+        return conversion_notices(
+            self.name, self._names, self._conversions, use=use, gray=gray, lr_bits=lr
+        )
 
     def _load(self, index: int) -> SRPair:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -10,23 +10,98 @@ Supported layouts:
   folders is resolved to the folder of the requested scale.
 * **BasicSR** – ``HR/<name>.png`` and ``LR_bicubic/X<s>/<name>.png`` or
   ``LR_bicubic/X<s>/<name>x<s>.png`` (DIV2K naming).
+
+Entries of an image folder that are neither files nor folders are never skipped silently
+(:func:`check_folder_entries`): a broken symbolic link, a FIFO, a socket or a device whose
+name looks like an image (``x.png``) is refused, any other one (or a hidden one) is named
+in a warning. Nothing is opened to find out (a FIFO would block).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 
 import torch
 
 from advsr.checks import check_scale
-from advsr.data.base import SRDataset, SRPair, image_size, unique_names
+from advsr.data.base import SRDataset, SRPair, pair_size, unique_names
+from advsr.data.conversions import Conversion
 from advsr.errors import DatasetError, ImageReadError, warn
 from advsr.imaging.quantize import quantize
 from advsr.imaging.resize import imresize, modcrop
-from advsr.io import IMAGE_EXTENSIONS, list_images, read_image
+from advsr.io import IMAGE_EXTENSIONS, ImageInfo, image_info, list_images, read_image
 
-__all__ = ["HRFolderDataset", "PairedFolderDataset", "make_hr_pair", "open_folder"]
+__all__ = [
+    "HRFolderDataset",
+    "PairedFolderDataset",
+    "check_folder_entries",
+    "make_hr_pair",
+    "open_folder",
+]
+
+
+def _odd_kind(entry: Path) -> str | None:
+    """What ``entry`` is when it is neither a file nor a folder (None when it is one);
+    ``stat`` only, nothing is opened."""
+    try:
+        mode = entry.stat().st_mode  # follows a link
+    except OSError as exc:
+        if entry.is_symlink():
+            try:
+                return f"a broken symbolic link (to {os.readlink(entry)!r})"
+            except OSError:
+                return "a broken symbolic link"
+        return f"unreadable ({exc.strerror or exc})"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISBLK(mode) or stat.S_ISCHR(mode) else "not a regular file"
+
+
+def check_folder_entries(folder: str | Path) -> None:
+    """Refuse or report the entries of an image folder that are neither files nor folders.
+
+    A broken symbolic link, FIFO, socket or device named like an image (``x.png``; hidden
+    names aside) would be an image missing from the dataset: it is refused. Other such
+    entries are named in one :class:`~advsr.errors.AdvsrWarning` (they are skipped).
+
+    Raises:
+        DatasetError: one line naming the first image-like entry (and how many more).
+    """
+    d = Path(folder)
+    try:
+        entries = sorted(d.iterdir())
+    except OSError:
+        return  # a missing folder is reported by whoever lists it
+    odd = [(e, kind) for e in entries if (kind := _odd_kind(e)) is not None]
+    if not odd:
+        return
+    images = [
+        (e, k)
+        for e, k in odd
+        if e.suffix.lower() in IMAGE_EXTENSIONS and not e.name.startswith(".")
+    ]
+    if images:
+        (entry, kind), extra = images[0], len(images) - 1
+        also = f" (and {extra} more such entr{'y' if extra == 1 else 'ies'})" if extra else ""
+        raise DatasetError(f"{entry} is {kind}, not an image file{also}: fix or remove it")
+    names = ", ".join(f"{e.name} ({k})" for e, k in odd[:5])
+    more = f" and {len(odd) - 5} more" if len(odd) > 5 else ""
+    what = "an entry" if len(odd) == 1 else f"{len(odd)} entries"
+    verb = "is" if len(odd) == 1 else "are"
+    warn(f"skipped {what} of {d} that {verb} neither a file nor a folder: {names}{more}")
+
+
+def _images_in(folder: Path) -> list[Path]:
+    """:func:`advsr.io.list_images` after :func:`check_folder_entries`."""
+    check_folder_entries(folder)
+    return list_images(folder)
 
 
 def _center_crop(x: torch.Tensor, size: int | None) -> torch.Tensor:
@@ -60,13 +135,14 @@ def make_hr_pair(
     return SRPair(name=name, lr=lr, hr=hr)
 
 
-def _check_hr_size(path: Path, scale: int, hr_crop: int | None) -> tuple[int, int]:
-    """The image's ``(height, width)``; refused when smaller than the scale (after the crop)."""
-    h0, w0 = image_size(path)
+def _check_hr_info(path: Path, scale: int, hr_crop: int | None) -> ImageInfo:
+    """The image's header; refused when smaller than the scale (after the crop)."""
+    info = image_info(path)
+    h0, w0 = info.height, info.width
     h, w = (min(h0, hr_crop), min(w0, hr_crop)) if hr_crop is not None else (h0, w0)
     if h < scale or w < scale:
         raise DatasetError(f"image {path.name} ({h}x{w}) is smaller than the scale factor {scale}")
-    return h0, w0
+    return info
 
 
 def warn_if_crop_has_no_effect(sizes: list[tuple[int, int]], hr_crop: int | None) -> None:
@@ -112,13 +188,14 @@ class HRFolderDataset(SRDataset):
             self._paths = [p]
             self._keys = [p.name]
         else:
-            self._paths = list_images(p)
+            self._paths = _images_in(p)
             if not self._paths:
                 raise DatasetError(f"no images (png/jpg/bmp/tif) in folder {p}")
             self._keys = [f.relative_to(p).as_posix() for f in self._paths]
-        warn_if_crop_has_no_effect(
-            [_check_hr_size(f, scale, hr_crop) for f in self._paths], hr_crop
-        )
+        infos = [_check_hr_info(f, scale, hr_crop) for f in self._paths]
+        warn_if_crop_has_no_effect([(i.height, i.width) for i in infos], hr_crop)
+        self._hr_sizes = [pair_size(i.height, i.width, scale, hr_crop) for i in infos]
+        self._conversions = [Conversion.of(i) for i in infos]
         self._names = unique_names(self._keys, [f.stem for f in self._paths])
 
     def _load(self, index: int) -> SRPair:
@@ -158,15 +235,18 @@ class PairedFolderDataset(SRDataset):
     ) -> None:
         super().__init__(name, check_scale(scale))
         self.kind = kind
+        self.lr_files = True
         self.hr_crop = hr_crop
         if not pairs:
             raise DatasetError(f"no LR/HR pairs found in {name}")
         self._pairs = pairs
         sizes = []
         for stem, lr_p, hr_p in pairs:
-            lh, lw = image_size(lr_p)
-            hh, hw = image_size(hr_p)
+            lr_info, hr_info = image_info(lr_p), image_info(hr_p)
+            lh, lw = lr_info.height, lr_info.width
+            hh, hw = hr_info.height, hr_info.width
             sizes.append((hh, hw))
+            self._conversions.append(Conversion.of(lr_info, hr_info))
             if not (0 <= hh - lh * scale < scale and 0 <= hw - lw * scale < scale):
                 fits = hh // lh if lh and hh // lh == hw // max(lw, 1) else None
                 hint = f" (the files fit scale {fits})" if fits else ""
@@ -174,6 +254,7 @@ class PairedFolderDataset(SRDataset):
                     f"scale {scale} does not match {stem}: LR {lh}x{lw}, HR {hh}x{hw}{hint}"
                 )
         warn_if_crop_has_no_effect(sizes, hr_crop)
+        self._hr_sizes = [pair_size(h, w, scale, hr_crop) for h, w in sizes]
         root = Path(name)
         self._keys = [
             hr.relative_to(root).as_posix() if hr.is_relative_to(root) else hr.name
@@ -206,12 +287,15 @@ class PairedFolderDataset(SRDataset):
 
 def _selfexsr_pairs(folder: Path) -> list[tuple[str, Path, Path]]:
     pairs = []
-    for hr in list_images(folder):
+    for hr in list_images(folder):  # the caller checks the folder's entries
         if not hr.stem.endswith("_HR"):
             continue
         stem = hr.stem[: -len("_HR")]
         lr = hr.with_name(f"{stem}_LR{hr.suffix}")
         if not lr.is_file():
+            kind = _odd_kind(lr) if lr.is_symlink() or lr.exists() else None
+            if kind is not None:
+                raise DatasetError(f"{lr} is {kind}, not an image file: fix or remove it")
             raise DatasetError(f"{hr.name} has no LR partner {lr.name} in {folder}")
         pairs.append((stem, lr, hr))
     return pairs
@@ -226,9 +310,9 @@ def _basicsr_pairs(root: Path, scale: int) -> list[tuple[str, Path, Path]]:
             f"no LR folder for scale {scale}: {lr_dir} is missing"
             + (f" (found {', '.join(have)})" if have else "")
         )
-    lr_by_stem = {p.stem: p for p in list_images(lr_dir)}
+    lr_by_stem = {p.stem: p for p in _images_in(lr_dir)}
     pairs = []
-    for hr in list_images(root / "HR"):
+    for hr in _images_in(root / "HR"):
         lr = lr_by_stem.get(hr.stem) or lr_by_stem.get(f"{hr.stem}x{scale}")
         if lr is None:
             raise DatasetError(f"{hr.name} has no LR partner in {lr_dir}")
@@ -270,6 +354,7 @@ def open_folder(
     except ImageReadError as exc:
         raise DatasetError(str(exc)) from None
     if pairs:
+        check_folder_entries(p)
         return PairedFolderDataset(
             pairs, scale, kind="paired-selfexsr", name=str(p), hr_crop=hr_crop
         )

@@ -12,6 +12,10 @@ Layouts of :func:`open_labelled`:
 * the registered name ``digits``: scikit-learn's 8x8 handwritten digits (shipped in its
   wheel), bicubically upsampled to 32x32 and repeated to RGB; ``digits-train`` /
   ``digits-test`` are a fixed 80/20 split (seed 0).
+
+Files are read into the image contract: a grayscale one is copied to 3 channels, an alpha
+channel is dropped, 16 bits are kept; :func:`open_labelled` says so in one warning line per
+kind (:mod:`advsr.data.conversions`).
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from pathlib import Path
 import torch
 
 from advsr.data.base import unique_names
+from advsr.data.conversions import Conversion, conversion_notices
+from advsr.data.folders import check_folder_entries
 from advsr.data.imagenet import resize_center_crop, wnid_label
-from advsr.errors import DatasetError
+from advsr.errors import DatasetError, ShapeError, warn
 from advsr.imaging.resize import imresize
-from advsr.io import list_images, read_image, stack_images
+from advsr.io import image_info, list_images, read_image, stack_images
 
 __all__ = ["LabelledSet", "digits", "open_labelled"]
 
@@ -45,6 +51,8 @@ class LabelledSet:
         classes: class names in label order (may be empty when unknown).
         keys: each image's identity in the set (its path relative to the root), unique;
             empty means the names.
+        notices: what reading the files converted (grayscale, alpha, 16-bit), one line per
+            kind (:mod:`advsr.data.conversions`); a selection of the set has none.
     """
 
     name: str
@@ -53,6 +61,7 @@ class LabelledSet:
     y: torch.Tensor
     classes: list[str]
     keys: list[str] = field(default_factory=list)
+    notices: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -129,6 +138,7 @@ def open_labelled(
     pattern: str | None = None,
     per_class: int | None = None,
     size: int | None = None,
+    notify: bool = True,
 ) -> LabelledSet:
     """Open a labelled dataset by name (``digits``, ``digits-train``, ``digits-test``) or path.
 
@@ -141,6 +151,9 @@ def open_labelled(
         size: ImageNet-style loading: every image resized (shorter side to ``size / 0.875``)
             and centre-cropped to ``size x size`` (:func:`resize_center_crop`); None keeps
             the files' sizes, which must then agree.
+        notify: warn (one :class:`~advsr.errors.AdvsrWarning` line per kind) when files are
+            grayscale (copied to 3 channels), have alpha (dropped) or 16 bits; the lines are
+            kept in :attr:`LabelledSet.notices` either way.
 
     Raises:
         DatasetError: unknown name, missing folder, no images, unlabelled file names,
@@ -165,12 +178,14 @@ def open_labelled(
         for label, d in enumerate(class_dirs):
             wnid = wnid_label(d.name)
             lab = wnid if wnids and wnid is not None else label
+            check_folder_entries(d)
             files += [(f, lab) for f in list_images(d) if pattern is None or f.match(pattern)]
         if wnids:
             from advsr.data.imagenet import IMAGENET_WNIDS
 
             classes = list(IMAGENET_WNIDS)
     else:
+        check_folder_entries(root)
         for f in list_images(root):
             if pattern is not None and not f.match(pattern):
                 continue
@@ -192,12 +207,24 @@ def open_labelled(
         images = [read_image(f) for f, _ in files]
     else:  # one full-size decode at a time; the crop is copied out of the resized image
         images = [resize_center_crop(read_image(f), size).contiguous() for f, _ in files]
+    conversions = [Conversion.of(image_info(f)) for f, _ in files]  # headers only
     try:
         x = stack_images(images)
+    except ShapeError:
+        sizes = sorted({f"{im.shape[-2]}x{im.shape[-1]}" for im in images})
+        raise DatasetError(
+            f"the images of {root} have different sizes ({', '.join(sizes[:6])}"
+            f"{', ...' if len(sizes) > 6 else ''}): a classifier with a load size (ImageNet "
+            "models) resizes and centre-crops them; for this one, give images of one size"
+        ) from None
     except Exception as exc:
         raise DatasetError(f"{root}: {exc}") from None
     keys = [f.relative_to(root).as_posix() for f, _ in files]
     stems = [f"{f.parent.name}/{f.stem}" if class_dirs else f.stem for f, _ in files]
     names = unique_names(keys, stems)
     labels = torch.tensor([lab for _, lab in files])
-    return LabelledSet(str(root), names, x, labels, classes, keys)
+    notices = tuple(conversion_notices(str(root), names, conversions, use="classify"))
+    if notify:
+        for line in notices:
+            warn(line)
+    return LabelledSet(str(root), names, x, labels, classes, keys, notices)

@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 
 from advsr.checks import check_scale
-from advsr.data.base import SRDataset, SRPair
-from advsr.data.folders import _check_hr_size, make_hr_pair, warn_if_crop_has_no_effect
+from advsr.data.base import SRDataset, SRPair, pair_size
+from advsr.data.conversions import Conversion
+from advsr.data.folders import _check_hr_info, make_hr_pair, warn_if_crop_has_no_effect
 from advsr.errors import DatasetError
 from advsr.io import read_image
 
@@ -71,8 +72,10 @@ class SamplesDataset(SRDataset):
         self.hr_crop = hr_crop
         self.lr_bits = lr_bits
         self._paths = sample_paths()
-        sizes = [_check_hr_size(p, scale, hr_crop) for p in self._paths.values()]
-        warn_if_crop_has_no_effect(sizes, hr_crop)
+        infos = [_check_hr_info(p, scale, hr_crop) for p in self._paths.values()]
+        warn_if_crop_has_no_effect([(i.height, i.width) for i in infos], hr_crop)
+        self._hr_sizes = [pair_size(i.height, i.width, scale, hr_crop) for i in infos]
+        self._conversions = [Conversion.of(i) for i in infos]
         self._names = list(self._paths)
 
     def _load(self, index: int) -> SRPair:
