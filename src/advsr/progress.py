@@ -131,6 +131,9 @@ def progress_enabled() -> bool:
 def step(done: int, total: int, what: str = "step") -> None:
     """Report ``done`` of ``total`` steps of the current item to the active bar (at most a
     few times a second; nothing when no bar is shown)."""
+    from advsr.memory import trim_freed_memory
+
+    trim_freed_memory()  # every loop step passes here: freed pages go back (rate-limited)
     bar = _ACTIVE.get()
     if bar is None:
         return
