@@ -142,8 +142,11 @@ def test_the_oldest_typer_allowed(tmp_path: Path) -> None:
 
 def test_warnings_are_one_line(cli) -> None:
     res = cli("eval-sr", "--model", "carn-m", "--scale", "4", "--hr-crop", "32")
-    assert res.code == 0 and "advsr: warning: carn-m has no weights" in res.err
-    assert res.err.count("\n") == 1
+    assert res.code == 2 and res.err.count("\n") == 1, res.err  # untrained only on request
+    assert "carn-m x4 has no weights: pass --weights FILE, or --random-weights" in res.err
+    res = cli("eval-sr", "--model", "carn-m", "--scale", "4", "--hr-crop", "32",
+              "--random-weights")  # fmt: skip
+    assert res.code == 0 and res.err == "", res.err
     res = cli("eval-sr", "--hr-crop", "100000", "--scale", "4")
     assert "hr_crop 100000 is not smaller than any image" in res.err
 

@@ -120,6 +120,13 @@ def paper_markdown(key: str) -> str:
         if t.why:
             md += ["Why ours may differ (printed under the table):", ""]
             md += [f"- {_text(w)}" for w in t.why] + [""]
+        if t.claims:
+            md += [
+                "Claims, each checked against the run's own rows and printed only as they "
+                "hold (else rewritten with the numbers):",
+                "",
+            ]
+            md += [f"- {_text(c.text)}" for c in t.claims] + [""]
         if t.published:
             rows_order: list[str] = []
             cols_order: list[str] = []

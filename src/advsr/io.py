@@ -2,7 +2,9 @@
 
 Every image read here follows the image contract of DESIGN.md: ``float32`` tensor of shape
 ``(1, 3, H, W)``, RGB, values in ``[0, 1]``. Grayscale is repeated to 3 channels, alpha is
-dropped, 16-bit data is divided by 65535 (not 255). Writing is lossless PNG (8 or 16 bit).
+dropped (not composited: a transparent pixel keeps its stored colour), 16-bit data is divided
+by 65535 (not 255) and kept at that precision. :func:`image_info` says from the header which
+of these a file needs. Writing is lossless PNG (8 or 16 bit).
 
 Example:
     >>> import torch, tempfile, pathlib
@@ -19,6 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -32,12 +35,14 @@ from advsr.errors import ImageReadError, InputError, ModelLoadError, ShapeError,
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "ImageInfo",
     "array_to_image",
     "check_output_path",
     "encode_png",
     "file_sha256",
     "image_file",
     "image_header",
+    "image_info",
     "image_to_array",
     "list_images",
     "load_state_dict",
@@ -59,7 +64,8 @@ def array_to_image(arr: np.ndarray) -> torch.Tensor:
     Integer arrays are scaled by the maximum of their dtype (255 for uint8, 65535 for
     uint16); float arrays must already lie in ``[0, 1]`` (values outside are refused, not
     clipped). Grayscale is
-    repeated to RGB, a 2nd (gray+alpha) or 4th (RGBA) channel is dropped.
+    repeated to RGB, a 2nd (gray+alpha) or 4th (RGBA) channel is dropped (not composited
+    onto a background: a transparent pixel keeps its stored colour).
 
     Shape:
         ``(H, W[, C])`` -> ``(1, 3, H, W)``.
@@ -154,8 +160,9 @@ def _read_png16(path: Path) -> np.ndarray:
     import png
 
     try:
-        width, height, rows, info = png.Reader(filename=str(path)).asDirect()
-        arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows])
+        with path.open("rb") as fh:  # pypng leaves a file it opened itself unclosed
+            width, height, rows, info = png.Reader(file=fh).asDirect()
+            arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows])
     except Exception as exc:  # pypng raises its own error classes on corrupt data
         raise ImageReadError(f"corrupt or truncated PNG {path}: {exc}") from None
     return arr.reshape(height, width, info["planes"])
@@ -199,20 +206,86 @@ def image_file(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+@dataclass(frozen=True)
+class ImageInfo:
+    """What an image file holds, from its header: what :func:`read_image` converts.
+
+    Attributes:
+        height: rows.
+        width: columns.
+        mode: the file's Pillow mode (``L``, ``LA``, ``RGB``, ``RGBA``, ``P``, ``I;16``...).
+        channels: stored channels before the conversion to RGB: 1 (gray), 2 (gray + alpha),
+            3 (colour) or 4 (colour + alpha; a palette with transparency counts as 4).
+        bits: bits per channel as decoded: 1 (bilevel), 8, 16, or 32 (float ``F``).
+    """
+
+    height: int
+    width: int
+    mode: str
+    channels: int
+    bits: int
+
+    @property
+    def gray(self) -> bool:
+        """One colour channel: :func:`read_image` copies it to R, G and B."""
+        return self.channels in (1, 2)
+
+    @property
+    def alpha(self) -> bool:
+        """An alpha channel (or palette transparency): :func:`read_image` drops it."""
+        return self.channels in (2, 4)
+
+
+_MODE_CHANNELS = {"1": 1, "L": 1, "I": 1, "F": 1, "LA": 2, "La": 2, "RGBA": 4, "RGBa": 4, "PA": 4}
+
+
+def _info(img: PILImage.Image) -> ImageInfo:
+    """:class:`ImageInfo` of an opened (not yet decoded) image."""
+    mode = img.mode
+    if mode.startswith("I;16"):
+        return ImageInfo(img.size[1], img.size[0], mode, 1, 16)
+    channels = _MODE_CHANNELS.get(mode, 3)
+    if mode == "P" and "transparency" in img.info:
+        channels = 4
+    bits = {"1": 1, "I": 16, "F": 32}.get(mode, 16 if _is_16bit_colour(img) else 8)
+    if bits == 16 and img.format == "PNG":  # Pillow shows 16-bit gray + alpha as RGBA
+        tiles = getattr(img, "tile", None) or []
+        raw = str(tiles[0][3]) if tiles and len(tiles[0]) > 3 else ""
+        channels = _MODE_CHANNELS.get(raw.split(";")[0], channels)
+    return ImageInfo(img.size[1], img.size[0], mode, channels, bits)
+
+
+def image_info(path: str | os.PathLike[str]) -> ImageInfo:
+    """Size, channels and bit depth of an image file, from its header (no pixel decoded).
+
+    Raises:
+        ImageReadError: not a readable image, or larger than :func:`max_pixels`.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "g.png"
+        >>> PILImage.new("L", (4, 3)).save(p)
+        >>> info = image_info(p); (info.height, info.width, info.gray, info.alpha, info.bits)
+        (3, 4, True, False, 8)
+    """
+    p = image_file(path)
+    try:
+        with _open(p) as img:
+            info = _info(img)
+    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
+        raise ImageReadError(f"not a readable image {p}: {brief(exc)}") from None
+    _check_pixels(p, info.height, info.width)
+    return info
+
+
 def image_header(path: str | os.PathLike[str]) -> tuple[int, int]:
     """``(height, width)`` from an image file's header, without decoding the pixels.
 
     Raises:
         ImageReadError: not a readable image, or larger than :func:`max_pixels`.
     """
-    p = image_file(path)
-    try:
-        with _open(p) as img:
-            w, h = img.size
-    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
-        raise ImageReadError(f"not a readable image {p}: {brief(exc)}") from None
-    _check_pixels(p, h, w)
-    return h, w
+    info = image_info(path)
+    return info.height, info.width
 
 
 @contextmanager
@@ -402,17 +475,14 @@ def stack_images(images: Sequence[torch.Tensor], policy: StackPolicy = "error") 
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file's bytes (identifies weight files in the result store)."""
-    import hashlib
+    """SHA-256 of a weight file's bytes (cached per path, size and modification time: see
+    :func:`advsr.files.file_sha256`)."""
+    from advsr import files
 
     p = Path(path)
     if not p.is_file():
         raise ModelLoadError(f"no such weight file: {p}")
-    h = hashlib.sha256()
-    with p.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return files.file_sha256(p)
 
 
 WEIGHT_SUFFIXES = frozenset({".safetensors", ".pt", ".pth", ".th", ".ckpt", ".bin"})
@@ -515,7 +585,7 @@ def load_state_dict(
         raise ModelLoadError(f"no such weight file: {p}")
     if p.suffix.lower() not in WEIGHT_SUFFIXES:
         raise ModelLoadError(
-            f"unknown weight file type {p.suffix!r}; "
+            f"{p} is not a weight file (unknown type {p.suffix or 'without a suffix'!r}); "
             f"use one of {', '.join(sorted(WEIGHT_SUFFIXES))}"
         )
     if p.suffix.lower() == ".safetensors":
@@ -583,9 +653,44 @@ def read_safetensors_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
         return {}
 
 
+def check_writable(path: str | os.PathLike[str], *, folder: bool = False) -> Path:
+    """Refuse, before any work, an output that cannot be written: a file where a folder
+    above it should be, or a place where nothing can be created (a read-only folder or
+    mount, ``/proc``): a probe file is created and removed in the nearest existing folder
+    (folders that do not exist yet are fine; nothing else is left behind).
+
+    Args:
+        path: the output file (or, with ``folder``, the output folder).
+        folder: ``path`` is a folder the output is written into.
+
+    Raises:
+        InputError: the path cannot be written (one line naming it and why).
+    """
+    import tempfile
+
+    p = Path(path)
+    if folder and p.exists() and not p.is_dir():
+        raise InputError(f"cannot write into {p}: it is a file, not a folder")
+    if p.exists() and not folder and (not os.access(p, os.W_OK) or not p.stat().st_mode & 0o222):
+        raise InputError(f"cannot write {p}: the file is read-only")  # mode bits, even for root
+    base = p if folder and p.is_dir() else next((q for q in p.parents if q.exists()), Path("."))
+    if not base.is_dir():
+        raise InputError(f"cannot write {p}: {base} is a file, not a folder")
+    if not base.stat().st_mode & 0o222 or os.statvfs(base).f_flag & os.ST_RDONLY:
+        raise InputError(f"cannot write {p}: {base} is read-only")  # even for root
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".advsr-probe-", dir=base)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"cannot write {p}: {base} is not writable ({brief(exc)})") from None
+    return p
+
+
 def check_output_path(path: str | os.PathLike[str], suffix: str | None = None) -> Path:
     """Refuse an output path before any work is done: a folder, a file where a folder above
-    it should be, or the wrong suffix (folders that do not exist yet are fine).
+    it should be, the wrong suffix, or a place nothing can be written (see
+    :func:`check_writable`; folders that do not exist yet are fine).
 
     Raises:
         InputError: the path cannot be written.
@@ -600,4 +705,4 @@ def check_output_path(path: str | os.PathLike[str], suffix: str | None = None) -
             if not parent.is_dir():
                 raise InputError(f"cannot write {p}: {parent} is a file, not a folder")
             break
-    return p
+    return check_writable(p)

@@ -89,7 +89,10 @@ def plot_svg(plot: Plot, width: int = 480, height: int = 300) -> str:
         y0, y1 = plot.ylim
     else:
         ys = [p[1] for p in pts] or [0.0, 1.0]
-        y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1.0
+        y0, y1 = min(ys), max(ys)
+        pad = 0.08 * (y1 - y0) if y1 > y0 else 0.5  # no point on the frame
+        y0, y1 = y0 - pad, y1 + pad
+    points_only = all(len(ser) <= 1 for _, ser in plot.series)  # a series of one point
     left, right, top, bottom = 56, 150, 28, 44
     pw, ph = width - left - right, height - top - bottom
 
@@ -121,12 +124,23 @@ def plot_svg(plot: Plot, width: int = 480, height: int = 300) -> str:
     )
     for k, (name, ser) in enumerate(plot.series):
         c = _COLOURS[k % len(_COLOURS)]
+        ly = top + 10 + 16 * k
+        if points_only:  # labelled points: one measurement is not a curve
+            out.extend(
+                f"<circle cx='{sx(a):.1f}' cy='{sy(b):.1f}' r='4' fill='{c}'/>"
+                f"<text x='{sx(a) + 7:.1f}' y='{sy(b) + 4:.1f}' fill='{c}'>{b:.4g}</text>"
+                for a, b in ser
+            )
+            out.append(
+                f"<circle cx='{left + pw + 19}' cy='{ly}' r='4' fill='{c}'/>"
+                f"<text x='{left + pw + 32}' y='{ly + 4}'>{e(name)}</text>"
+            )
+            continue
         path = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in sorted(ser))
         out.append(f"<polyline points='{path}' fill='none' stroke='{c}' stroke-width='1.5'/>")
         out.extend(
             f"<circle cx='{sx(a):.1f}' cy='{sy(b):.1f}' r='2.5' fill='{c}'/>" for a, b in ser
         )
-        ly = top + 10 + 16 * k
         out.append(
             f"<line x1='{left + pw + 10}' x2='{left + pw + 28}' y1='{ly}' y2='{ly}' "
             f"stroke='{c}' stroke-width='2'/><text x='{left + pw + 32}' y='{ly + 4}'>"

@@ -545,7 +545,13 @@ class Attack:
         if self.eps is not None:
             head += f"@{format_budget(self.eps, self.entry.norm)}"
         if self.written:
-            head += ":" + ",".join(f"{k}={_text(v)}" for k, v in self.written.items())
+            from advsr.files import value_label
+            from advsr.settings import file_roles
+
+            roles = file_roles(type(self.settings))
+            head += ":" + ",".join(
+                f"{k}={_text(value_label(roles.get(k), v))}" for k, v in self.written.items()
+            )
         return head
 
     @property
@@ -554,8 +560,25 @@ class Attack:
         return self.entry.is_stochastic(self.settings)
 
     def identity(self) -> dict[str, Any]:
-        """What determines the result: name, budget, the effective settings."""
-        return {"name": self.entry.name, "eps": self.eps, "settings": self.settings.effective()}
+        """What determines the result: name, budget, the effective settings (a setting
+        declared as a file by the content hash of the file it names)."""
+        from advsr.files import value_identity
+        from advsr.settings import file_roles
+
+        roles = file_roles(type(self.settings))
+        effective = self.settings.effective()
+        settings = {k: value_identity(roles.get(k), v) for k, v in effective.items()}
+        return {"name": self.entry.name, "eps": self.eps, "settings": settings}
+
+    def files(self) -> list[dict[str, Any]]:
+        """The provenance entries (path, size, sha256) of the files its settings name."""
+        from advsr.files import file_entry
+        from advsr.settings import file_roles
+
+        roles = file_roles(type(self.settings))
+        values = self.settings.model_dump()
+        entries = (file_entry(f"attack.{k}", r, values.get(k)) for k, r in roles.items())
+        return [e for e in entries if e is not None]
 
     def __repr__(self) -> str:
         return f"Attack({self.label}, {self.settings.model_dump()})"

@@ -20,7 +20,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,12 +30,15 @@ from torch import nn
 from advsr.attacks._loop import random_start, run_steps
 from advsr.attacks.apgd import apgd_steps
 from advsr.attacks.base import AttackResult, AttackSettings, Raw, create_attack, register_attack
+from advsr.attacks.classifier import at_most
 from advsr.attacks.objectives import sr_deviation, sr_reference
 from advsr.errors import InputError, ShapeError
+from advsr.settings import FILE
 from advsr.types import Budget
 
 __all__ = [
     "DEFAULT_REFERENCE",
+    "MAX_STEPS",
     "PartialSettings",
     "SRSettings",
     "basic_attack",
@@ -46,6 +49,9 @@ __all__ = [
     "sr_metrics",
 ]
 
+MAX_STEPS = 100_000
+"""The most steps T of an SR attack (the paper uses 50)."""
+
 Reference = Literal["clean", "clean-8bit", "ground-truth"]
 DEFAULT_REFERENCE: Reference = "clean-8bit"
 
@@ -55,7 +61,7 @@ class SRSettings(AttackSettings):
     output is pushed away from (:mod:`advsr.attacks.objectives`), an optional random start
     (required by ``clean``) and MI-FGSM momentum (0: the paper's attack)."""
 
-    steps: int = Field(50, ge=1)
+    steps: Annotated[int, at_most(MAX_STEPS)] = Field(50, ge=1, le=MAX_STEPS)
     reference: Reference = DEFAULT_REFERENCE
     random_start: bool = False
     momentum: float = Field(0.0, ge=0.0)
@@ -76,7 +82,7 @@ class PartialSettings(SRSettings):
     F of each side), ``rect:TOP,LEFT,HEIGHT,WIDTH`` (LR pixels) or a mask image of the LR
     size (white = may be perturbed)."""
 
-    mask: str = "center:0.5"
+    mask: Annotated[str, FILE] = "center:0.5"
 
 
 def make_mask(spec: str, height: int, width: int) -> torch.Tensor:

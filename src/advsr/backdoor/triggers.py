@@ -61,7 +61,7 @@ import difflib
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -70,6 +70,7 @@ import torch.nn.functional as F
 from advsr.checks import check_image
 from advsr.errors import InputError
 from advsr.registry import Registry
+from advsr.settings import FILE
 
 __all__ = [
     "TRIGGERS",
@@ -82,9 +83,14 @@ __all__ = [
     "WaNet",
     "create_trigger",
     "stealthiness",
+    "trigger_files",
+    "trigger_identity",
+    "trigger_label",
 ]
 
 ImageSource = torch.Tensor | str | os.PathLike[str] | None
+ImageFile = Annotated[ImageSource, FILE]
+"""A trigger setting that may name an image file (identified by its content)."""
 
 
 def _number(value: object, name: str, lo: float, hi: float, *, lo_open: bool = False) -> float:
@@ -227,7 +233,7 @@ class Blend(Trigger):
 
     name: ClassVar[str] = "blend"
     alpha: float = 0.05
-    key: ImageSource = field(default=None, compare=False, repr=False)
+    key: ImageFile = field(default=None, compare=False, repr=False)
     _key: torch.Tensor = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -413,7 +419,7 @@ class Refool(Trigger):
     sigma: float = 3.0
     att: float = 1.13
     vignette_sigma: float = 80.0
-    reflection: ImageSource = field(default=None, compare=False, repr=False)
+    reflection: ImageFile = field(default=None, compare=False, repr=False)
     _refl: torch.Tensor = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -479,6 +485,38 @@ for _cls, _help in (
     (Refool, "ghost / blurred reflection of another image (Liu et al. 2020)"),
 ):
     TRIGGERS.register(_cls.name, _cls, _help)
+
+
+def _trigger_roles(spec: str) -> dict[str, str]:
+    from advsr.defenses.registry import parse_spec
+    from advsr.settings import file_roles
+
+    cls: Any = TRIGGERS.get(parse_spec(spec)[0])  # a class: hashable, as file_roles caches
+    return file_roles(cls)
+
+
+def trigger_identity(spec: str) -> str:
+    """A trigger spec as a cell's identity holds it: as written, or, when it names image
+    files (``blend:key=FILE``), canonical with each file replaced by its content hash."""
+    from advsr.files import spec_files, spec_identity
+
+    roles = _trigger_roles(spec)
+    return spec_identity(spec, roles) if spec_files(spec, roles) else spec
+
+
+def trigger_label(spec: str) -> str:
+    """A trigger spec as tables show it (files by name and short hash, no paths)."""
+    from advsr.files import spec_files, spec_label
+
+    roles = _trigger_roles(spec)
+    return spec_label(spec, roles) if spec_files(spec, roles) else spec
+
+
+def trigger_files(spec: str) -> list[dict[str, Any]]:
+    """The provenance entries (path, size, sha256) of the image files a trigger spec names."""
+    from advsr.files import spec_files
+
+    return spec_files(spec, _trigger_roles(spec), "trigger.")
 
 
 def create_trigger(name: str, **settings: Any) -> Trigger:

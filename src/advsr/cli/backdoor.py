@@ -24,7 +24,8 @@ def train_refsr_cmd(
     from advsr.cli.train import run_training
     from advsr.models.refsr import REFSR_MODELS
 
-    arch = dict(REFSR_MODELS.get(settings["model"]).tiny) if tiny else {}
+    model = settings.get("model", TrainRefSRConfig.model_fields["model"].default)
+    arch = dict(REFSR_MODELS.get(model).tiny) if tiny else {}
     arch.update(settings.get("arch", {}))
     doc = run_training("train-refsr", {**settings, "arch": arch}, store)
     if json_:

@@ -8,7 +8,7 @@ from typing import Any
 
 from advsr.cli.app import app
 from advsr.cli.derive import OUTPUT, config_command, extra_option
-from advsr.cli.output import run_and_show
+from advsr.cli.output import default_note, run_and_show
 from advsr.experiments.attack_clf import AttackClfConfig
 from advsr.experiments.defend import DefendConfig
 from advsr.experiments.explain import ExplainConfig
@@ -43,11 +43,17 @@ def attack_clf_cmd(
     json_: bool,
 ) -> None:
     """Attack a classifier: clean/robust accuracy, fooling rate, failures, perturbation sizes."""
-    from advsr.experiments.common import attack_grid
+    from advsr.experiments.common import attack_grid, check_budgets_used
 
+    said = (
+        []
+        if attack
+        else [default_note("--attack", "pgd" if eps else "pgd@8/255", "attacking with")]
+    )
+    check_budgets_used(attack or ["pgd"], eps)
     grid = attack_grid(attack or ["pgd"], eps or ["8/255"])
     cells = [("attack-clf", {**settings, "attack": a, "eps": e}) for a, e in grid]
-    run_and_show("attack-clf", cells, store=store, json_=json_, report=report)
+    run_and_show("attack-clf", cells, store=store, json_=json_, report=report, defaults=said)
 
 
 DEFENSES = extra_option(
@@ -80,8 +86,16 @@ def defend(
     json_: bool,
 ) -> None:
     """Evaluate defenses: accuracy under attacks, non-adaptive and adaptive (BPDA + EOT)."""
-    from advsr.experiments.common import attack_grid
+    from advsr.experiments.common import attack_grid, check_budgets_used
 
+    said = (
+        []
+        if attack
+        else [default_note("--attack", "fgsm" if eps else "fgsm@8/255", "attacking with")]
+    )
+    if not defense:
+        said.append(default_note("--defense", "the bare classifier", "measuring only"))
+    check_budgets_used(attack or ["fgsm"], eps)
     attacks = [("none", None), *attack_grid(attack or ["fgsm"], eps or ["8/255"])]
     specs = ["none", *(d for d in defense or [] if d != "none")]
     cells = [
@@ -90,7 +104,7 @@ def defend(
         for d in specs
         for a, e in attacks
     ]
-    run_and_show("defend", cells, store=store, json_=json_, report=report)
+    run_and_show("defend", cells, store=store, json_=json_, report=report, defaults=said)
 
 
 SWEEP = extra_option(

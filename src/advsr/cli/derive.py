@@ -162,6 +162,30 @@ def extra_option(
     )
 
 
+def _given(names: set[str]) -> set[str]:
+    """The options the user gave (command line or environment), not defaults: a config
+    knows what was asked for (``model_fields_set``), so it can refuse an option that does
+    not apply or that contradicts another instead of ignoring it."""
+    import importlib
+
+    ctx = None
+    for where in ("typer._click.globals", "click.globals"):  # Typer may vendor its Click
+        try:
+            ctx = importlib.import_module(where).get_current_context(silent=True)
+        except (ImportError, AttributeError):
+            continue
+        if ctx is not None:
+            break
+    if ctx is None:
+        return set(names)
+
+    def source(n: str) -> str:
+        got = ctx.get_parameter_source(n)
+        return getattr(got, "name", "")
+
+    return {n for n in names if source(n) not in ("DEFAULT", "DEFAULT_MAP")}
+
+
 def config_command(
     config: type[BaseModel],
     *,
@@ -188,8 +212,11 @@ def config_command(
 
                 use_backend(kwargs.pop("backend"), kwargs.pop("address"), kwargs.pop("workers"))
             settings: dict[str, Any] = {}
+            given = _given(names)
             for k in names:
                 v = kwargs.pop(k)
+                if k not in given:  # a default: the config's own, and not "set by the user"
+                    continue
                 if kinds[k] == "dict":
                     if v:
                         settings[k] = parse_options(v, "--" + k.replace("_", "-"))

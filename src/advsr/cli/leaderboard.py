@@ -26,6 +26,9 @@ def _check_out(out: Optional[Path]) -> None:
             if not parent.is_dir():
                 raise InputError(f"cannot write {out}: {parent} is a file, not a folder")
             break
+    from advsr.io import check_writable
+
+    check_writable(out, folder=True)
 
 
 @app.command("leaderboard")

@@ -78,6 +78,13 @@ def open_store(path: Path | None) -> Any:
     return store_session(path or default_store_path())
 
 
+def default_note(option: str, value: str, what: str) -> str:
+    """The line that says a default changes what is measured (``--attack`` not given:
+    ``fgsm@8/255`` runs), so a table is never read as something it is not;
+    :func:`run_and_show` prints it once on stderr, after every cell is valid."""
+    return f"advsr: note: no {option} given: {what} {value} (the default)"
+
+
 def check_output(path: Path | None, suffix: str | None = None) -> None:
     """Refuse an output path before any work: a folder, a file in place of a folder above
     it, or the wrong suffix.
@@ -117,6 +124,7 @@ def run_and_show(
     report: Path | None = None,
     shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     notes: Callable[[dict[str, Any]], list[str]] | None = None,
+    defaults: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run the cells of one experiment and print the result (see the module docstring).
 
@@ -128,6 +136,9 @@ def run_and_show(
         report: write the experiment's HTML report here.
         shape: reshapes the JSON document (e.g. one cell's document at the top level).
         notes: lines printed under the tables.
+        defaults: lines saying which defaults decide what is measured (:func:`default_note`),
+            printed on stderr once the cells have run (a refused or failed run prints only
+            its error).
     """
     from advsr.experiments import EXPERIMENTS
     from advsr.experiments.context import Context
@@ -140,9 +151,14 @@ def run_and_show(
     plans = plan_cells(cells, Context())  # every cell validated before the store is touched
     with open_store(store) as st:
         runs = run_plans(plans, st, backend=current_backend())
+        for line in defaults:  # once, and only for a run that went through
+            sys.stderr.write(line + "\n")
         doc = exp.summarise(runs, st)
         doc["computed"] = sum(r.computed for r in runs)
         doc["from_store"] = sum(r.from_store for r in runs)
+        from advsr.provenance import of_cells
+
+        doc["provenance"] = of_cells(runs)
         if report is not None:
             doc["report"] = str(write_parts(report, exp.report_parts(doc, runs, st), runs))
     shown = shape(doc) if shape else doc

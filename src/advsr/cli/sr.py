@@ -58,8 +58,11 @@ def attack_sr_cmd(
     PSNR per budget."""
     from advsr.attacks.base import parse_budget
 
-    budgets = [parse_budget(a, name="budget (--alpha)") for a in alpha or ["8/255"]]
-    cells = [("attack-sr", {**settings, "eps": e}) for e in budgets]
+    if not alpha:  # the config's default budget; an attack's own @budget may replace it
+        cells = [("attack-sr", dict(settings))]
+    else:
+        budgets = [parse_budget(a, name="budget (--alpha)") for a in alpha]
+        cells = [("attack-sr", {**settings, "eps": e}) for e in budgets]
     run_and_show("attack-sr", cells, store=store, json_=json_, report=report, shape=_by_budget)
 
 

@@ -17,7 +17,7 @@ from advsr.cli.options import (
     WorkersOpt,
     parse_options,
 )
-from advsr.cli.output import check_output, open_store, print_json, print_tables, write_parts
+from advsr.cli.output import check_output, print_json, print_tables, write_parts
 from advsr.errors import InputError
 
 
@@ -52,12 +52,19 @@ def run_cmd(
 
 
 def _existing_store(path: Optional[Path]) -> Any:
-    from advsr.experiments.store import default_store_path
+    """The store at ``path`` (or the default) opened for reading only: nothing is written,
+    and a store on a read-only file, folder or mount is read.
+
+    Raises:
+        InputError: there is no file at the path.
+        StoreError: the file is not a store, or is damaged.
+    """
+    from advsr.experiments.store import ResultStore, default_store_path
 
     p = path or default_store_path()
     if not Path(p).exists():
         raise InputError(f"no result store at {p} (run a command first or pass --store)")
-    return open_store(p)
+    return ResultStore(p, read_only=True)
 
 
 @app.command()
@@ -82,6 +89,7 @@ def results(
     from advsr.experiments.listing import cell_listing, pivot_table
 
     filt = parse_options(where, "--where")
+    _check_keys(filt, experiment)
     with _existing_store(store) as st:
         if rows is None:
             doc, table = cell_listing(st, experiment, filt)
@@ -92,6 +100,23 @@ def results(
         print_json(doc)
         return
     print_tables([table])
+
+
+def _check_keys(filt: dict[str, Any], experiment: str | None) -> None:
+    """Refuse a ``--where`` key that is no setting (of ``experiment``, or of any
+    experiment), instead of an empty table."""
+    import difflib
+
+    from advsr.experiments import EXPERIMENTS
+
+    names = [experiment] if experiment else EXPERIMENTS.names()
+    known = sorted({f for n in names for f in EXPERIMENTS.get(n).config.model_fields})
+    for key in filt:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            what = f"a setting of {experiment}" if experiment else "a setting of any experiment"
+            raise InputError(f"--where {key}=...: {key!r} is not {what}{hint}")
 
 
 @app.command()
@@ -110,8 +135,10 @@ def report(
 
     check_output(out)
     exp = EXPERIMENTS.get(experiment)
+    filt = parse_options(where, "--where")
+    _check_keys(filt, experiment)
     with _existing_store(store) as st:
-        cells = read_cells(st, experiment, parse_options(where, "--where"))
+        cells = read_cells(st, experiment, filt)
         if not cells:
             raise InputError(f"the store holds no {experiment} cells matching the filter")
         doc = exp.summarise(cells, st)

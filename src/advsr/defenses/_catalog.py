@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+from typing import Annotated
 
 import torch
 
+from advsr.checks import check_int_range
 from advsr.defenses.base import Chain, Defense
 from advsr.defenses.deflection import PixelDeflection
 from advsr.defenses.filters import MedianSmoothing
@@ -18,6 +20,7 @@ from advsr.defenses.sr_side import DihedralViews, ResizeByOne
 from advsr.defenses.tvm import TVMDefense
 from advsr.defenses.wavelet import WaveletDenoise
 from advsr.errors import InputError
+from advsr.settings import DATA, FILE, MODEL, WEIGHTS
 
 
 def _resize_pad(ratio: float = 331 / 299) -> Defense:
@@ -39,9 +42,9 @@ def _self_ensemble() -> Defense:
 
 
 def _sr(
-    model: str = "demo-edsr",
+    model: Annotated[str, MODEL] = "demo-edsr",
     scale: int = 2,
-    weights: str | None = None,
+    weights: Annotated[str | None, WEIGHTS] = None,
     denoise: str | None = "wavelet",
     sigma: float = 0.04,
     output: str = "sr",
@@ -130,8 +133,8 @@ def _bank_from_data(
 
 
 def _quilting(
-    bank: str | None = None,
-    bank_data: str | None = None,
+    bank: Annotated[str | None, FILE] = None,
+    bank_data: Annotated[str | None, DATA] = None,
     bank_images: int = 1000,
     bank_skip: int = 0,
     bank_pattern: str | None = None,
@@ -143,6 +146,8 @@ def _quilting(
     seed: int = 0,
     bank_size: int | None = None,
 ) -> Quilting:
+    check_int_range(bank_images, "quilting bank_images", 1, 1_000_000)
+    check_int_range(bank_skip, "quilting bank_skip", 0, 10_000_000)
     if (bank is None) == (bank_data is None):
         raise InputError(
             "quilting needs a patch bank: bank=FILE (safetensors) or bank_data=DATASET "
@@ -167,8 +172,8 @@ def _quilting(
 
 
 def _quilting_tvm(
-    bank: str | None = None,
-    bank_data: str | None = None,
+    bank: Annotated[str | None, FILE] = None,
+    bank_data: Annotated[str | None, DATA] = None,
     bank_images: int = 1000,
     bank_skip: int = 0,
     bank_pattern: str | None = None,

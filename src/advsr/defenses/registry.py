@@ -32,6 +32,10 @@ __all__ = [
     "DefenseEntry",
     "canonical_spec",
     "create_defense",
+    "defense_files",
+    "defense_identity",
+    "defense_label",
+    "format_value",
     "parse_spec",
     "register",
 ]
@@ -52,6 +56,13 @@ class DefenseEntry:
     description: str
     classes: tuple[type[Defense], ...] = ()
     """The defense classes it builds (a chain: every stage), for its flags."""
+
+    @property
+    def roles(self) -> dict[str, str]:
+        """Its settings declared as files or datasets (name -> role)."""
+        from advsr.settings import file_roles
+
+        return file_roles(self.factory)
 
     @property
     def differentiable(self) -> bool:
@@ -118,7 +129,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name.strip().lower(), settings
 
 
-def _format(v: Any) -> str:
+def format_value(v: Any) -> str:
+    """A setting's value as a canonical spec writes it (``3x3``, ``true``, ``0.5``)."""
     if isinstance(v, tuple):
         return "x".join(str(p) for p in v)
     if isinstance(v, bool):
@@ -133,7 +145,38 @@ def canonical_spec(spec: str) -> str:
     name, settings = parse_spec(spec)
     if not settings:
         return name
-    return name + ":" + ",".join(f"{k}={_format(settings[k])}" for k in sorted(settings))
+    return name + ":" + ",".join(f"{k}={format_value(settings[k])}" for k in sorted(settings))
+
+
+def _roles(spec: str) -> dict[str, str]:
+    return DEFENSES.get(parse_spec(spec)[0]).roles
+
+
+def defense_identity(spec: str) -> str:
+    """The spec as a cell's identity holds it: canonical, with every file or dataset it
+    names replaced by its content hash (:func:`advsr.files.spec_identity`)."""
+    from advsr.files import spec_identity
+
+    return spec_identity(spec, _roles(spec))
+
+
+def defense_label(spec: str) -> str:
+    """The spec as tables show it: canonical, files by name and short hash, no paths.
+
+    Example:
+        >>> defense_label("median:size=3x3")
+        'median:size=3x3'
+    """
+    from advsr.files import spec_label
+
+    return spec_label(spec, _roles(spec))
+
+
+def defense_files(spec: str) -> list[dict[str, Any]]:
+    """The provenance entries (path, size, sha256) of the files and datasets a spec names."""
+    from advsr.files import spec_files
+
+    return spec_files(spec, _roles(spec), "defense.")
 
 
 def create_defense(spec: str, **context: Any) -> Defense:

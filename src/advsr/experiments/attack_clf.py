@@ -49,6 +49,7 @@ from advsr.experiments.common import (
     ClassifierCellConfig,
     attacked_batches,
     check_labels,
+    check_targets,
     image_generator,
     items_of,
 )
@@ -82,9 +83,10 @@ def classifier_attack(cfg: ClassifierCellConfig) -> Attack:
 def _plan(cfg: AttackClfConfig, ctx: Context) -> Plan:
     attack = classifier_attack(cfg)
     device = ctx.device(cfg.device)
-    model = ctx.classifier(cfg.model, cfg.weights, device)
+    model = ctx.classifier(cfg.model, cfg.weights, device, cfg.init_seed)
     data = ctx.labelled(cfg.data, cfg.pattern, cfg.per_class, model).subset(cfg.limit)
     check_labels(model, data, device)
+    check_targets(model, attack)
     items = items_of(data.keys, data.names)
 
     def compute(skip: set[str]) -> Iterator[CellRow]:
@@ -191,7 +193,7 @@ def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[st
     results = []
     views = []
     for c in cells:
-        cfg = c.config
+        cfg = c.shown
         attack = c.identity.get("attack", {})
         flags = cell_flags(c.rows, members=members_of(attack))
         results.append(

@@ -16,6 +16,15 @@ Rows hold :func:`advsr.attacks.sr.sr_metrics` and the perturbation's size.
 With a ``defense`` the results are measured through it; ``adaptive`` crafts through it too
 (else on the bare model: non-adaptive).
 
+Grayscale images (R = G = B at every pixel, as a gray file is read) are attacked like colour
+ones by default (``gray="rgb"``): each channel gets its own perturbation, so the adversarial
+image is in general no longer gray. ``gray="keep"`` attacks them through the gray projection
+:func:`gray_projection` (each pixel's channel mean on R, G and B): the model sees only gray
+images, so the gradient of every step is the same on the three channels, and the result is
+projected once more (within the budget). That is the attack on the one-channel image whose
+three copies the model receives, and it changes Y only (not Cb, Cr). A universal Delta is
+projected the same way where it is applied to a gray image. Colour images are unaffected.
+
 Example:
     >>> from advsr.experiments.store import ResultStore
     >>> res = attack_sr({"model": "bicubic", "data": "samples", "scale": 2, "eps": 4 / 255,
@@ -28,10 +37,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from pydantic import AliasChoices, Field
+from torch import nn
 
 from advsr.attacks._loop import eval_mode
 from advsr.attacks.base import Attack, enforce_budget, format_budget
@@ -46,6 +56,8 @@ from advsr.errors import InputError
 from advsr.experiments.cell import (
     ATTACK,
     BUDGET,
+    MAX_BATCH,
+    MAX_STEPS,
     SEEDED,
     Artifact,
     CellConfig,
@@ -66,7 +78,7 @@ from advsr.io import check_output_path
 from advsr.report import Plot, ReportTable, fmt
 from advsr.settings import DATA, MODEL, NEUTRAL, WEIGHTS
 
-__all__ = ["AttackSRConfig", "attack_sr", "sr_figure"]
+__all__ = ["AttackSRConfig", "attack_sr", "gray_projection", "is_gray", "sr_figure"]
 
 NAME = "attack-sr"
 PSNR_COLUMNS = (
@@ -98,7 +110,7 @@ class AttackSRConfig(CellConfig):
         8 / 255, ge=0.0, le=1.0, validation_alias=AliasChoices("eps", "alpha")
     )
     """Total L-inf budget on the [0, 1] scale (the paper's alpha; `alpha` is its other name)."""
-    steps: Annotated[int, ATTACK] = Field(50, ge=1)
+    steps: Annotated[int, ATTACK] = Field(50, ge=1, le=MAX_STEPS)
     """Iterations T (step eps/T)."""
     reference: Annotated[str, ATTACK] = DEFAULT_REFERENCE
     """clean (needs --random-start), clean-8bit or ground-truth."""
@@ -108,11 +120,14 @@ class AttackSRConfig(CellConfig):
     """Partial attack mask: center:F, rect:T,L,H,W or a mask file (default center:0.5)."""
     seed: Annotated[int, SEEDED] = 0
     """Seed of the random start (combined with the image position)."""
+    random_weights: bool = False
+    """Run a zoo model that has no weights untrained, initialised from the seed (refused
+    without it); every table row of such a cell says "random weights"."""
     crop: int | None = Field(None, ge=1)
     """Universal attack: LR centre-crop size (default: the smallest image's size)."""
     craft_on: Literal["first-half", "all"] = "first-half"
     """Universal attack: craft Delta on first-half (measure on held-out images) or all."""
-    batch_size: Annotated[int, NEUTRAL] = Field(8, ge=1)
+    batch_size: Annotated[int, NEUTRAL] = Field(8, ge=1, le=MAX_BATCH)
     """Universal attack: images per forward/backward (memory only)."""
     save_perturbation: Annotated[str | None, NEUTRAL] = None
     """Universal attack: also write Delta to this .safetensors file."""
@@ -126,6 +141,12 @@ class AttackSRConfig(CellConfig):
     """Keep the figures of these images (LR, attacked LR, perturbation, SR outputs)."""
     compile: bool = False
     """torch.compile the model for the attack (falls back to eager with a notice)."""
+    gray: Literal["rgb", "keep"] = "rgb"
+    """Grayscale images (R = G = B): rgb perturbs each channel (the adversarial image is in
+    colour); keep attacks through the gray projection (one perturbation for R, G and B: Y
+    only), so it stays gray. Colour images are unaffected."""
+
+    identity_defaults: ClassVar[dict[str, Any]] = {**CellConfig.identity_defaults, "gray": "rgb"}
 
 
 def _attack(cfg: AttackSRConfig) -> Attack | None:
@@ -134,6 +155,7 @@ def _attack(cfg: AttackSRConfig) -> Attack | None:
     attack = configured_attack(
         cfg.attack,
         cfg.eps,
+        explicit=cfg.model_fields_set,
         steps=cfg.steps,
         reference=cfg.reference,
         random_start=cfg.random_start,
@@ -155,10 +177,16 @@ def _plan(cfg: AttackSRConfig, ctx: Context) -> Plan:
     if cfg.apply_perturbation:
         load_perturbation(cfg.apply_perturbation)
     if cfg.save_perturbation:
+        if not universal:
+            what = attack.name if attack is not None else "apply_perturbation"
+            raise InputError(
+                f"save_perturbation writes the universal attack's Delta; {what} has none "
+                "(use --attack universal)"
+            )
         check_output_path(cfg.save_perturbation, ".safetensors")
-    dataset = ctx.sr_dataset(cfg.data, cfg.scale, cfg.hr_crop)
+    dataset = ctx.sr_dataset(cfg.data, cfg.scale, cfg.hr_crop, use="attack-sr", gray=cfg.gray)
     device = ctx.device(cfg.device)
-    ctx.sr_model(cfg.model, cfg.scale, cfg.weights, device)
+    ctx.sr_model(cfg.model, cfg.scale, cfg.weights, device, cfg.init_seed)
     items = items_of(dataset.keys(), dataset.names())
     if attack is not None and attack.name == "partial" and cfg.mask is not None:
         from advsr.attacks.sr import make_mask
@@ -181,12 +209,21 @@ def _plan(cfg: AttackSRConfig, ctx: Context) -> Plan:
         extra["attack"] = None
 
     def compute(skip: set[str]) -> Iterator[Any]:
-        model = ctx.sr_model(cfg.model, cfg.scale, cfg.weights, device)
+        model = ctx.sr_model(cfg.model, cfg.scale, cfg.weights, device, cfg.init_seed)
         if cfg.compile:
             model = ctx.compiled(model)
         yield from _rows(model, dataset, items, measured, craft, attack, cfg, skip, device)
 
-    label = attack.label if attack is not None else f"Delta {cfg.apply_perturbation}"
+    names = [items[i].name for i in measured]
+    unknown = sorted(set(cfg.show) - set(names))
+    if unknown:
+        held = " measured (the others Delta is crafted on)" if universal else ""
+        raise InputError(
+            f"--show {', '.join(unknown)}: not an image{held} of this cell (images: "
+            f"{', '.join(names[:12])}{', ...' if len(names) > 12 else ''})"
+        )
+    shown_keys = tuple(items[i].key for i in measured if items[i].name in cfg.show)
+    label = attack.label if attack is not None else f"Delta {_shown(cfg.apply_perturbation)}"
     return Plan(
         cfg,
         cell_identity(cfg, ctx, version=ATTACK_SR.version, attack=attack, extra=extra),
@@ -195,6 +232,7 @@ def _plan(cfg: AttackSRConfig, ctx: Context) -> Plan:
         f"{label} on {cfg.model} x{cfg.scale}",
         info,
         batch=None if universal or cfg.apply_perturbation else 1,
+        figures=shown_keys,
     )
 
 
@@ -206,6 +244,49 @@ def _targets(
 
     target = apply_sr_defense(cfg.defense, model) if cfg.defense else model
     return target, (target if cfg.adaptive else model)
+
+
+def is_gray(x: torch.Tensor) -> bool:
+    """True when every image of the batch has R == G == B at every pixel.
+
+    Shape:
+        ``(N, 3, H, W)`` -> bool.
+    """
+    return bool(torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2]))
+
+
+def gray_projection(x: torch.Tensor) -> torch.Tensor:
+    """Each pixel's mean over R, G and B, on all three channels: the orthogonal projection
+    onto gray images (its gradient is the channel mean of the incoming one, broadcast).
+
+    Written as ``R + mean(x - R)`` so that a gray image is returned exactly (a plain float32
+    mean of three equal values is not always that value).
+
+    Shape:
+        ``(N, 3, H, W)`` -> ``(N, 3, H, W)``.
+
+    Example:
+        >>> x = torch.tensor([0.1, 0.2, 0.6]).view(1, 3, 1, 1)
+        >>> [round(v, 4) for v in gray_projection(x).flatten().tolist()]
+        [0.3, 0.3, 0.3]
+    """
+    base = x[:, :1]
+    return (base + (x - base).mean(dim=1, keepdim=True)).expand_as(x).contiguous()
+
+
+class _GrayInput(nn.Module):
+    """``model`` applied to the gray projection of its input (``gray="keep"``).
+
+    Shape:
+        ``(N, 3, h, w)`` -> the model's output.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(gray_projection(x))
 
 
 def _rows(
@@ -238,14 +319,19 @@ def _rows(
         pair = dataset[i]
         lr, hr = pair.lr.to(device), pair.hr.to(device)
         mask_hr = outputs = None
+        keep = cfg.gray == "keep" and is_gray(lr)
         if delta is not None:
             size = float(delta.abs().max()) if cfg.apply_perturbation else cfg.eps
-            x_adv = enforce_budget(apply_perturbation(delta, lr), lr, "linf", size)
+            x_adv = apply_perturbation(delta, lr)
+            x_adv = enforce_budget(gray_projection(x_adv) if keep else x_adv, lr, "linf", size)
         else:
             assert attack is not None
-            res = attack(crafter, lr, hr, generator=image_generator(cfg.seed, i))
+            gen = image_generator(cfg.seed, i)
+            res = attack(_GrayInput(crafter) if keep else crafter, lr, hr, generator=gen)
             x_adv, mask_hr = res.x_adv, res.outputs.get("mask_hr")
-            outputs = (res.sr_clean, res.sr_adv) if crafter is target else None
+            if keep:  # the model saw only the projection: that is the adversarial image
+                x_adv = enforce_budget(gray_projection(x_adv), lr, "linf", attack.eps)
+            outputs = (res.sr_clean, res.sr_adv) if crafter is target and not keep else None
         if outputs is None:  # measured on another model than the one that crafted
             with eval_mode(target), torch.no_grad():
                 outputs = (target(lr), target(x_adv))
@@ -327,6 +413,12 @@ def sr_figure(
 # ------------------------------------------------------------------------------ reports
 
 
+def _shown(path: str | None) -> str:
+    from advsr.files import file_label
+
+    return file_label(path) if path else "-"
+
+
 def _label(cfg: dict[str, Any]) -> str:
     if cfg.get("apply_perturbation"):
         return f"Delta {cfg['apply_perturbation']}"
@@ -337,7 +429,7 @@ def _label(cfg: dict[str, Any]) -> str:
 
 def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[str, Any]:
     """Mean PSNRs per cell (keyed by model, scale and budget), and the curves over eps."""
-    out = [{**c.as_dict(), "label": _label(c.config)} for c in cells]
+    out = [{**c.as_dict(), "label": _label(c.shown)} for c in cells]
     curves: dict[str, list[tuple[float, float, float]]] = {}
     for doc in out:
         cfg, mean = doc["config"], doc["mean"]
@@ -354,7 +446,7 @@ def tables(doc: dict[str, Any]) -> list[ReportTable]:
     cols = [c for c in PSNR_COLUMNS if any(c in x["mean"] for x in cells)]
     body = []
     for c in cells:
-        cfg = c["config"]
+        cfg = c.get("shown", c["config"])
         behind = ""
         if cfg.get("defense"):
             behind = f" ({'adaptive' if cfg['adaptive'] else 'non-adaptive'} vs {cfg['defense']})"
@@ -394,7 +486,7 @@ def report(
 
 def figure_title(cell: CellRun, item: str) -> str:
     """``chelsea: demo-edsr x4, basic@8/255``."""
-    cfg = cell.config
+    cfg = cell.shown
     return f"{item}: {cfg.get('model')} x{cfg.get('scale')}, {_label(cfg)}"
 
 

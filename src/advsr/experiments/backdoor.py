@@ -25,6 +25,7 @@ from pydantic import Field
 from advsr.backdoor.evaluate import BACKDOOR_METRICS
 from advsr.errors import InputError
 from advsr.experiments.cell import (
+    MAX_BATCH,
     CellConfig,
     CellRow,
     CellRun,
@@ -62,7 +63,7 @@ class BackdoorConfig(CellConfig):
     """HR size (default: the training size)."""
     split: Literal["all", "train", "test"] | None = None
     """all, train or test (default: test when the model trained on split train, else all)."""
-    batch_size: Annotated[int, NEUTRAL] = Field(4, ge=1)
+    batch_size: Annotated[int, NEUTRAL] = Field(4, ge=1, le=MAX_BATCH)
     """Triplets per forward pass."""
     crop_border: int | None = Field(None, ge=0)
     """Pixels cropped before scoring (default: the scale)."""
@@ -112,6 +113,8 @@ def _plan(cfg: BackdoorConfig, ctx: Context) -> Plan:
     from advsr.backdoor.evaluate import flat_target_score
     from advsr.backdoor.poison import RefSRTriplets
     from advsr.backdoor.train import load_refsr, make_trigger, target_path
+    from advsr.backdoor.triggers import trigger_identity, trigger_label
+    from advsr.files import value_label
 
     train = training_of(cfg.model_file)
     device = ctx.device(cfg.device)
@@ -131,7 +134,7 @@ def _plan(cfg: BackdoorConfig, ctx: Context) -> Plan:
     )
     extra = {
         "evaluation": {**ev, "source": data_id},
-        "trigger": trigger_spec,
+        "trigger": trigger_identity(trigger_spec),
         "target": ctx.file_hash(target),
         "data": None,
     }
@@ -139,9 +142,10 @@ def _plan(cfg: BackdoorConfig, ctx: Context) -> Plan:
     info = {
         "rate": rate,
         "trained_trigger": train.get("trigger"),
-        "evaluation": ev,
+        "trigger": trigger_label(trigger_spec),
+        "evaluation": {**ev, "source": value_label("data", ev["source"])},
         "triplets": len(items),
-        "target": target_name,
+        "target": value_label("file", target_name) if "/" in target_name else target_name,
         "flat_target": list(flat),
     }
 
@@ -168,7 +172,7 @@ def _plan(cfg: BackdoorConfig, ctx: Context) -> Plan:
         cell_identity(cfg, ctx, version=BACKDOOR.version, extra=extra),
         items,
         compute,
-        f"backdoor {Path(cfg.model_file).name} with {trigger_spec}",
+        f"backdoor {Path(cfg.model_file).name} with {trigger_label(trigger_spec)}",
         info,
     )
 
@@ -197,7 +201,7 @@ def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[st
 
     results = {}
     for c in cells:
-        trigger = c.identity["trigger"]
+        trigger = c.info.get("trigger", c.identity["trigger"])
         results[(trigger, float(c.info["rate"]))] = _means(c.rows)
     floors = {c.info["target"]: c.info["flat_target"] for c in cells}
     sets = {json.dumps(c.info["evaluation"], sort_keys=True): c.info["triplets"] for c in cells}

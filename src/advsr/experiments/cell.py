@@ -12,8 +12,10 @@ field treated by the role it declares (:mod:`advsr.settings`): :data:`~advsr.set
 fields are dropped; :data:`SEEDED` fields (the seed, and a batch size that decides which
 images share a random draw) are kept only when the cell draws random numbers;
 :data:`ATTACK` fields are replaced by the configured attack's identity (its name, budget and
-effective settings); :data:`~advsr.settings.WEIGHTS`, :data:`~advsr.settings.MODEL` and
-:data:`~advsr.settings.DATA` fields by content hashes; the experiment's version is added.
+effective settings); :data:`~advsr.settings.WEIGHTS`, :data:`~advsr.settings.MODEL`,
+:data:`~advsr.settings.DATA` and :data:`~advsr.settings.FILE` fields by content hashes (and
+so are the files named inside attack settings and spec strings: :mod:`advsr.files`); the
+experiment's version is added.
 
 Example:
     >>> from advsr.experiments.cell import EXPERIMENTS
@@ -26,13 +28,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator
 
 from advsr.errors import AdvsrError
 from advsr.registry import Registry
-from advsr.settings import DATA, MODEL, NEUTRAL, WEIGHTS, Role, Settings, field_role
+from advsr.settings import DATA, FILE, MODEL, NEUTRAL, WEIGHTS, Role, Settings, field_role
 
 if TYPE_CHECKING:
     from advsr.attacks.base import Attack
@@ -58,6 +60,13 @@ __all__ = [
     "register_experiment",
     "stored_figures",
 ]
+
+MAX_STEPS = 100_000
+"""The most iterations a cell's attack may take (the attacks' own bound)."""
+MAX_BATCH = 4_096
+"""The most images a cell processes per batch."""
+MAX_DRAWS = 1_000
+"""The most EOT samples per step and fresh draws per image of a stochastic defense."""
 
 SEEDED = Role("seeded")
 """A field that matters only when the cell draws random numbers (seed, batch layout)."""
@@ -86,6 +95,18 @@ class CellConfig(Settings):
 
     device: Annotated[str, NEUTRAL] = "auto"
     """auto, cpu, cuda, cuda:N (not part of the identity)."""
+
+    identity_defaults: ClassVar[dict[str, Any]] = {"random_weights": False}
+    """Settings added after results were stored, at the value that reproduces the older
+    behaviour: at that value they are left out of the identity, so stored cells match."""
+
+    @property
+    def init_seed(self) -> int | None:
+        """The seed an untrained model is initialised from (``random_weights``: the cell's
+        ``seed``); None: the model needs real weights."""
+        if not getattr(self, "random_weights", False):
+            return None
+        return int(getattr(self, "seed", 0))
 
 
 @dataclass(frozen=True)
@@ -136,6 +157,7 @@ class Plan:
         batch: the rows of each fixed batch of this many consecutive items depend on that
             batch alone, so batches can run anywhere (units of work on a cluster); None: the
             cell is one unit (a universal perturbation, a training run).
+        figures: the items whose figures were asked for (see the field).
     """
 
     config: Settings
@@ -145,6 +167,9 @@ class Plan:
     description: str
     info: dict[str, Any] = field(default_factory=dict)
     batch: int | None = None
+    figures: tuple[str, ...] = ()
+    """Keys of the items whose figures were asked for (artefact groups named by the key):
+    a cell already stored without them is recomputed for those items only."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +199,31 @@ class CellRun:
     computed: int
     from_store: int
     artifacts: tuple[str, ...] = ()
+
+    @property
+    def shown(self) -> dict[str, Any]:
+        """The config as tables show it: every setting declared as a weight file, a model
+        file or a dataset folder by its name and short content hash (from the identity, so
+        the file need not exist any more), never a path; an untrained model (random
+        weights) says so in its name."""
+        from advsr.files import identity_label
+        from advsr.settings import file_roles
+
+        known = self.experiment in EXPERIMENTS
+        roles = file_roles(EXPERIMENTS.get(self.experiment).config) if known else {}
+        out = {
+            k: identity_label(v, self.identity.get(k)) if k in roles else v
+            for k, v in self.config.items()
+        }
+        if self.config.get("random_weights"):
+            for k in (k for k, r in roles.items() if r == "model" and k in out):
+                v = out[k]
+                out[k] = (
+                    [f"{m} (random weights)" for m in v]
+                    if isinstance(v, list)
+                    else (f"{v} (random weights)")
+                )
+        return out
 
     @property
     def stored(self) -> int:
@@ -213,6 +263,7 @@ class CellRun:
             "experiment": self.experiment,
             "cell_id": self.cell_id,
             "config": self.config,
+            "shown": self.shown,
             "info": self.info,
             "expected": self.expected,
             "stored": self.stored,
@@ -303,9 +354,12 @@ def cell_identity(
     """
     random = stochastic or (attack is not None and attack.stochastic)
     out: dict[str, Any] = {}
+    defaults = getattr(cfg, "identity_defaults", {})
     for name, value in cfg.model_dump().items():
         role = field_role(type(cfg), name)
         if role == str(NEUTRAL) or role == str(ATTACK):
+            continue
+        if name in defaults and value == defaults[name]:
             continue
         if role == str(SEEDED) and not random:
             continue
@@ -315,8 +369,15 @@ def cell_identity(
             out[name] = ctx.model_identity(value)
         elif role == str(DATA):
             out[name] = None if value is None else ctx.data_identity(value)
+        elif role == str(FILE):
+            from advsr.files import value_identity
+
+            out[name] = value_identity(role, value)
         else:
             out[name] = value
+    init_seed = getattr(cfg, "init_seed", None)
+    if init_seed is not None:  # untrained weights: the initialisation is the model
+        out["init_seed"] = init_seed
     if attack is not None:
         out["attack"] = attack.identity()
     out.update(extra or {})

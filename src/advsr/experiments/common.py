@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -19,7 +19,15 @@ from pydantic import Field
 
 from advsr.attacks.base import Attack, AttackResult, create_attack, parse_attack, spec_options
 from advsr.errors import InputError, warn
-from advsr.experiments.cell import ATTACK, BUDGET, SEEDED, CellConfig, Item
+from advsr.experiments.cell import (
+    ATTACK,
+    BUDGET,
+    MAX_BATCH,
+    MAX_STEPS,
+    SEEDED,
+    CellConfig,
+    Item,
+)
 from advsr.memory import MicroBatched
 from advsr.settings import DATA, MODEL, NEUTRAL, WEIGHTS
 
@@ -40,25 +48,70 @@ __all__ = [
 
 
 def configured_attack(
-    spec: str, eps: float | None, options: Mapping[str, Any] | None = None, **common: Any
+    spec: str,
+    eps: float | None,
+    options: Mapping[str, Any] | None = None,
+    *,
+    explicit: Collection[str] | None = None,
+    **common: Any,
 ) -> Attack:
     """The attack of a cell: ``spec`` (``name`` or ``name@budget``), the cell's budget, the
     common settings the attack has (others ignored; ``None`` = the attack's default) and
     ``options`` (every one must be a setting of the attack).
 
     The cell's ``eps`` is ignored by attacks without a budget (DeepFool, C&W) and by a spec
-    that carries its own ``@budget``.
+    that carries its own ``@budget``. With ``explicit`` (the settings the user gave), a
+    given setting the attack does not have, a given ``eps`` beside a different ``@budget``
+    and a given setting beside a different ``:key=value`` in the spec are refused instead.
 
     Raises:
-        UnknownNameError / InputError: unknown attack, missing budget, bad settings.
+        UnknownNameError / InputError: unknown attack, missing budget, bad settings, a
+            given setting that does not apply or contradicts the spec.
     """
     entry, at_budget = parse_attack(spec)
     fields = entry.settings.model_fields
     own = spec_options(spec)  # name@budget:key=value settings win over the cell's common ones
+    if explicit is not None:
+        _check_given(spec, entry, at_budget, eps, own, common, set(explicit))
     settings = {k: v for k, v in common.items() if k in fields and v is not None and k not in own}
     settings.update(options or {})
     budget = None if entry.norm == "none" or at_budget is not None else eps
     return create_attack(spec, eps=budget, **settings)
+
+
+def _check_given(
+    spec: str,
+    entry: Any,
+    at_budget: float | None,
+    eps: float | None,
+    own: Mapping[str, Any],
+    common: Mapping[str, Any],
+    given: set[str],
+) -> None:
+    """Note the given settings this cell's attack ignores (the driver refuses one that no
+    cell of the run uses: :func:`advsr.settings.note_ignored`)."""
+    from advsr.attacks.base import format_budget
+    from advsr.settings import note_ignored
+
+    note_ignored("__attack__", "")  # this cell configures an attack
+    if "eps" in given and eps is not None:
+        if entry.norm == "none":
+            note_ignored("eps", f"{entry.name} has no budget")
+        elif at_budget is not None and abs(at_budget - eps) > 1e-12:
+            note_ignored(
+                "eps",
+                f"attack {spec} names its own budget, which eps "
+                f"{format_budget(eps, entry.norm)} contradicts",
+            )
+    fields = entry.settings.model_fields
+    for k, v in common.items():
+        if k not in given or v is None:
+            continue
+        if k not in fields:
+            have = ", ".join(f for f in fields if f != "batch_size") or "none"
+            note_ignored(k, f"{entry.name} has no setting {k} (its settings: {have})")
+        elif k in own and own[k] != v:
+            note_ignored(k, f"{spec!r} sets {k}={own[k]}, which {k}={v} contradicts")
 
 
 def attack_grid(items: list[str], eps: list[str]) -> list[tuple[str, float | None]]:
@@ -83,6 +136,23 @@ def attack_grid(items: list[str], eps: list[str]) -> list[tuple[str, float | Non
         upper = 1.0 if entry.norm in ("linf", "ssim") else None
         out += [(item, parse_budget(e, upper, f"budget of {item}")) for e in eps]
     return out
+
+
+def check_budgets_used(items: list[str], eps: list[str] | None) -> None:
+    """Refuse ``--eps`` when no attack of the run takes it (every one names its own
+    ``@budget`` or has none), instead of ignoring it.
+
+    Raises:
+        InputError: the budgets apply to none of the attacks.
+    """
+    if not eps:
+        return
+    takes = [i for i in items if parse_attack(i)[1] is None and parse_attack(i)[0].norm != "none"]
+    if not takes:
+        raise InputError(
+            f"--eps {', '.join(eps)} applies to none of the attacks ({', '.join(items)}): each "
+            "names its own @budget or has none"
+        )
 
 
 def image_generator(seed: int, index: int) -> torch.Generator:
@@ -159,7 +229,10 @@ class ClassifierDataConfig(CellConfig):
     """The first N images (of the correctly classified ones where the experiment uses those)."""
     seed: Annotated[int, SEEDED] = 0
     """Seed of random starts, input diversity and stochastic defenses."""
-    batch_size: Annotated[int, SEEDED] = Field(64, ge=1)
+    random_weights: bool = False
+    """Run a zoo model that has no weights untrained, initialised from the seed (refused
+    without it); every table row of such a cell says "random weights"."""
+    batch_size: Annotated[int, SEEDED] = Field(64, ge=1, le=MAX_BATCH)
     """Images per batch (part of the identity when something is random: it decides which
     images share a generator)."""
 
@@ -171,7 +244,7 @@ class ClassifierCellConfig(ClassifierDataConfig):
     """Attack name or name@budget (see `advsr list attacks`)."""
     eps: Annotated[float | None, ATTACK, BUDGET] = Field(8 / 255, ge=0.0)
     """Budget of an attack named without @ (ignored by minimal attacks)."""
-    steps: Annotated[int | None, ATTACK] = Field(None, ge=1)
+    steps: Annotated[int | None, ATTACK] = Field(None, ge=1, le=MAX_STEPS)
     """Iterations of iterative attacks (default: the attack's)."""
     loss: Annotated[Literal["ce", "cw"] | None, ATTACK] = None
     """Objective of gradient attacks: ce or cw (default: the attack's)."""
@@ -194,9 +267,27 @@ class ClassifierCellConfig(ClassifierDataConfig):
             self.attack,
             self.eps,
             self.attack_options,
+            explicit=self.model_fields_set,
             steps=self.steps,
             loss=self.loss,
             kappa=self.kappa,
+        )
+
+
+def check_targets(model: torch.nn.Module, attack: Attack | None) -> None:
+    """Refuse a targeted attack asking for more target classes than the classifier has
+    other classes (APGD-T's ``targets``), instead of running fewer without a word.
+
+    Raises:
+        InputError: ``targets`` above the classes less one.
+    """
+    classes = getattr(model, "num_classes", None)
+    wanted = getattr(attack.settings, "targets", None) if attack is not None else None
+    if isinstance(classes, int) and isinstance(wanted, int) and wanted > classes - 1:
+        raise InputError(
+            f"{attack.name if attack else 'the attack'} targets={wanted}: the classifier has "
+            f"{classes} classes, so at most {classes - 1} targets (the others than the "
+            "prediction)"
         )
 
 

@@ -15,29 +15,23 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from torch import nn
 
 from advsr.devices import resolve_device
-from advsr.errors import DatasetError, ModelLoadError
+from advsr.errors import DatasetError
+
+if TYPE_CHECKING:
+    from advsr.data.conversions import GrayPolicy, NoticeUse
 
 __all__ = ["Context", "data_files"]
 
 T = TypeVar("T")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def data_files(spec: str) -> tuple[str, list[tuple[str, Path]]]:
@@ -84,25 +78,16 @@ class Context:
     """
 
     def __init__(self, memo_bytes: int = 1 << 30) -> None:
-        self._hashes: dict[tuple[str, int, int], str] = {}
         self._cache: dict[Hashable, Any] = {}
         self._memo: OrderedDict[Hashable, Any] = OrderedDict()
         self._memo_bytes = memo_bytes
 
     # -- identities ----------------------------------------------------------------------
     def file_hash(self, path: str | Path) -> str:
-        """SHA-256 of a file's bytes, computed once per (path, size, mtime) in this run."""
-        p = Path(path)
-        try:
-            st = p.stat()
-        except OSError:
-            raise ModelLoadError(f"no such file: {p}") from None
-        if not p.is_file():
-            raise ModelLoadError(f"not a regular file: {p}")
-        key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-        if key not in self._hashes:
-            self._hashes[key] = _sha256(p)
-        return self._hashes[key]
+        """SHA-256 of a file's bytes, computed once per (path, size, mtime)."""
+        from advsr.files import file_sha256
+
+        return file_sha256(path)
 
     def weights_identity(self, value: Any) -> Any:
         """Weight files (a path, a list or a name -> path dict) replaced by their hashes."""
@@ -124,16 +109,11 @@ class Context:
 
     def data_identity(self, spec: str) -> dict[str, Any]:
         """A dataset by content: its kind and the hash of every file's name and bytes."""
+        from advsr.files import data_digest
+
         key = ("data-identity", spec)
         if key not in self._cache:
-            kind, files = data_files(spec)
-            h = hashlib.sha256()
-            for name, path in files:
-                h.update(f"{name}\0{self.file_hash(path)}\n".encode())
-            out: dict[str, Any] = {"kind": kind, "files": len(files), "sha256": h.hexdigest()}
-            if kind not in ("file", "folder"):
-                out["name"] = spec
-            self._cache[key] = out
+            self._cache[key] = data_digest(spec)
         return dict(self._cache[key])
 
     # -- resources -----------------------------------------------------------------------
@@ -171,13 +151,38 @@ class Context:
         """The device of a cell (``auto`` picks CUDA when present)."""
         return resolve_device(spec)
 
-    def sr_dataset(self, spec: str, scale: int, hr_crop: int | None) -> Any:
-        """An SR dataset (validated from headers when opened; images decoded lazily)."""
+    def sr_dataset(
+        self,
+        spec: str,
+        scale: int,
+        hr_crop: int | None,
+        *,
+        use: NoticeUse = "attack",
+        gray: GrayPolicy = "rgb",
+    ) -> Any:
+        """An SR dataset (validated from headers when opened; images decoded lazily).
+
+        Its grayscale, alpha and 16-bit files are named in one warning line per kind, once
+        per run and dataset (not per scale or cell; :mod:`advsr.data.conversions`): ``use``
+        and ``gray`` say what follows for the caller.
+        """
         from advsr.data import open_dataset
 
-        return self.cached(
-            ("sr-data", spec, scale, hr_crop), lambda: open_dataset(spec, scale, hr_crop=hr_crop)
+        ds = self.cached(
+            ("sr-data", spec, scale, hr_crop),
+            lambda: open_dataset(spec, scale, hr_crop=hr_crop, notify=False),
         )
+        self._notify(("sr-notices", spec, use, gray), ds.conversion_notices(use=use, gray=gray))
+        return ds
+
+    def _notify(self, key: Hashable, lines: list[str] | tuple[str, ...]) -> None:
+        """Warn ``lines`` the first time ``key`` is seen in this run."""
+        from advsr.errors import warn
+
+        if key not in self._cache:
+            self._cache[key] = True
+            for line in lines:
+                warn(line)
 
     def labelled(
         self,
@@ -187,34 +192,50 @@ class Context:
         model: nn.Module | None = None,
     ) -> Any:
         """A labelled dataset, loaded once, in the view ``model`` takes (ImageNet
-        classifiers: resized and centre-cropped to their ``load_size``)."""
+        classifiers: resized and centre-cropped to their ``load_size``); its grayscale,
+        alpha and 16-bit files are named in one warning line per kind, once per run."""
         from advsr.data.labelled import open_labelled
 
         size = getattr(model, "load_size", None)
-        return self.cached(
+        data = self.cached(
             ("labelled", spec, pattern, per_class, size),
-            lambda: open_labelled(spec, pattern=pattern, per_class=per_class, size=size),
+            lambda: open_labelled(
+                spec, pattern=pattern, per_class=per_class, size=size, notify=False
+            ),
         )
+        self._notify(("labelled-notices", spec, pattern, per_class), data.notices)
+        return data
 
     def sr_model(
-        self, name: str, scale: int, weights: str | None, device: torch.device
+        self,
+        name: str,
+        scale: int,
+        weights: str | None,
+        device: torch.device,
+        init_seed: int | None = None,
     ) -> nn.Module:
-        """A zoo SR model or a model file, in eval mode on ``device``."""
+        """A zoo SR model or a model file, in eval mode on ``device``; one that needs
+        weights and has none is refused unless ``init_seed`` asks for it untrained."""
         from advsr.models.sr import create_sr_model
 
-        return self.cached(
-            ("sr-model", name, scale, weights, str(device)),
-            lambda: create_sr_model(name, scale, weights).to(device).eval(),
-        )
+        def build() -> nn.Module:
+            m = create_sr_model(name, scale, weights, init_seed=init_seed, strict=True)
+            return m.to(device).eval()
 
-    def classifier(self, name: str, weights: str | None, device: torch.device) -> nn.Module:
-        """A zoo classifier or a model file, in eval mode on ``device``."""
+        return self.cached(("sr-model", name, scale, weights, init_seed, str(device)), build)
+
+    def classifier(
+        self, name: str, weights: str | None, device: torch.device, init_seed: int | None = None
+    ) -> nn.Module:
+        """A zoo classifier or a model file, in eval mode on ``device`` (refused without
+        weights unless ``init_seed`` asks for it untrained)."""
         from advsr.models.classifiers import create_classifier
 
-        return self.cached(
-            ("classifier", name, weights, str(device)),
-            lambda: create_classifier(name, weights).to(device).eval(),
-        )
+        def build() -> nn.Module:
+            m = create_classifier(name, weights, init_seed=init_seed, strict=True)
+            return m.to(device).eval()
+
+        return self.cached(("classifier", name, weights, init_seed, str(device)), build)
 
     def compiled(self, model: nn.Module) -> nn.Module:
         """``model`` under ``torch.compile`` (falling back to eager), one per model."""

@@ -42,11 +42,12 @@ from pydantic import Field
 
 from advsr.attacks.base import Attack, AttackResult
 from advsr.defenses.adaptive import adaptive, defend
-from advsr.defenses.registry import canonical_spec
+from advsr.defenses.registry import defense_identity, defense_label
 from advsr.experiments.attack_clf import classifier_attack
 from advsr.experiments.cell import (
     ATTACK,
     BUDGET,
+    MAX_DRAWS,
     CellRow,
     CellRun,
     Experiment,
@@ -65,6 +66,7 @@ from advsr.experiments.checks import (
 from advsr.experiments.common import (
     ClassifierCellConfig,
     ClassifierDataConfig,
+    check_targets,
     correctly_classified,
     image_generator,
     items_of,
@@ -93,9 +95,9 @@ class DefendConfig(ClassifierCellConfig):
     mode: Literal["non-adaptive", "adaptive"] = "non-adaptive"
     """non-adaptive: crafted on the bare classifier; adaptive: through the defense
     (BPDA, EOT)."""
-    eot: int = Field(10, ge=1)
+    eot: int = Field(10, ge=1, le=MAX_DRAWS)
     """EOT draws per step (adaptive attacks on stochastic defenses)."""
-    draws: int = Field(10, ge=1)
+    draws: int = Field(10, ge=1, le=MAX_DRAWS)
     """Stochastic defenses: an image counts as robust only if the defended classifier is
     right on it in every one of this many fresh draws (draws_correct)."""
 
@@ -104,10 +106,13 @@ def select_correct(cfg: ClassifierDataConfig, ctx: Context) -> tuple[Any, float]
     """The first ``limit`` images the bare classifier gets right, and its accuracy on the
     images scanned (once per classifier and data in a run)."""
     device = ctx.device(cfg.device)
-    key = ("correct", cfg.model, cfg.weights, cfg.data, cfg.pattern, cfg.per_class, cfg.limit)
+    key = (
+        "correct", cfg.model, cfg.weights, cfg.init_seed, cfg.data, cfg.pattern, cfg.per_class,
+        cfg.limit,
+    )  # fmt: skip
 
     def build() -> tuple[Any, float]:
-        model = ctx.classifier(cfg.model, cfg.weights, device)
+        model = ctx.classifier(cfg.model, cfg.weights, device, cfg.init_seed)
         data = ctx.labelled(cfg.data, cfg.pattern, cfg.per_class, model)
         return correctly_classified(model, data, cfg.limit, device)
 
@@ -119,15 +124,18 @@ def _plan(cfg: DefendConfig, ctx: Context) -> Plan:
     device = ctx.device(cfg.device)
     defense = None if cfg.defense == "none" else ctx.defense(cfg.defense, device)
     data, accuracy = select_correct(cfg, ctx)
+    check_targets(ctx.classifier(cfg.model, cfg.weights, device, cfg.init_seed), attack)
     model = ctx.cached(
-        ("micro-batched", id(ctx.classifier(cfg.model, cfg.weights, device))),
-        lambda: MicroBatched(ctx.classifier(cfg.model, cfg.weights, device), cfg.model),
+        ("micro-batched", id(ctx.classifier(cfg.model, cfg.weights, device, cfg.init_seed))),
+        lambda: MicroBatched(
+            ctx.classifier(cfg.model, cfg.weights, device, cfg.init_seed), cfg.model
+        ),
     )
     adaptive_cell = cfg.mode == "adaptive" and defense is not None and attack is not None
     mode = "adaptive" if adaptive_cell else "non-adaptive"
     stochastic = defense is not None and defense.stochastic
     extra = {
-        "defense": canonical_spec(cfg.defense) if defense is not None else "none",
+        "defense": defense_identity(cfg.defense) if defense is not None else "none",
         "mode": mode,
         "eot": cfg.eot if adaptive_cell and stochastic else None,
         "draws": cfg.draws if stochastic else None,
@@ -141,6 +149,7 @@ def _plan(cfg: DefendConfig, ctx: Context) -> Plan:
         yield from _rows(ctx, model, data, items, attack, defense, cfg, adaptive_cell, skip)
 
     label = attack.label if attack is not None else "clean"
+    shown = defense_label(cfg.defense) if defense is not None else "none"
     return Plan(
         cfg,
         cell_identity(
@@ -148,8 +157,8 @@ def _plan(cfg: DefendConfig, ctx: Context) -> Plan:
         ),
         items,
         compute,
-        f"{label} vs {extra['defense']} ({mode})",
-        {"clean_accuracy_bare": accuracy, "label": label, "defense": extra["defense"]},
+        f"{label} vs {shown} ({mode})",
+        {"clean_accuracy_bare": accuracy, "label": label, "defense": shown},
         batch=cfg.batch_size,
     )
 
@@ -335,8 +344,8 @@ def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[st
     first = cells[0] if cells else None
     doc["images"] = first.expected if first else 0
     doc["clean_accuracy_bare"] = first.info.get("clean_accuracy_bare") if first else None
-    doc["model"] = first.config["model"] if first else None
-    doc["data"] = first.config["data"] if first else None
+    doc["model"] = first.shown["model"] if first else None
+    doc["data"] = first.shown["data"] if first else None
     doc["cells"] = [
         {
             "cell_id": c.cell_id,

@@ -21,12 +21,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from advsr.errors import InputError
 from advsr.experiments.backend import Backend
 from advsr.experiments.cell import EXPERIMENTS, Artifact, CellRow, CellRun, Experiment, Plan
 from advsr.experiments.context import Context
+from advsr.experiments.inputs import inputs_of
 from advsr.experiments.store import ResultStore, cell_id_of
 from advsr.progress import progress_bar
-from advsr.settings import validate
+from advsr.settings import collect_ignored, validate
 
 __all__ = ["plan_cells", "read_cells", "run_cells", "run_one", "run_plans"]
 
@@ -40,11 +42,35 @@ def plan_cells(
         AdvsrError: an unknown experiment or an invalid cell (the first one found).
     """
     out = []
+    ignored: list[dict[str, str]] = []
     for name, settings in cells:
         exp = EXPERIMENTS.get(name)
         cfg = validate(exp.config, dict(settings), f"{exp.name} setting")
-        out.append((exp, exp.plan(cfg, ctx)))
+        with collect_ignored() as ign:
+            plan = exp.plan(cfg, ctx)
+        ignored.append(dict(ign))
+        plan.info.setdefault("inputs", inputs_of(cfg, ctx))  # provenance, beside the cell
+        out.append((exp, plan))
+    _refuse_unused(out, ignored)
     return out
+
+
+def _refuse_unused(
+    plans: Sequence[tuple[Experiment, Plan]], ignored: Sequence[Mapping[str, str]]
+) -> None:
+    """Refuse a setting the user gave that no cell of the run uses (every attack-configuring
+    cell given it ignores it), naming both sides, instead of dropping it silently."""
+    used: dict[str, int] = {}
+    for (_, plan), ign in zip(plans, ignored, strict=True):
+        if "__attack__" not in ign:  # a cell without an attack (clean accuracy) says nothing
+            continue
+        for k in plan.config.model_fields_set:
+            if k not in ign and getattr(plan.config, k, None) is not None:
+                used[k] = used.get(k, 0) + 1
+    for k in sorted({k for ign in ignored for k in ign if k != "__attack__"}):
+        if not used.get(k):
+            reason = next(ign[k] for ign in ignored if k in ign)
+            raise InputError(f"{k} is given but no cell uses it: {reason}")
 
 
 class _Cell:
@@ -94,10 +120,27 @@ class _Cell:
             return True
         return False
 
+    def missing_figures(self) -> list[str]:
+        """Keys of the items whose figures were asked for and are not stored."""
+        if not self.plan.figures:
+            return []
+        have = {name.rpartition("/")[0] for name in self.store.artifacts(self.cid)}
+        return [k for k in self.plan.figures if k not in have]
+
+    def add_figures(self) -> None:
+        """Compute the figures asked for that the store lacks (a cell stored before they
+        were asked for): the shown items only, their rows already stored are kept."""
+        missing = self.missing_figures()
+        if missing:
+            for out in self.plan.compute(set(self.keys) - set(missing)):
+                if isinstance(out, Artifact):
+                    self.write(out)
+
     def close(self) -> CellRun:
         """Mark the cell finished (when every row is stored) and read it back."""
         if not self.known:
             self._begin()
+        self.add_figures()
         self.store.finish_cell(self.cid)
         return _read(self.store, self.cid, self.computed, self.plan.config.model_dump())
 
@@ -166,7 +209,7 @@ def _run_ray(
         device = str(getattr(c.plan.config, "device", "cpu"))
         gpus = 1 if resolve_device(device).type == "cuda" else 0
         ref = remote.options(num_cpus=1, num_gpus=gpus).remote(
-            c.exp.name, c.plan.config.model_dump(), keys, 1
+            c.exp.name, c.plan.config.model_dump(exclude_unset=True), keys, 1
         )
         pending[ref] = i
         return True
@@ -235,7 +278,7 @@ def run_one(
     experiment: str, cfg: Any, store: ResultStore, *, progress: bool | None = None
 ) -> CellRun:
     """Run one cell of ``experiment`` from its config object or a settings dict."""
-    settings = cfg.model_dump() if hasattr(cfg, "model_dump") else dict(cfg)
+    settings = cfg.model_dump(exclude_unset=True) if hasattr(cfg, "model_dump") else dict(cfg)
     return run_cells([(experiment, settings)], store, progress=progress)[0]
 
 

@@ -11,12 +11,14 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
 
+from advsr.errors import InputError
 from advsr.experiments.cell import (
+    SEEDED,
     CellConfig,
     CellRun,
     Experiment,
@@ -57,6 +59,16 @@ class EvalSRConfig(CellConfig):
     """Measure on BT.601 luma (the SR convention); off measures RGB."""
     crop_border: int | None = Field(None, ge=0)
     """Pixels cropped from each border (default: the scale)."""
+    seed: Annotated[int, SEEDED] = 0
+    """Seed of an untrained model's initialisation (with random_weights)."""
+    random_weights: bool = False
+    """Run a zoo model that has no weights untrained, initialised from the seed (refused
+    without it); every table row of such a cell says "random weights"."""
+    gray: Literal["rgb", "keep"] = "rgb"
+    """Grayscale images: accepted for symmetry with attack-sr, changes nothing here (a gray
+    image is measured as its three equal channels either way)."""
+
+    identity_defaults: ClassVar[dict[str, Any]] = {**CellConfig.identity_defaults, "gray": "rgb"}
 
     @model_validator(mode="before")
     @classmethod
@@ -68,13 +80,16 @@ class EvalSRConfig(CellConfig):
 
 
 def _plan(cfg: EvalSRConfig, ctx: Context) -> Plan:
-    dataset = ctx.sr_dataset(cfg.data, cfg.scale, cfg.hr_crop)
+    dataset = ctx.sr_dataset(cfg.data, cfg.scale, cfg.hr_crop, use="eval-sr", gray=cfg.gray)
     device = ctx.device(cfg.device)
-    ctx.sr_model(cfg.model, cfg.scale, cfg.weights, device)  # bad names/weights fail now
+    ctx.sr_model(
+        cfg.model, cfg.scale, cfg.weights, device, cfg.init_seed
+    )  # bad names/weights fail now
     items = [Item(k, n) for k, n in zip(dataset.keys(), dataset.names(), strict=True)]
+    _check_ssim_fits(cfg, dataset)
 
     def compute(skip: set[str]) -> Iterator[Any]:
-        model = ctx.sr_model(cfg.model, cfg.scale, cfg.weights, device)
+        model = ctx.sr_model(cfg.model, cfg.scale, cfg.weights, device, cfg.init_seed)
         yield from timed(_rows(model, dataset, items, cfg, skip, device))
 
     return Plan(
@@ -85,6 +100,24 @@ def _plan(cfg: EvalSRConfig, ctx: Context) -> Plan:
         f"{cfg.model} x{cfg.scale}",
         batch=1,
     )
+
+
+SSIM_WINDOW = 11
+"""The Gaussian SSIM window eval-sr measures with (the metric's default)."""
+
+
+def _check_ssim_fits(cfg: EvalSRConfig, dataset: Any) -> None:
+    """Refuse, at planning, images too small for the 11x11 SSIM window once the border is
+    cropped (instead of failing after earlier cells stored rows)."""
+    border = int(cfg.crop_border or 0)
+    for name, (h, w) in zip(dataset.names(), dataset.hr_sizes(), strict=False):
+        if min(h, w) - 2 * border < SSIM_WINDOW:
+            raise InputError(
+                f"eval-sr on {cfg.data}: {name} is {h}x{w} at x{cfg.scale}"
+                f"{f' (hr_crop {cfg.hr_crop})' if cfg.hr_crop else ''}, and crop_border "
+                f"{border} leaves less than the {SSIM_WINDOW}x{SSIM_WINDOW} SSIM window: use a "
+                "larger hr_crop or a smaller crop_border"
+            )
 
 
 def _rows(
@@ -130,7 +163,7 @@ def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[st
     """Per cell: the metric convention, the rows and the mean PSNR/SSIM."""
     out = []
     for c in cells:
-        cfg = c.config
+        cfg = c.shown
         out.append(
             {
                 **c.as_dict(),

@@ -122,7 +122,7 @@ def _plan(cfg: ExplainConfig, ctx: Context) -> Plan:
     attack = classifier_attack(cfg)
     data, _ = select_correct(cfg, ctx)
     device = ctx.device(cfg.device)
-    model = ctx.classifier(cfg.model, cfg.weights, device)
+    model = ctx.classifier(cfg.model, cfg.weights, device, cfg.init_seed)
     layer = cfg.layer or default_layer(model)
     get_layer(model, layer)  # an unknown layer fails now, with the known names
     items = items_of(data.keys, data.names)
@@ -197,8 +197,8 @@ def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[st
             {
                 "cell_id": c.cell_id,
                 "attack": c.info["attack"],
-                "model": c.config["model"],
-                "data": c.config["data"],
+                "model": c.shown["model"],
+                "data": c.shown["data"],
                 "threshold": c.config["threshold"],
                 "images": [r["image"] for r in c.rows],
                 "fooled": [bool(r["fooled"]) for r in c.rows],

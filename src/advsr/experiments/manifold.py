@@ -38,6 +38,8 @@ from advsr.checks import check_positive_int
 from advsr.errors import InputError
 from advsr.experiments.cell import (
     ATTACK,
+    MAX_BATCH,
+    MAX_STEPS,
     SEEDED,
     CellRow,
     CellRun,
@@ -314,20 +316,20 @@ class ManifoldConfig(ClassifierDataConfig):
         default_factory=lambda: ["fgsm@8/255", "pgd@8/255", "deepfool"], min_length=1
     )
     """The attacks making the adversarial set (name@budget)."""
-    steps: Annotated[int | None, ATTACK] = Field(None, ge=1)
+    steps: Annotated[int | None, ATTACK] = Field(None, ge=1, le=MAX_STEPS)
     """Iterations of iterative attacks (default: the attack's)."""
     defense: str = "sr:output=input"
     """Purification applied to the adversarial images (a defense spec)."""
-    epochs: int = Field(200, ge=1)
+    epochs: int = Field(200, ge=1, le=100_000)
     """Detector training epochs."""
-    hidden: int = Field(1024, ge=1)
+    hidden: int = Field(1024, ge=1, le=65_536)
     """Width of the detector's hidden layer."""
-    batch_size: Annotated[int, SEEDED] = Field(128, ge=1)
+    batch_size: Annotated[int, SEEDED] = Field(128, ge=1, le=MAX_BATCH)
     """Images per attack batch (decides which images share a generator)."""
 
 
 def _plan(cfg: ManifoldConfig, ctx: Context) -> Plan:
-    from advsr.defenses.registry import canonical_spec
+    from advsr.defenses.registry import defense_identity, defense_label
     from advsr.experiments.defend import select_correct
 
     attacks = [configured_attack(spec, None, steps=cfg.steps) for spec in cfg.attacks]
@@ -346,7 +348,7 @@ def _plan(cfg: ManifoldConfig, ctx: Context) -> Plan:
 
     extra = {
         "attacks": [a.identity() for a in attacks],
-        "defense": canonical_spec(cfg.defense),
+        "defense": defense_identity(cfg.defense),
     }
 
     def compute(skip: set[str]) -> Iterator[CellRow]:
@@ -358,7 +360,11 @@ def _plan(cfg: ManifoldConfig, ctx: Context) -> Plan:
         [Item(k, n) for _, k, n in items],
         compute,
         "manifold detector",
-        {"attacks": [a.label for a in attacks], "images": len(data.names)},
+        {
+            "attacks": [a.label for a in attacks],
+            "images": len(data.names),
+            "defense": defense_label(cfg.defense),
+        },
     )
 
 
@@ -368,7 +374,7 @@ def _rows(
     import time
 
     t0 = time.perf_counter()
-    clf = ctx.classifier(cfg.model, cfg.weights, device)
+    clf = ctx.classifier(cfg.model, cfg.weights, device, cfg.init_seed)
     purifier = ctx.defense(cfg.defense, device)
     x, y = data.x.to(device), data.y.to(device)
     advs, purified = [], []
@@ -415,10 +421,10 @@ def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[st
         out.append(
             {
                 "cell_id": c.cell_id,
-                "model": c.config["model"],
-                "data": c.config["data"],
+                "model": c.shown["model"],
+                "data": c.shown["data"],
                 "attacks": c.info["attacks"],
-                "defense": c.config["defense"],
+                "defense": c.info.get("defense", c.config["defense"]),
                 "images": c.info["images"],
                 "test_images": len(rows),
                 "test_accuracy": 0.5 * (mean["clean_called_clean"] + 1 - mean["adv_called_clean"]),

@@ -84,7 +84,7 @@ def _plan(cfg: PerceptualConfig, ctx: Context) -> Plan:
         raise InputError(f"{attack.name} has no budget to sweep; use a budgeted attack")
     data, _ = select_correct(cfg, ctx)
     device = ctx.device(cfg.device)
-    model = ctx.classifier(cfg.model, cfg.weights, device)
+    model = ctx.classifier(cfg.model, cfg.weights, device, cfg.init_seed)
     items = items_of(data.keys, data.names)
 
     def compute(skip: set[str]) -> Iterator[CellRow]:
@@ -194,8 +194,8 @@ def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[st
     }
     return {
         "experiment": NAME,
-        "model": cells[0].config["model"] if cells else None,
-        "data": cells[0].config["data"] if cells else None,
+        "model": cells[0].shown["model"] if cells else None,
+        "data": cells[0].shown["data"] if cells else None,
         "images": max((c.expected for c in cells), default=0),
         "ssim_target": ssim_target,
         "psnr_target": psnr_target,

@@ -140,7 +140,7 @@ def load_spec(path: str | Path) -> SpecFile:
     if not p.is_file():
         raise InputError(f"no such spec file: {p}")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        data = tomllib.loads(p.read_text(encoding="utf-8-sig"))  # a byte-order mark is text
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{p} is not valid TOML: {exc}") from None
     return parse_spec(data)

@@ -493,6 +493,11 @@ class ResultStore:
                 finally:
                     db.close()
         reason = _read_only_reason(p) if write else None
+        if reason is not None and not p.exists():
+            raise StoreReadOnlyError(
+                f"cannot create the result store {p}: {reason.removeprefix('its ')} "
+                "(pass another --store)"
+            )
         if reason is not None:
             raise _read_only(str(p), reason)
 

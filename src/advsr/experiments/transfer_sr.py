@@ -28,6 +28,7 @@ from advsr.errors import InputError
 from advsr.experiments.cell import (
     ATTACK,
     BUDGET,
+    MAX_STEPS,
     SEEDED,
     CellConfig,
     CellRun,
@@ -69,7 +70,7 @@ class TransferSRConfig(CellConfig):
         8 / 255, ge=0.0, le=1.0, validation_alias=AliasChoices("eps", "alpha")
     )
     """Total L-inf budget of the basic attack (the paper's alpha)."""
-    steps: Annotated[int, ATTACK] = Field(50, ge=1)
+    steps: Annotated[int, ATTACK] = Field(50, ge=1, le=MAX_STEPS)
     """Iterations T."""
     reference: Annotated[str, ATTACK] = DEFAULT_REFERENCE
     """clean-8bit, ground-truth or clean (with --random-start)."""
@@ -77,6 +78,9 @@ class TransferSRConfig(CellConfig):
     """Start at a random point of the budget."""
     seed: Annotated[int, SEEDED] = 0
     """Seed of the random start."""
+    random_weights: bool = False
+    """Run a zoo model that has no weights untrained, initialised from the seed (refused
+    without it); every table row of such a cell says "random weights"."""
 
 
 def _plan(cfg: TransferSRConfig, ctx: Context) -> Plan:
@@ -85,16 +89,23 @@ def _plan(cfg: TransferSRConfig, ctx: Context) -> Plan:
     if unknown:
         raise InputError(f"weights given for models not in the run: {', '.join(sorted(unknown))}")
     attack = configured_attack(
-        "basic", cfg.eps, steps=cfg.steps, reference=cfg.reference, random_start=cfg.random_start
+        "basic",
+        cfg.eps,
+        explicit=cfg.model_fields_set,
+        steps=cfg.steps,
+        reference=cfg.reference,
+        random_start=cfg.random_start,
     )
     dataset = ctx.sr_dataset(cfg.data, cfg.scale, cfg.hr_crop)
     device = ctx.device(cfg.device)
     for n in names:
-        ctx.sr_model(n, cfg.scale, cfg.weights.get(n), device)
+        ctx.sr_model(n, cfg.scale, cfg.weights.get(n), device, cfg.init_seed)
     items = items_of(dataset.keys(), dataset.names())
 
     def compute(skip: set[str]) -> Iterator[Any]:
-        models = {n: ctx.sr_model(n, cfg.scale, cfg.weights.get(n), device) for n in names}
+        models = {
+            n: ctx.sr_model(n, cfg.scale, cfg.weights.get(n), device, cfg.init_seed) for n in names
+        }
         for_rows = _rows(models, dataset, items, attack, cfg, skip, device)
         yield from timed(for_rows)
 
@@ -143,10 +154,10 @@ def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[st
     return {
         "experiment": NAME,
         "alpha": ", ".join(eps),
-        "sources": [c.config["source"] for c in cells],
+        "sources": [c.shown["source"] for c in cells],
         "targets": targets,
         "matrix": transfer_matrix(cells, targets),
-        "runs": {c.config["source"]: c.as_dict() for c in cells},
+        "runs": {c.shown["source"]: c.as_dict() for c in cells},
     }
 
 

@@ -235,6 +235,10 @@ def build_leaderboard(
         weights={f"{e} x{s}": sha for e, f in facts.items() for s, sha in f["weights"].items()},
         device=device,
     )
+    from advsr.provenance import of_cells
+
+    cells_prov = of_cells(runs)  # every model with its weight file, sha256 and parameters
+    prov.update({k: cells_prov[k] for k in ("models", "files", "settings")})
     common = {
         "protocol": protocol.label,
         "advsr_version": advsr.__version__,

@@ -118,17 +118,12 @@ def file_scales(name: str, path: str) -> tuple[int, ...]:
     return _file_scales(name, str(path), (st.st_size, st.st_mtime_ns))
 
 
-@functools.cache
-def _short_hash(path: str, stamp: tuple[int, int]) -> str:
-    from advsr.io import file_sha256
+def short_hash(path: str) -> str:
+    """The first 6 hex digits of a file's SHA-256 (what table labels show, not the path;
+    the same digits as :func:`advsr.files.file_label`)."""
+    from advsr.files import file_sha256
 
     return file_sha256(path)[:6]
-
-
-def short_hash(path: str) -> str:
-    """The first 6 hex digits of a file's SHA-256 (what table labels show, not the path)."""
-    st = Path(path).stat()
-    return _short_hash(str(path), (st.st_size, st.st_mtime_ns))
 
 
 def sr_models_given(paper: PaperSpec, res: Resources) -> list[SRGiven]:

@@ -117,29 +117,51 @@ CLASSIFIERS.register(
 
 
 def create_classifier(
-    name: str, weights: str | Path | None = None, *, bundled: bool = True
+    name: str,
+    weights: str | Path | None = None,
+    *,
+    bundled: bool = True,
+    init_seed: int | None = None,
+    strict: bool = False,
 ) -> Classifier:
     """Build a zoo classifier (eval mode), loading ``weights`` strictly into the network.
 
+    Args:
+        name: a zoo name or a classifier model file.
+        weights: a weight file (None: the bundled or installed ones, where there are).
+        bundled: use bundled or installed weights when ``weights`` is None.
+        init_seed: run untrained on request: the network initialised from this seed.
+        strict: refuse a classifier without weights (none given, bundled or installed)
+            instead of warning; the command line always refuses.
+
     Raises:
         UnknownNameError: unknown name.
+        InputError: no weights under ``strict``; ``init_seed`` with weights.
         ModelLoadError: unsafe or mismatching weights.
     """
-    from advsr.models.sr import weights_dir
+    from advsr.models.sr import no_weights_message, seeded_init, weights_dir
 
     if name not in CLASSIFIERS and Path(name).is_file():
         if weights is not None:
             raise InputError(f"{name} is a model file: it takes no separate weights")
         return load_classifier_file(name)
     entry = CLASSIFIERS.get(name)
-    net = entry.net()
-    if weights is None and bundled and entry.bundled:
+    if init_seed is not None and weights is not None:
+        raise InputError(
+            f"--random-weights and --weights {weights} contradict each other: pass one"
+        )
+    with seeded_init(init_seed):
+        net = entry.net()
+    untrained = init_seed is not None
+    if weights is None and bundled and not untrained and entry.bundled:
         weights = weights_dir() / entry.bundled
-    elif weights is None and bundled and entry.installed is not None:
+    elif weights is None and bundled and not untrained and entry.installed is not None:
         weights = entry.installed()
     if weights is not None:
         load_weights(net, weights, name=name)
-    elif bundled:
+    elif bundled and not untrained:
+        if strict:
+            raise InputError(no_weights_message(name))
         warn(f"{name} has no weights (pass --weights FILE): it runs with random weights")
     clf = Classifier(net, entry.mean, entry.std, len(entry.classes), entry.classes).eval()
     clf.input_size = entry.input_size

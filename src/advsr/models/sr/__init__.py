@@ -17,8 +17,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
@@ -56,6 +57,8 @@ __all__ = [
     "list_sr_models",
     "load_sr_file",
     "load_weights",
+    "no_weights_message",
+    "seeded_init",
     "weights_dir",
 ]
 
@@ -285,6 +288,8 @@ def create_sr_model(
     *,
     arch: Mapping[str, Any] | None = None,
     bundled: bool = True,
+    init_seed: int | None = None,
+    strict: bool = False,
 ) -> nn.Module:
     """Build a zoo model in eval mode, loading weights strictly when given.
 
@@ -297,6 +302,11 @@ def create_sr_model(
         arch: architecture options overriding the entry's (e.g. ``{"n_feats": 32}``).
         bundled: load the bundled weights of demo models when ``weights`` is None (False
             gives freshly initialised weights, for training).
+        init_seed: run untrained on request: initialise the network from this seed
+            (reproducible) instead of loading any weights, bundled ones included.
+        strict: refuse a model that needs weights and has none (no file given, none
+            bundled at this scale, no ``init_seed``) instead of warning; the command line
+            always refuses.
 
     Raises:
         UnknownNameError: unknown model name.
@@ -314,7 +324,8 @@ def create_sr_model(
         raise InputError(f"{name} does not support scale {scale} (supported: {have})")
     if weights is not None and not entry.needs_weights:
         raise InputError(f"{name} has no parameters; it takes no weight file")
-    if weights is None and bundled and scale in entry.bundled:
+    _check_untrained(name, entry.needs_weights, weights, init_seed)
+    if weights is None and bundled and init_seed is None and scale in entry.bundled:
         weights = weights_dir() / entry.bundled[scale]
     options = dict(entry.options)
     meta = _file_metadata(Path(weights)) if weights is not None else {}
@@ -323,12 +334,48 @@ def create_sr_model(
     if "advsr_scale" in meta and file_scale(weights, meta) != scale:
         raise ModelLoadError(f"{weights} was trained for x{meta['advsr_scale']}, not x{scale}")
     options.update(arch or {})
-    if weights is None and bundled and entry.needs_weights and not entry.bundled:
+    if weights is None and bundled and entry.needs_weights and init_seed is None:
+        if strict:
+            raise InputError(no_weights_message(name, scale))
         warn(f"{name} has no weights (pass --weights FILE): it runs with random weights")
-    model = build_arch(name, entry.arch, scale, options)
+    with seeded_init(init_seed):
+        model = build_arch(name, entry.arch, scale, options)
     if weights is not None:
         load_weights(model, weights, adapt=entry.adapt, name=name)
     return model.eval()
+
+
+def no_weights_message(name: str, scale: int | None = None) -> str:
+    """The one line a zoo model without weights is refused with."""
+    at = f" x{scale}" if scale is not None else ""
+    return (
+        f"{name}{at} has no weights: pass --weights FILE, or --random-weights to run it untrained"
+    )
+
+
+def _check_untrained(
+    name: str, needs_weights: bool, weights: object, init_seed: int | None
+) -> None:
+    if init_seed is None:
+        return
+    if not needs_weights:
+        raise InputError(f"{name} has no parameters: --random-weights does not apply to it")
+    if weights is not None:
+        raise InputError(
+            f"--random-weights and --weights {weights} contradict each other: pass one"
+        )
+
+
+@contextlib.contextmanager
+def seeded_init(seed: int | None) -> Iterator[None]:
+    """Within it, networks are initialised from ``seed`` (torch's global generator forked
+    and restored, so nothing outside changes); None: unchanged."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 class ScriptedSR(nn.Module):
