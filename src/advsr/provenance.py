@@ -255,6 +255,10 @@ def _settings_of(cells: Sequence[Any]) -> dict[str, str]:
         for k, v in shown.items():
             if v is None or (cls is not None and field_role(cls, k) == "neutral"):
                 continue
+            if k == "eps" and isinstance(v, float):  # budgets as people write them
+                from advsr.attacks.base import format_budget
+
+                v = format_budget(v)
             text = json.dumps(v, default=str) if not isinstance(v, str) else v
             if text not in seen.setdefault(k, []):
                 seen[k].append(text)
