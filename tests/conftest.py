@@ -58,3 +58,28 @@ def cli(capsys, monkeypatch, tmp_path):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+def sql_run(path: Path, *statements: str) -> None:
+    """Run SQL statements on an SQLite file and commit (to damage or fake a store)."""
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    for sql in statements:
+        con.execute(sql)
+    con.commit()
+    con.close()
+
+
+def damage_rows_page(path: Path) -> None:
+    """Overwrite the page that holds a store's rows table (in the middle of the file)."""
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    root = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'rows'").fetchone()[0]
+    size = con.execute("PRAGMA page_size").fetchone()[0]
+    con.close()
+    data = bytearray(path.read_bytes())
+    assert 1 < root < len(data) // size
+    data[(root - 1) * size : root * size] = b"\xa5" * size
+    path.write_bytes(bytes(data))

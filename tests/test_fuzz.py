@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import pickle
-import sqlite3
 import stat
 import struct
 import tempfile
@@ -38,6 +37,7 @@ import pytest
 import torch
 
 from advsr.io import save_safetensors
+from tests.conftest import damage_rows_page, sql_run
 
 PAYLOAD = "PAYLOAD_RAN"  # a file a pickled payload would create
 
@@ -374,26 +374,6 @@ def _store_template() -> bytes:
         return path.read_bytes()
 
 
-def _sql(path: Path, *statements: str) -> None:
-    con = sqlite3.connect(path)
-    for sql in statements:
-        con.execute(sql)
-    con.commit()
-    con.close()
-
-
-def _damage_rows_page(path: Path) -> None:
-    """Overwrite the page that holds the rows table (in the middle of the file)."""
-    con = sqlite3.connect(path)
-    root = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'rows'").fetchone()[0]
-    size = con.execute("PRAGMA page_size").fetchone()[0]
-    con.close()
-    data = bytearray(path.read_bytes())
-    assert 1 < root < len(data) // size
-    data[(root - 1) * size : root * size] = b"\xa5" * size
-    path.write_bytes(bytes(data))
-
-
 STORE_KINDS = [
     "foreign", "binary", "sqlite_header", "truncated", "damaged_page", "bad_cell_json",
     "bad_row_json", "no_rows_table",
@@ -405,7 +385,7 @@ def _store(f: dict[str, Path], kind: str) -> str:
     d = _side(f, "stores")
     p = d / f"{kind}.sqlite"
     if kind == "foreign":  # another program's SQLite database
-        _sql(p, "CREATE TABLE contacts (name TEXT, phone TEXT)",
+        sql_run(p, "CREATE TABLE contacts (name TEXT, phone TEXT)",
              "INSERT INTO contacts VALUES ('ada', '123')")  # fmt: skip
     elif kind == "binary":  # not SQLite at all
         p.write_bytes(bytes(range(256)) * 16)
@@ -416,13 +396,13 @@ def _store(f: dict[str, Path], kind: str) -> str:
     else:
         p.write_bytes(_store_template())
         if kind == "damaged_page":
-            _damage_rows_page(p)
+            damage_rows_page(p)
         elif kind == "bad_cell_json":
-            _sql(p, "UPDATE cells SET config = '{not json', identity = '{not json'")
+            sql_run(p, "UPDATE cells SET config = '{not json', identity = '{not json'")
         elif kind == "bad_row_json":
-            _sql(p, "UPDATE rows SET metrics = '{\"psnr\": 3'")
+            sql_run(p, "UPDATE rows SET metrics = '{\"psnr\": 3'")
         elif kind == "no_rows_table":
-            _sql(p, "DROP TABLE rows")
+            sql_run(p, "DROP TABLE rows")
         elif kind == "read_only":
             _read_only(p)
         elif kind == "ro_folder":  # a sound store in a chmod 0555 folder

@@ -16,7 +16,7 @@ import pytest
 from advsr.errors import NotAStoreError, StoreDamagedError, StoreError, StoreReadOnlyError
 from advsr.experiments.driver import run_cells
 from advsr.experiments.store import APPLICATION_ID, ResultStore
-from tests.conftest import CliResult
+from tests.conftest import CliResult, damage_rows_page, sql_run
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
 
@@ -53,14 +53,6 @@ def _sha(path: Path) -> str:
 
 def _side_files(path: Path) -> list[str]:
     return [s for s in SIDE_FILES if Path(f"{path}{s}").exists()]
-
-
-def _sql(path: Path, *statements: str) -> None:
-    con = sqlite3.connect(path)
-    for sql in statements:
-        con.execute(sql)
-    con.commit()
-    con.close()
 
 
 def _one_line(res: CliResult, *needles: str) -> str:
@@ -104,7 +96,9 @@ def _no_work(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_foreign_sqlite_is_refused_and_never_written(cli, tmp_path, monkeypatch) -> None:
     other = tmp_path / "notes.sqlite"
-    _sql(other, "CREATE TABLE notes (id INTEGER, body TEXT)", "INSERT INTO notes VALUES (1, 'x')")
+    sql_run(
+        other, "CREATE TABLE notes (id INTEGER, body TEXT)", "INSERT INTO notes VALUES (1, 'x')"
+    )
     before = _sha(other)
     _one_line(cli("results", "--store", str(other)), str(other), "another program", "notes")
     _no_work(monkeypatch)
@@ -134,14 +128,14 @@ def test_non_sqlite_file_and_folder(cli, tmp_path, monkeypatch) -> None:
 
 def test_library_refuses_what_is_not_a_store(tmp_path: Path) -> None:
     lookalike = tmp_path / "cells.sqlite"  # a table called cells is not enough
-    _sql(lookalike, "CREATE TABLE cells (x INTEGER)")
+    sql_run(lookalike, "CREATE TABLE cells (x INTEGER)")
     before = _sha(lookalike)
     for read_only in (False, True):
         with pytest.raises(NotAStoreError, match="another program"):
             ResultStore(lookalike, read_only=read_only)
     assert _sha(lookalike) == before
     marked = tmp_path / "app.sqlite"
-    _sql(marked, "PRAGMA application_id = 1234")
+    sql_run(marked, "PRAGMA application_id = 1234")
     with pytest.raises(NotAStoreError, match="application id 0x000004d2"):
         ResultStore(marked)
     empty = tmp_path / "empty.sqlite"
@@ -157,7 +151,7 @@ def test_library_refuses_what_is_not_a_store(tmp_path: Path) -> None:
 
 
 def test_a_store_of_an_earlier_advsr_is_read_and_marked_when_written(cli, store) -> None:
-    _sql(store, "PRAGMA application_id = 0")  # as written before the marker existed
+    sql_run(store, "PRAGMA application_id = 0")  # as written before the marker existed
     before = _sha(store)
     res = cli("results", "--store", str(store))
     assert res.code == 0 and "8/8" in res.out, res.err
@@ -171,20 +165,8 @@ def test_a_store_of_an_earlier_advsr_is_read_and_marked_when_written(cli, store)
 # ------------------------------------------------------------------------- damage
 
 
-def _damage_rows_page(path: Path) -> None:
-    """Overwrite the page that holds the rows table (in the middle of the file)."""
-    con = sqlite3.connect(path)
-    root = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'rows'").fetchone()[0]
-    size = con.execute("PRAGMA page_size").fetchone()[0]
-    con.close()
-    data = bytearray(path.read_bytes())
-    assert 1 < root < len(data) // size
-    data[(root - 1) * size : root * size] = b"\xa5" * size
-    path.write_bytes(bytes(data))
-
-
 def test_damaged_page(cli, store) -> None:
-    _damage_rows_page(store)
+    damage_rows_page(store)
     before = _sha(store)
     for args in (
         ["results", "--store", str(store), "--rows", "image"],
@@ -200,7 +182,7 @@ def test_damaged_page(cli, store) -> None:
 
 
 def test_damaged_json_in_a_cell(cli, store, tmp_path) -> None:
-    _sql(store, "UPDATE cells SET config = '{\"model\": '")
+    sql_run(store, "UPDATE cells SET config = '{\"model\": '")
     (cid,) = [r["cell_id"] for r in _cells_raw(store)]
     out = str(tmp_path / "r.html")
     for args in (
@@ -210,10 +192,10 @@ def test_damaged_json_in_a_cell(cli, store, tmp_path) -> None:
     ):
         _one_line(cli(*args), str(store), "is damaged", f"cell {cid}: config is not valid JSON")
     assert not Path(out).exists()
-    _sql(store, "UPDATE cells SET config = '{}'", "UPDATE rows SET metrics = '[1, 2]'")
+    sql_run(store, "UPDATE cells SET config = '{}'", "UPDATE rows SET metrics = '[1, 2]'")
     line = _one_line(cli("results", "--store", str(store), "--rows", "image"), "is damaged")
     assert "metrics is not a JSON object" in line
-    _sql(store, "UPDATE cells SET info = CAST(x'ff7b7d' AS TEXT)")  # not UTF-8
+    sql_run(store, "UPDATE cells SET info = CAST(x'ff7b7d' AS TEXT)")  # not UTF-8
     with ResultStore(store, read_only=True) as st, pytest.raises(StoreDamagedError, match="UTF-8"):
         st.cells()
 
@@ -226,7 +208,7 @@ def _cells_raw(path: Path) -> list[dict[str, str]]:
 
 
 def test_dropped_rows_table_is_damage_not_an_empty_store(cli, store, tmp_path) -> None:
-    _sql(store, "DROP TABLE rows")
+    sql_run(store, "DROP TABLE rows")
     for args in [["results", "--store", str(store)], *_writers(tmp_path, store)]:
         _one_line(cli(*args), str(store), "is damaged", "its rows table is missing")
     con = sqlite3.connect(store)

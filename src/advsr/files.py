@@ -115,20 +115,33 @@ def file_label(path: str | os.PathLike[str]) -> str:
     return f"{Path(path).name} #{file_sha256(path)[:6]}"
 
 
+def _names(role: str | None, value: Any) -> str | None:
+    """What a declared setting's value names: ``"file"`` (an existing file under a file
+    role), ``"data"`` (an existing file or folder under a dataset role) or None (a value
+    kept as written)."""
+    if role in FILE_ROLES and isinstance(value, str | os.PathLike) and Path(value).is_file():
+        return "file"
+    if role in DATA_ROLES and is_path(value):
+        return "data"
+    return None
+
+
 def value_identity(role: str | None, value: Any) -> Any:
     """A declared setting's value as it enters an identity (see the module docstring)."""
-    if role in FILE_ROLES and isinstance(value, str | os.PathLike) and Path(value).is_file():
+    kind = _names(role, value)
+    if kind == "file":
         return f"sha256:{file_sha256(value)}"
-    if role in DATA_ROLES and is_path(value):
+    if kind == "data":
         return f"data:{data_digest(str(value))['sha256']}"
     return value
 
 
 def value_label(role: str | None, value: Any) -> Any:
     """A declared setting's value as tables show it (a short label instead of a path)."""
-    if role in FILE_ROLES and isinstance(value, str | os.PathLike) and Path(value).is_file():
+    kind = _names(role, value)
+    if kind == "file":
         return file_label(value)
-    if role in DATA_ROLES and is_path(value):
+    if kind == "data":
         p = Path(value)
         return f"{p.name or p.resolve().name} #{data_digest(str(value))['sha256'][:6]}"
     return value
@@ -137,23 +150,15 @@ def value_label(role: str | None, value: Any) -> Any:
 def file_entry(setting: str, role: str | None, value: Any) -> dict[str, Any] | None:
     """The provenance entry of one declared setting: its path, size and SHA-256 (a
     dataset: its file count and content hash); None when the value names no file."""
-    if role in FILE_ROLES and isinstance(value, str | os.PathLike) and Path(value).is_file():
-        p = Path(value)
-        return {
-            "setting": setting,
-            "path": str(p.resolve()),
-            "bytes": p.stat().st_size,
-            "sha256": file_sha256(p),
-        }
-    if role in DATA_ROLES and is_path(value):
-        d = data_digest(str(value))
-        return {
-            "setting": setting,
-            "path": str(Path(value).resolve()),
-            "files": d["files"],
-            "sha256": d["sha256"],
-        }
-    return None
+    kind = _names(role, value)
+    if kind is None:
+        return None
+    p = Path(value)
+    entry: dict[str, Any] = {"setting": setting, "path": str(p.resolve())}
+    if kind == "file":
+        return {**entry, "bytes": p.stat().st_size, "sha256": file_sha256(p)}
+    d = data_digest(str(value))
+    return {**entry, "files": d["files"], "sha256": d["sha256"]}
 
 
 def _spec_parts(spec: str) -> tuple[str, dict[str, Any]]:

@@ -118,24 +118,18 @@ def _weights_source(
         return None, f"random weights (untrained, initialised from seed {init_seed})"
     if Path(name).is_file():
         return name, "model file"
-    from advsr.models.sr import weights_dir
-
     if role == "classifier":
-        from advsr.models.classifiers import CLASSIFIERS
+        from advsr.models.classifiers import CLASSIFIERS, default_weights
 
-        if name in CLASSIFIERS:
-            entry = CLASSIFIERS.get(name)
-            if entry.bundled:
-                return str(weights_dir() / entry.bundled), "bundled with advsr"
-            if entry.installed is not None:
-                return str(entry.installed()), "installed package"
+        path, source = default_weights(name) if name in CLASSIFIERS else (None, "no weights")
     else:
         from advsr.models.sr import SR_MODELS
+        from advsr.models.sr import default_weights as sr_default
 
-        bundled = SR_MODELS.get(name).bundled if name in SR_MODELS else {}
-        if scale is not None and scale in bundled:
-            return str(weights_dir() / bundled[scale]), "bundled with advsr"
-    return None, "no weights"
+        path, source = None, "no weights"
+        if name in SR_MODELS and scale is not None:
+            path, source = sr_default(name, scale)
+    return (str(path) if path is not None else None), source
 
 
 def model_entry(

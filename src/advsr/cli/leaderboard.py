@@ -19,16 +19,11 @@ def _check_out(out: Optional[Path]) -> None:
     """Refuse an ``--out`` that cannot be a folder, before any work."""
     if out is None:
         return
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file, not a folder")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise InputError(f"cannot write {out}: {parent} is a file, not a folder")
-            break
     from advsr.io import check_writable
 
-    check_writable(out, folder=True)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder")
+    check_writable(out, folder=True)  # a file above it, a read-only place
 
 
 @app.command("leaderboard")

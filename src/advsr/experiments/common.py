@@ -147,7 +147,8 @@ def check_budgets_used(items: list[str], eps: list[str] | None) -> None:
     """
     if not eps:
         return
-    takes = [i for i in items if parse_attack(i)[1] is None and parse_attack(i)[0].norm != "none"]
+    parsed = [(i, *parse_attack(i)) for i in items]
+    takes = [i for i, entry, at in parsed if at is None and entry.norm != "none"]
     if not takes:
         raise InputError(
             f"--eps {', '.join(eps)} applies to none of the attacks ({', '.join(items)}): each "

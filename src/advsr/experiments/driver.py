@@ -124,7 +124,7 @@ class _Cell:
         """Keys of the items whose figures were asked for and are not stored."""
         if not self.plan.figures:
             return []
-        have = {name.rpartition("/")[0] for name in self.store.artifacts(self.cid)}
+        have = {name.rpartition("/")[0] for name in self.store.artifact_names(self.cid)}
         return [k for k in self.plan.figures if k not in have]
 
     def add_figures(self) -> None:
@@ -253,7 +253,7 @@ def _read(
         expected=c["expected"],
         computed=computed,
         from_store=len(rows) - computed,
-        artifacts=tuple(store.artifacts(cid)),
+        artifacts=tuple(store.artifact_names(cid)),
     )
 
 

@@ -662,6 +662,14 @@ class ResultStore:
         return {name: (mt, bytes(data)) for name, mt, data in cur}
 
     @_guarded
+    def artifact_names(self, cell_id: str) -> list[str]:
+        """A cell's artefact names, in creation order (their bytes are not read)."""
+        cur = self._db.execute(
+            "SELECT name FROM artifacts WHERE cell_id = ? ORDER BY created", (cell_id,)
+        )
+        return [name for (name,) in cur]
+
+    @_guarded
     def cells(
         self, experiment: str | None = None, *, cell_id: str | None = None
     ) -> list[dict[str, Any]]:

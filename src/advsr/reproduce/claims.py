@@ -134,6 +134,16 @@ def _listed(parts: list[str], total: int) -> str:
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
+def _outcome(parts: list[tuple[bool, str]]) -> Outcome:
+    """A check's outcome from its ``(holds, finding)`` parts: unchecked without any, else
+    holds when every part does; the findings listed failures first."""
+    if not parts:
+        return Outcome("unchecked")
+    ordered = [t for ok, t in parts if not ok] + [t for ok, t in parts if ok]
+    status: Status = "holds" if all(ok for ok, _ in parts) else "fails"
+    return Outcome(status, _listed(ordered[:_SHOWN], len(ordered)))
+
+
 def _spread(check: Check, tables: Tables, own: str) -> Outcome:
     f = _fmt(tables.get(check.cells.table or own))
     groups: dict[str, list[Point]] = {}
@@ -157,11 +167,7 @@ def _spread(check: Check, tables: Tables, own: str) -> Outcome:
         if check.min is not None and gap < check.min - 1e-12:
             ok, text = False, f"{text}, less than {f.gap(check.min)}"
         parts.append((ok, f"{key}: {text}" if key else text))
-    if not parts:
-        return Outcome("unchecked")
-    ordered = [t for ok, t in parts if not ok] + [t for ok, t in parts if ok]
-    status: Status = "holds" if all(ok for ok, _ in parts) else "fails"
-    return Outcome(status, _listed(ordered[:_SHOWN], len(ordered)))
+    return _outcome(parts)
 
 
 @dataclass(frozen=True)
@@ -241,11 +247,7 @@ def _compare(check: Check, tables: Tables, own: str) -> Outcome:
                 if check.margin and check.op in ("<", ">"):
                     text += f" ({f.gap(abs(a.value - b.value))} apart)"
                 parts.append((op(a.value, b.value, check.margin), text))
-    if not parts:
-        return Outcome("unchecked")
-    ordered = [t for ok, t in parts if not ok] + [t for ok, t in parts if ok]
-    status: Status = "holds" if all(ok for ok, _ in parts) else "fails"
-    return Outcome(status, _listed(ordered[:_SHOWN], len(ordered)))
+    return _outcome(parts)
 
 
 def _extreme(check: Check, tables: Tables, own: str) -> Outcome:
@@ -277,11 +279,7 @@ def _extreme(check: Check, tables: Tables, own: str) -> Outcome:
             text = f"{col}: {top_rival.row} {f.num(top_rival.value)} {rel} "
             text += f"{top_mine.row} {f.num(top_mine.value)}"
         parts.append((ok, text))
-    if not parts:
-        return Outcome("unchecked")
-    ordered = [t for ok, t in parts if not ok] + [t for ok, t in parts if ok]
-    status: Status = "holds" if all(ok for ok, _ in parts) else "fails"
-    return Outcome(status, _listed(ordered[:_SHOWN], len(ordered)))
+    return _outcome(parts)
 
 
 def evaluate(check: Check, tables: Tables, own: str) -> Outcome:

@@ -36,6 +36,7 @@ __all__ = [
     "Classifier",
     "ClassifierEntry",
     "create_classifier",
+    "default_weights",
     "load_classifier_file",
     "load_torchscript_classifier",
 ]
@@ -116,6 +117,25 @@ CLASSIFIERS.register(
 )
 
 
+def default_weights(name: str) -> tuple[Path | None, str]:
+    """The weights a zoo classifier loads when none are given, and where they come from:
+    ``(file, "bundled with advsr")``, ``(file, "installed package")`` or
+    ``(None, "no weights")``.
+
+    Raises:
+        UnknownNameError: unknown name.
+        ModelLoadError: the package that installs them is missing.
+    """
+    from advsr.models.sr import weights_dir
+
+    entry = CLASSIFIERS.get(name)
+    if entry.bundled:
+        return weights_dir() / entry.bundled, "bundled with advsr"
+    if entry.installed is not None:
+        return entry.installed(), "installed package"
+    return None, "no weights"
+
+
 def create_classifier(
     name: str,
     weights: str | Path | None = None,
@@ -139,24 +159,19 @@ def create_classifier(
         InputError: no weights under ``strict``; ``init_seed`` with weights.
         ModelLoadError: unsafe or mismatching weights.
     """
-    from advsr.models.sr import no_weights_message, seeded_init, weights_dir
+    from advsr.models.sr import check_untrained, no_weights_message, seeded_init
 
     if name not in CLASSIFIERS and Path(name).is_file():
         if weights is not None:
             raise InputError(f"{name} is a model file: it takes no separate weights")
         return load_classifier_file(name)
     entry = CLASSIFIERS.get(name)
-    if init_seed is not None and weights is not None:
-        raise InputError(
-            f"--random-weights and --weights {weights} contradict each other: pass one"
-        )
+    check_untrained(name, True, weights, init_seed)
     with seeded_init(init_seed):
         net = entry.net()
     untrained = init_seed is not None
-    if weights is None and bundled and not untrained and entry.bundled:
-        weights = weights_dir() / entry.bundled
-    elif weights is None and bundled and not untrained and entry.installed is not None:
-        weights = entry.installed()
+    if weights is None and bundled and not untrained:
+        weights = default_weights(name)[0]
     if weights is not None:
         load_weights(net, weights, name=name)
     elif bundled and not untrained:

@@ -53,7 +53,9 @@ __all__ = [
     "SRModelEntry",
     "SRModelInfo",
     "bundled_training",
+    "check_untrained",
     "create_sr_model",
+    "default_weights",
     "list_sr_models",
     "load_sr_file",
     "load_weights",
@@ -324,9 +326,9 @@ def create_sr_model(
         raise InputError(f"{name} does not support scale {scale} (supported: {have})")
     if weights is not None and not entry.needs_weights:
         raise InputError(f"{name} has no parameters; it takes no weight file")
-    _check_untrained(name, entry.needs_weights, weights, init_seed)
-    if weights is None and bundled and init_seed is None and scale in entry.bundled:
-        weights = weights_dir() / entry.bundled[scale]
+    check_untrained(name, entry.needs_weights, weights, init_seed)
+    if weights is None and bundled and init_seed is None:
+        weights = default_weights(name, scale)[0]
     options = dict(entry.options)
     meta = _file_metadata(Path(weights)) if weights is not None else {}
     if meta.get("advsr_model") == name and "advsr_arch" in meta:
@@ -353,9 +355,26 @@ def no_weights_message(name: str, scale: int | None = None) -> str:
     )
 
 
-def _check_untrained(
-    name: str, needs_weights: bool, weights: object, init_seed: int | None
-) -> None:
+def default_weights(name: str, scale: int) -> tuple[Path | None, str]:
+    """The weights a zoo SR model loads at ``scale`` when none are given, and where they
+    come from: ``(file, "bundled with advsr")`` or ``(None, "no weights")``.
+
+    Raises:
+        UnknownNameError: unknown name.
+    """
+    bundled = SR_MODELS.get(name).bundled
+    if scale in bundled:
+        return weights_dir() / bundled[scale], "bundled with advsr"
+    return None, "no weights"
+
+
+def check_untrained(name: str, needs_weights: bool, weights: object, init_seed: int | None) -> None:
+    """Refuse ``--random-weights`` (``init_seed``) for a model without parameters or
+    together with a weight file.
+
+    Raises:
+        InputError: one line naming the conflict.
+    """
     if init_seed is None:
         return
     if not needs_weights:
