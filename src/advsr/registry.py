@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+import importlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 from advsr.errors import InputError, UnknownNameError
 
 T = TypeVar("T")
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "import_entries"]
 
 
 class Registry(Generic[T]):
@@ -84,3 +85,18 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def import_entries(package: str, modules: Sequence[str]) -> None:
+    """Import a package's entry modules (each registers its own entries) from its one list.
+
+    A package's ``__init__`` names the modules that register entries in a tuple
+    ``ENTRY_MODULES`` and calls this; ``tests/test_structure.py`` fails when a module that
+    registers an entry is missing from the list.
+
+    Args:
+        package: the package's dotted name (``__name__`` in its ``__init__``).
+        modules: module names relative to the package (``"jpeg"``, ``"sr.edsr"``).
+    """
+    for name in modules:
+        importlib.import_module(f"{package}.{name}")
