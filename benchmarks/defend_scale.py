@@ -52,8 +52,8 @@ def _child(spec: dict) -> dict:
     import torch.nn.functional as F
 
     from advsr.devices import set_threads
-    from advsr.experiments.driver import run_cells
-    from advsr.experiments.store import ResultStore
+    from advsr.engine.driver import run_cells
+    from advsr.engine.store import ResultStore
 
     set_threads(spec["threads"])
     if not spec.get("keep_malloc"):  # as the command line does
@@ -73,7 +73,7 @@ def _child(spec: dict) -> dict:
     }
     if spec.get("reference"):
         from advsr.defenses.adaptive import adaptive, defend
-        from advsr.experiments.context import Context
+        from advsr.engine.context import Context
         from advsr.experiments.defend import DefendConfig, select_correct
         from advsr.memory import value_and_grad
 

@@ -2,7 +2,7 @@
 
 1. **Speed-up**: the basic SR attack (``attack-sr``) on the bundled ``demo-carn-m`` x4, T = 50,
    two budgets over the bundled sample images (one unit per image), run through
-   :func:`advsr.experiments.driver.run_cells` on one local Ray instance with ``workers=1`` and
+   :func:`advsr.engine.driver.run_cells` on one local Ray instance with ``workers=1`` and
    ``workers=2`` in turns (ABAB..., a fresh store each time); the ratio is the median of the
    per-round ratios, so load that comes and goes hits both sides alike. Each task runs torch
    with one thread (its one CPU), so 2 workers on 2 cores do not oversubscribe.
@@ -38,9 +38,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from advsr.experiments.backend import Backend, connect
-from advsr.experiments.driver import run_cells
-from advsr.experiments.store import ResultStore
+from advsr.engine.backend import Backend, connect
+from advsr.engine.driver import run_cells
+from advsr.engine.store import ResultStore
 from advsr.io import write_image
 
 

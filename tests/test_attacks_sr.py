@@ -221,11 +221,11 @@ def test_universal_attack_budget_save_and_apply(tmp_path) -> None:
 
 
 def test_sr_side_defenses_and_adaptive_attack() -> None:
-    from advsr.defenses import SR_DEFENSES, ResizeByOne, apply_sr_defense
+    from advsr.defenses import ResizeByOne, apply_sr_defense, defense_names
 
     model = create_sr_model("demo-edsr", 2)
     x = _x(4, n=1, h=16, w=16).requires_grad_(True)
-    for name in SR_DEFENSES.names():
+    for name in defense_names("sr"):
         defended = apply_sr_defense(name, model)
         y = defended(x)
         assert y.shape == (1, 3, 32, 32) and not defended.training

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from advsr.backdoor.train import combine_losses, load_refsr
 from advsr.errors import InputError
 from advsr.io import load_state_dict, write_image
+from advsr.models.refsr import load_refsr
+from advsr.training.refsr import combine_losses
 
 ARGS = ["--tiny", "--hr-size", "32", "--batch", "2", "--lr", "1e-3", "--rate", "0.25"]
 ARGS += ["--arch", "level_blocks=1,1,2"]  # a list option as 1,1,2

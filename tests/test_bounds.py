@@ -193,7 +193,7 @@ def test_huge_thread_env_is_one_line_and_exit_2(cli, monkeypatch: pytest.MonkeyP
 
 
 def test_empty_ray_address_is_refused(cli) -> None:
-    from advsr.experiments.backend import Backend
+    from advsr.engine.backend import Backend
 
     for backend in ("ray", "local"):
         with pytest.raises(InputError, match="--address is empty"):
@@ -231,7 +231,7 @@ def silent_server() -> Iterator[int]:
 
 def test_address_that_is_not_ray_fails_within_seconds(silent_server: int) -> None:
     pytest.importorskip("ray", reason="the ray extra is not installed")
-    from advsr.experiments.backend import PROBE_TIMEOUT_S, Backend, connect
+    from advsr.engine.backend import PROBE_TIMEOUT_S, Backend, connect
 
     start = time.monotonic()
     with pytest.raises(InputError, match=r"does not answer as Ray \(no gRPC greeting within 5 s"):
@@ -241,7 +241,7 @@ def test_address_that_is_not_ray_fails_within_seconds(silent_server: int) -> Non
 
 def test_local_ray_listens_on_loopback_only() -> None:
     ray = pytest.importorskip("ray", reason="the ray extra is not installed")
-    from advsr.experiments.backend import Backend, connect
+    from advsr.engine.backend import Backend, connect
 
     ray.shutdown()  # a local instance another test may have started
     try:

@@ -13,7 +13,7 @@ from PIL import Image
 from advsr.data.labelled import digits, open_labelled
 from advsr.errors import DatasetError, ModelLoadError
 from advsr.models.classifiers import create_classifier, load_torchscript_classifier
-from advsr.models.classifiers.train import TrainClassifierConfig, train_classifier
+from advsr.training.classifier import TrainClassifierConfig, train_classifier
 from tests.conftest import SHARED
 
 

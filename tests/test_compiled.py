@@ -39,9 +39,9 @@ def test_a_failing_compiler_falls_back_to_eager_once(monkeypatch: pytest.MonkeyP
 
 
 def test_compile_is_part_of_the_cell_identity() -> None:
-    from advsr.experiments.context import Context
-    from advsr.experiments.driver import plan_cells
-    from advsr.experiments.store import cell_id_of
+    from advsr.engine.context import Context
+    from advsr.engine.plan import plan_cells
+    from advsr.engine.store import cell_id_of
 
     ctx = Context()
     cells = [("attack-clf", {"attack": "fgsm", "limit": 2, "compile": c}) for c in (False, True)]

@@ -52,8 +52,8 @@ def test_checks() -> None:
 
 def test_budget() -> None:
     b = Budget("linf", 0.05, steps=50)
-    assert b.alpha == pytest.approx(0.001)
-    assert Budget("l2", 1.0, 10, step_size=0.2).alpha == 0.2
+    assert b.step_size == pytest.approx(0.001)
+    assert Budget("l2", 1.0, 10, step_size=0.2).step_size == 0.2
     with pytest.raises(InputError, match="eps"):
         Budget("linf", -0.1)
     with pytest.raises(InputError, match="norm"):

@@ -182,6 +182,73 @@ def test_specs_parse_and_fail_clearly() -> None:
         create_defense("resize-pad:ratio=0.5")
 
 
+def test_every_defense_has_a_settings_model_whose_defaults_are_listed(cli) -> None:
+    from advsr.settings import Settings, validate
+
+    rows = json.loads(cli("list", "defenses", "--json").out)["defenses"]
+    assert [r["name"] for r in rows] == DEFENSES.names()
+    for row in rows:
+        entry = DEFENSES.get(row["name"])
+        model = entry.settings
+        assert issubclass(model, Settings) and model.model_config["extra"] == "forbid"
+        defaults = {k: f.get_default() for k, f in model.model_fields.items()}
+        # the listing shows the model's defaults, in its order (tuples as JSON lists)
+        assert list(row["settings"]) == list(defaults), row["name"]
+        assert row["settings"] == json.loads(json.dumps(defaults)), row["name"]
+        assert row["domain"] == list(entry.domains) and set(entry.domains) <= {"classifier", "sr"}
+        assert all(f.description for f in model.model_fields.values()), row["name"]
+        with pytest.raises(InputError, match="nosuch"):  # unknown settings are refused
+            validate(model, {"nosuch": 1})
+        model()  # the defaults are valid
+    assert {r["name"]: r["settings"] for r in rows}["tvm"] == {
+        "p": 0.3, "lam": 0.5, "norm": 2, "steps": 20, "per_channel_mask": True,
+    }  # fmt: skip
+
+
+def test_sr_domain_entries_are_the_sr_side_defenses() -> None:
+    from advsr.defenses import apply_sr_defense, defense_names, get_defense
+    from advsr.models.sr import create_sr_model
+
+    # the names of the former SR_DEFENSES registry, now entries of the one registry
+    assert defense_names("sr") == ["resize-by-one", "self-ensemble"]
+    assert defense_names("classifier") == DEFENSES.names()
+    for name in defense_names("sr"):
+        assert DEFENSES.get(name).build_sr is not None
+    for bad, hint in (
+        ("sr", ""),
+        ("median", ""),
+        ("resize_by_one", " (did you mean 'resize-by-one'?)"),
+    ):
+        with pytest.raises(UnknownNameError) as err:
+            get_defense(bad, "sr")
+        assert str(err.value) == (
+            f"unknown SR defense {bad!r}{hint}; known: resize-by-one, self-ensemble"
+        )
+    model = create_sr_model("bicubic", 2).train()
+    assert apply_sr_defense("Self-Ensemble", model).training  # mode copied from the model
+    with pytest.raises(UnknownNameError, match="unknown SR defense 'jpeg'"):
+        apply_sr_defense("jpeg", model)
+
+
+def test_spec_values_none_and_bools_reach_the_settings_as_before() -> None:
+    assert create_defense("bit-depth").bits == 4  # neither bits nor reduce: 4 bits
+    assert create_defense("bit-depth:bits=none").bits == 4
+    d = create_defense("bit-depth:reduce=3")
+    assert (d.bits, d.reduce) == (None, 3)
+    assert create_defense("wavelet:sigma=none").sigma is None
+    sr = create_defense("sr:model=demo-edsr,scale=2,denoise=none")
+    assert sr.denoise is None and create_defense("sr").denoise is not None
+    assert create_defense("median:size=2").kernel == (2, 2)
+    assert create_defense("tvm:per_channel_mask=false").per_channel_mask is False
+    for bad in ("tvm:steps=true", "jpeg:quality=false", "median:size=true"):
+        with pytest.raises(InputError):
+            create_defense(bad)
+    with pytest.raises(InputError, match=r"^invalid tvm setting steps: .*greater than or equal"):
+        create_defense("tvm:steps=0")
+    with pytest.raises(InputError, match="jpeg setting quality"):
+        create_defense("jpeg:quality=75.0")  # an integer setting takes no float
+
+
 def test_defend_cli(cli, tmp_path: Path) -> None:
     args = [
         "defend",
@@ -239,3 +306,23 @@ def test_defend_cli(cli, tmp_path: Path) -> None:
     ):
         r = cli("defend", "--limit", "4", "--store", str(tmp_path / "s.sqlite"), *bad)
         assert r.code == 2 and r.err.count("\n") == 1 and "Traceback" not in r.err, (bad, r.err)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        n
+        for n in DEFENSES.names()
+        if len(DEFENSES.get(n).classes) == 1 and not DEFENSES.get(n).roles  # no file needed
+    ],
+)
+def test_a_defense_class_and_its_settings_model_have_the_same_defaults(name: str) -> None:
+    """The Python class built with no arguments is the spec's defense at its defaults: the
+    settings model does not drift from the constructor."""
+    entry = DEFENSES.get(name)
+    (cls,) = entry.classes
+    try:
+        bare = cls()
+    except (TypeError, InputError):  # bit-depth: exactly one of bits= and reduce=
+        pytest.skip(f"{cls.__name__} has required constructor arguments")
+    assert repr(entry.build(entry.settings())) == repr(bare)

@@ -16,10 +16,10 @@ from torch import nn
 from advsr.attacks import create_attack
 from advsr.attacks.apgd import apgd_checkpoints, apgd_run, dlr_loss, dlr_targeted_loss
 from advsr.attacks.base import spec_options
+from advsr.attacks.probes import cell_flags, cross_cell_flags, probe_batch
 from advsr.attacks.square import square_p
 from advsr.data.labelled import digits
 from advsr.errors import InputError
-from advsr.experiments.checks import cell_flags, cross_cell_flags, probe_batch
 from advsr.models.classifiers import create_classifier
 
 
@@ -285,7 +285,7 @@ def test_probes_sample_full_off(cli, tmp_path) -> None:
     import json
     import math
 
-    from advsr.experiments.store import ResultStore
+    from advsr.engine.store import ResultStore
 
     store = tmp_path / "p.sqlite"
     base = ("defend", "--attack", "fgsm@0.1", "--defense", "median:size=3x3", "--limit", "8",
@@ -319,7 +319,7 @@ def test_attack_first_step_gradient_is_the_zero_gradient_probe() -> None:
     import torch
 
     from advsr.attacks import create_attack
-    from advsr.experiments.checks import _input_grad_zero, probe_batch
+    from advsr.attacks.probes import _input_grad_zero, probe_batch
     from advsr.models.classifiers import create_classifier
 
     model = create_classifier("digits-cnn")
@@ -344,7 +344,7 @@ def test_deployed_gradient_probe_shared_by_the_attacks_of_a_run(cli, tmp_path, m
     once per cell."""
     import json
 
-    from advsr.experiments import checks
+    from advsr.attacks import probes as checks
 
     calls = []
     real = checks._input_grad_zero

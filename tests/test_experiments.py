@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from advsr.experiments import EXPERIMENTS
-from advsr.experiments.store import ResultStore
+from advsr.engine.cell import EXPERIMENTS
+from advsr.engine.store import ResultStore
 
 # a quick spec per experiment: a new experiment must add one here (the test below fails if not)
 SMOKE: dict[str, str] = {
@@ -38,8 +38,8 @@ SMOKE: dict[str, str] = {
 
 @pytest.fixture(scope="module")
 def refsr_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from advsr.backdoor.train import TrainRefSRConfig, train_refsr
     from advsr.models.refsr import REFSR_MODELS
+    from advsr.training.refsr import TrainRefSRConfig, train_refsr
 
     out = tmp_path_factory.mktemp("refsr") / "m.safetensors"
     cfg = TrainRefSRConfig(
@@ -212,9 +212,9 @@ def test_cli_options_derive_from_the_configs() -> None:
 
 
 def test_a_spec_takes_budgets_as_fractions_like_the_options(cli, tmp_path: Path) -> None:
-    from advsr.experiments.context import Context
-    from advsr.experiments.driver import plan_cells
-    from advsr.experiments.store import cell_id_of
+    from advsr.engine.context import Context
+    from advsr.engine.plan import plan_cells
+    from advsr.engine.store import cell_id_of
 
     cells = [("attack-sr", {"model": "bicubic", "eps": e}) for e in ("8/255", 8 / 255)]
     cells += [("defend", {"eps": e}) for e in ("4/255", 4 / 255)]

@@ -364,8 +364,8 @@ def _ro_dir(f: dict[str, Path]) -> Path:
 @functools.lru_cache(maxsize=1)
 def _store_template() -> bytes:
     """A small finished eval-sr store (the samples at 32 px: the cell of ``EVAL``), as bytes."""
-    from advsr.experiments.driver import run_cells
-    from advsr.experiments.store import ResultStore
+    from advsr.engine.driver import run_cells
+    from advsr.engine.store import ResultStore
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "template.sqlite"

@@ -106,7 +106,7 @@ def test_alpha_and_16bit_notices(cli, tmp_path: Path) -> None:
 
 def test_labelled_folder_notice(tmp_path: Path) -> None:
     from advsr.data.labelled import open_labelled
-    from advsr.experiments.context import Context
+    from advsr.engine.context import Context
 
     _rgb(tmp_path / "cat_3.png")
     _gray(tmp_path / "dog_5.png")
@@ -126,7 +126,7 @@ def test_labelled_folder_notice(tmp_path: Path) -> None:
 
 
 def test_sr_notice_once_per_run_and_policy(gray_folder: Path) -> None:
-    from advsr.experiments.context import Context
+    from advsr.engine.context import Context
 
     ctx = Context()
     with warnings.catch_warnings(record=True) as caught:
@@ -156,8 +156,8 @@ def test_attack_sr_notice_names_the_option(cli, gray_folder: Path) -> None:
 
 def _attacked(folder: Path, gray: str) -> dict[str, np.ndarray]:
     """The stored attacked LR figures (8-bit RGB) of a random-start basic attack."""
+    from advsr.engine.store import ResultStore
     from advsr.experiments.attack_sr import attack_sr
-    from advsr.experiments.store import ResultStore
 
     store = ResultStore(":memory:")
     with warnings.catch_warnings():
@@ -198,9 +198,9 @@ def test_gray_projection_is_exact_on_gray_images() -> None:
 
 @pytest.mark.parametrize("experiment", ["attack-sr", "eval-sr"])
 def test_default_identity_unchanged(experiment: str) -> None:
-    from advsr.experiments.context import Context
-    from advsr.experiments.driver import plan_cells
-    from advsr.experiments.store import cell_id_of
+    from advsr.engine.context import Context
+    from advsr.engine.plan import plan_cells
+    from advsr.engine.store import cell_id_of
 
     base = {"data": "samples", "scale": 2, "hr_crop": 32}
     ids = {}

@@ -32,8 +32,8 @@ def _one_line(res: object) -> str:
 
 @pytest.fixture(scope="module")
 def refsr(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from advsr.backdoor.train import TrainRefSRConfig, train_refsr
     from advsr.models.refsr import REFSR_MODELS
+    from advsr.training.refsr import TrainRefSRConfig, train_refsr
 
     out = tmp_path_factory.mktemp("m") / "m.safetensors"
     train_refsr(

@@ -135,8 +135,8 @@ def test_data_folder_moved_renamed_copied(cli, tmp_path: Path) -> None:
 
 
 def test_trigger_image_file_by_content(cli, tmp_path: Path) -> None:
-    from advsr.experiments.driver import run_one
-    from advsr.experiments.store import ResultStore
+    from advsr.engine.driver import run_one
+    from advsr.engine.store import ResultStore
 
     model = tmp_path / "m.safetensors"
     r = cli("train-refsr", "--out", str(model), "--tiny", "--hr-size", "32", "--batch", "2",

@@ -79,7 +79,7 @@ def test_a_missing_extra_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_quilting_banks_can_come_from_the_embedded_photographs() -> None:
-    from advsr.defenses._catalog import _bank_from_data
+    from advsr.defenses.quilting import _bank_from_data
 
     bank = _bank_from_data("samples", 2, 0, None, 5, 500, 0, 24)
     assert len(bank) == 500 and bank.patches.shape[1] == 3 * 5 * 5

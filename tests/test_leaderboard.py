@@ -165,8 +165,8 @@ def test_strip_images_are_readable_crops() -> None:
 def test_strip_recomputed_when_the_cell_was_stored_without_its_figure(tmp_path: Path) -> None:
     """A basic-attack cell first run without ``show`` (e.g. by ``attack-sr``) has no figure:
     the strip is recomputed, equal to the one read from a cell that stored it."""
-    from advsr.experiments.driver import run_cells
-    from advsr.experiments.store import ResultStore
+    from advsr.engine.driver import run_cells
+    from advsr.engine.store import ResultStore
     from advsr.leaderboard.build import build_leaderboard
 
     p = get_protocol("v1", quick=True).with_scales([2])
@@ -243,7 +243,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             assert code == 0, err
             out[name] = json.loads(text)
             if name == "first":
-                from advsr.experiments.store import ResultStore
+                from advsr.engine.store import ResultStore
 
                 with ResultStore(store) as st:
                     out["cells_before"] = {c["cell_id"] for c in st.cells()}
@@ -316,7 +316,7 @@ def test_missing_entry_is_not_ranked(runs: dict[str, Any]) -> None:
 
 
 def test_score_equals_a_hand_computation_from_the_stored_rows(runs: dict[str, Any]) -> None:
-    from advsr.experiments.store import ResultStore
+    from advsr.engine.store import ResultStore
 
     with ResultStore(runs["store"]) as st:
         stored = st.rows(experiment="attack-sr", where={"attack": "basic"})
@@ -338,7 +338,7 @@ def test_score_equals_a_hand_computation_from_the_stored_rows(runs: dict[str, An
 def test_a_new_entry_adds_only_its_own_cells_and_a_rerun_computes_nothing(
     runs: dict[str, Any],
 ) -> None:
-    from advsr.experiments.store import ResultStore
+    from advsr.engine.store import ResultStore
 
     first, added, again = runs["first"], runs["added"], runs["again"]
     assert first["computed"] > 0 and first["from_store"] == 0

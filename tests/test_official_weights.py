@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from advsr.experiments import EvalSRConfig, ResultStore, eval_sr
+from advsr.engine.store import ResultStore
+from advsr.experiments.eval_sr import EvalSRConfig, eval_sr
 from tests.conftest import SET5, SHARED, needs_shared
 
 W = SHARED / "weights"

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import torch
 
+from advsr.engine.backend import Backend, units_of
+from advsr.engine.driver import run_cells
+from advsr.engine.store import ResultStore
 from advsr.errors import InputError
-from advsr.experiments.backend import Backend, units_of
-from advsr.experiments.driver import run_cells
-from advsr.experiments.store import ResultStore
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 
@@ -104,7 +104,7 @@ def _ray_down_after() -> Iterator[None]:
 @pytest.fixture
 def local_ray() -> Any:
     """A local Ray instance with 2 CPUs (started once, shared by the tests that need it)."""
-    from advsr.experiments.backend import connect
+    from advsr.engine.backend import connect
 
     return connect(Backend("ray", workers=2))
 

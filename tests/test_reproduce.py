@@ -185,7 +185,7 @@ def test_every_packaged_paper_is_valid_and_its_published_numbers_are_sourced() -
             assert all(p.source for p in t.published), (key, t.id)
             assert t.why, f"{key}/{t.id} says nothing about why it may differ"
             for run in t.runs:
-                from advsr.experiments import EXPERIMENTS
+                from advsr.engine.cell import EXPERIMENTS
 
                 EXPERIMENTS.get(run.experiment)
 

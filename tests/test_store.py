@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from advsr.engine.cell import CellRow, Item, Plan
+from advsr.engine.driver import run_cells, run_plans
+from advsr.engine.store import ResultStore, cell_id_of
+from advsr.engine.tables import label_value, store_table
 from advsr.errors import InputError, StoreError
-from advsr.experiments.cell import CellRow, Item, Plan
-from advsr.experiments.driver import run_cells, run_plans
 from advsr.experiments.eval_sr import EVAL_SR, EvalSRConfig
-from advsr.experiments.store import ResultStore, cell_id_of, label_value
 
 
 def test_cell_id_is_canonical() -> None:
@@ -109,7 +110,7 @@ def test_infinite_metrics_roundtrip(tmp_path: Path) -> None:
     st.add_row(cid, 0, "same", "same", {"psnr": float("inf"), "curve": [1.0, float("nan")]}, 0)
     row = st.cell_rows(cid)[0]
     assert row["psnr"] == float("inf") and row["curve"][0] == 1.0
-    assert st.table(rows="k", value="psnr").to_dict()["values"] == [["inf"]]
+    assert store_table(st, rows="k", value="psnr").to_dict()["values"] == [["inf"]]
 
 
 def test_pivot_never_mixes_cells_whose_settings_differ(tmp_path: Path) -> None:
@@ -123,7 +124,7 @@ def test_pivot_never_mixes_cells_whose_settings_differ(tmp_path: Path) -> None:
         st,
         progress=False,
     )
-    t = st.table(rows="model", cols="scale", value="psnr")
+    t = store_table(st, rows="model", cols="scale", value="psnr")
     assert t.split_by == ["crop_border", "y_channel"]
     # three rows (border 4 / Y, border 0 / RGB, border 2 / Y); no entry averages two cells
     assert len(t.row_keys) == 3 and all(n in (0, 8) for row in t.counts for n in row)

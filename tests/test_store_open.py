@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from advsr.engine.driver import run_cells
+from advsr.engine.store import APPLICATION_ID, ResultStore
 from advsr.errors import NotAStoreError, StoreDamagedError, StoreError, StoreReadOnlyError
-from advsr.experiments.driver import run_cells
-from advsr.experiments.store import APPLICATION_ID, ResultStore
 from tests.conftest import CliResult, damage_rows_page, sql_run
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
@@ -87,8 +87,8 @@ def _no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     def planned(*args: object, **kwargs: object) -> None:
         raise AssertionError("a cell was planned before the store was checked")
 
-    monkeypatch.setattr("advsr.experiments.driver.plan_cells", planned)
-    monkeypatch.setattr("advsr.experiments.run.plan_cells", planned)
+    monkeypatch.setattr("advsr.engine.driver.plan_cells", planned)
+    monkeypatch.setattr("advsr.engine.run.plan_cells", planned)
 
 
 # -------------------------------------------------------------- not an advsr store

@@ -11,7 +11,7 @@ import torch
 from advsr.errors import InputError
 from advsr.io import load_state_dict
 from advsr.models.sr import create_sr_model
-from advsr.models.sr.train import TrainSRConfig, train_sr
+from advsr.training.sr import TrainSRConfig, train_sr
 
 ARCH = {"n_resblocks": 1, "n_feats": 8}
 

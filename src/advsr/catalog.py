@@ -10,7 +10,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -31,14 +30,11 @@ def _defenses() -> list[dict[str, Any]]:
     out = []
     for name in DEFENSES.names():
         entry = DEFENSES.get(name)
-        params = inspect.signature(entry.factory).parameters.values()
-        settings = {
-            p.name: (None if p.default is inspect.Parameter.empty else p.default) for p in params
-        }
         out.append(
             {
                 "name": name,
-                "settings": settings,
+                "domain": list(entry.domains),
+                "settings": entry.defaults(),
                 "differentiable": entry.differentiable,
                 "stochastic": entry.stochastic,
                 "adaptive": entry.adaptive,
@@ -98,7 +94,7 @@ def _triggers() -> list[dict[str, Any]]:
 
 
 def _experiments() -> list[dict[str, Any]]:
-    from advsr.experiments import EXPERIMENTS
+    from advsr.engine.cell import EXPERIMENTS
 
     out = []
     for name in EXPERIMENTS.names():

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from advsr.engine.cell import CellRun, stored_figures
+from advsr.engine.driver import run_cells
+from advsr.engine.store import ResultStore
 from advsr.experiments import attack_sr
-from advsr.experiments.cell import CellRun, stored_figures
-from advsr.experiments.driver import run_cells
-from advsr.experiments.store import ResultStore
 from advsr.experiments.transfer_sr import tables as transfer_tables
 from advsr.experiments.transfer_sr import transfer_matrix
 from advsr.models.sr import bundled_training

@@ -18,6 +18,7 @@ __all__ = [
     "InputError",
     "ModelLoadError",
     "NotAStoreError",
+    "PluginError",
     "ShapeError",
     "StoreDamagedError",
     "StoreError",
@@ -57,6 +58,11 @@ class DatasetError(InputError):
 
 class ModelLoadError(AdvsrError):
     """A weight file cannot be loaded safely or does not match the architecture."""
+
+
+class PluginError(AdvsrError):
+    """A plugin (a package in the ``advsr.plugins`` entry-point group) failed to load or to
+    register; the message names the plugin and its distribution."""
 
 
 class StoreError(AdvsrError):

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from advsr.errors import ModelLoadError
+from advsr.digest import file_sha256
 
 __all__ = [
     "DATA_ROLES",
@@ -59,31 +59,6 @@ FILE_ROLES = frozenset({"weights", "file", "model"})
 DATA_ROLES = frozenset({"data"})
 """Roles whose value, when it names an existing file or folder, is a dataset."""
 
-_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file's bytes, computed once per (path, size, mtime) in this process.
-
-    Raises:
-        ModelLoadError: no such file, or not a regular file.
-    """
-    p = Path(path)
-    try:
-        st = p.stat()
-    except OSError:
-        raise ModelLoadError(f"no such file: {p}") from None
-    if not p.is_file():
-        raise ModelLoadError(f"not a regular file: {p}")
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with p.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
-
 
 def is_path(value: Any) -> bool:
     """Whether ``value`` is text (or a path) naming an existing file or folder."""
@@ -98,7 +73,7 @@ def is_path(value: Any) -> bool:
 def data_digest(spec: str) -> dict[str, Any]:
     """A dataset by content: its kind, file count and the hash of every file's name and
     bytes (a registered name also keeps its name)."""
-    from advsr.experiments.context import data_files
+    from advsr.data.inventory import data_files
 
     kind, files = data_files(spec)
     h = hashlib.sha256()
@@ -162,13 +137,13 @@ def file_entry(setting: str, role: str | None, value: Any) -> dict[str, Any] | N
 
 
 def _spec_parts(spec: str) -> tuple[str, dict[str, Any]]:
-    from advsr.defenses.registry import parse_spec
+    from advsr.spec_grammar import parse_spec
 
     return parse_spec(spec)
 
 
 def _join(name: str, settings: Mapping[str, Any]) -> str:
-    from advsr.defenses.registry import format_value
+    from advsr.spec_grammar import format_value
 
     if not settings:
         return name

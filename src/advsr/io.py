@@ -476,13 +476,13 @@ def stack_images(images: Sequence[torch.Tensor], policy: StackPolicy = "error") 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a weight file's bytes (cached per path, size and modification time: see
-    :func:`advsr.files.file_sha256`)."""
-    from advsr import files
+    :func:`advsr.digest.file_sha256`)."""
+    from advsr import digest
 
     p = Path(path)
     if not p.is_file():
         raise ModelLoadError(f"no such weight file: {p}")
-    return files.file_sha256(p)
+    return digest.file_sha256(p)
 
 
 WEIGHT_SUFFIXES = frozenset({".safetensors", ".pt", ".pth", ".th", ".ckpt", ".bin"})

@@ -233,7 +233,7 @@ def set_command(args: list[str] | None) -> None:
 def _settings_of(cells: Sequence[Any]) -> dict[str, str]:
     """The settings that decide the cells' results (neutral ones left out): one value, or
     every distinct value joined by `` | ``."""
-    from advsr.experiments.cell import EXPERIMENTS
+    from advsr.engine.cell import EXPERIMENTS
     from advsr.settings import field_role
 
     seen: dict[str, list[str]] = {}
@@ -250,7 +250,7 @@ def _settings_of(cells: Sequence[Any]) -> dict[str, str]:
             if v is None or (cls is not None and field_role(cls, k) == "neutral"):
                 continue
             if k == "eps" and isinstance(v, float):  # budgets as people write them
-                from advsr.attacks.base import format_budget
+                from advsr.attacks.budget import format_budget
 
                 v = format_budget(v)
             text = json.dumps(v, default=str) if not isinstance(v, str) else v

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,9 +77,9 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return [lo + (hi - lo) * i / (n - 1) for i in range(n)]
 
 
-def plot_svg(plot: Plot, width: int = 480, height: int = 300) -> str:
-    """The plot as a standalone SVG element (axes, ticks, lines, markers, legend)."""
-    e = html.escape
+def _plot_span(plot: Plot) -> tuple[float, float, float, float]:
+    """The axes' ends ``(x0, x1, y0, y1)``: the points' extent (half a unit either side of a
+    single x), y padded by 8% unless the plot fixes ``ylim``."""
     pts = [p for _, ser in plot.series for p in ser]
     xs = [p[0] for p in pts] or [0.0, 1.0]
     x0, x1 = min(xs), max(xs)
@@ -92,6 +92,60 @@ def plot_svg(plot: Plot, width: int = 480, height: int = 300) -> str:
         y0, y1 = min(ys), max(ys)
         pad = 0.08 * (y1 - y0) if y1 > y0 else 0.5  # no point on the frame
         y0, y1 = y0 - pad, y1 + pad
+    return x0, x1, y0, y1
+
+
+def _plot_series(
+    name: str,
+    ser: Sequence[tuple[float, float]],
+    colour: str,
+    points_only: bool,
+    sx: Callable[[float], float],
+    sy: Callable[[float], float],
+    lx: float,
+    ly: float,
+) -> list[str]:
+    """One series of :func:`plot_svg`: its line and markers (or its labelled points when
+    every series has one point) and its legend line at ``(lx, ly)``, the plot's right edge.
+
+    Args:
+        name: the series' name (legend).
+        ser: its ``(x, y)`` points.
+        colour: its colour.
+        points_only: draw labelled points, no line (every series has at most one point).
+        sx: x value -> pixel.
+        sy: y value -> pixel.
+        lx: the plot area's right edge (the legend starts there).
+        ly: the legend line's y pixel.
+    """
+    e = html.escape
+    c = colour
+    if points_only:  # labelled points: one measurement is not a curve
+        out = [
+            f"<circle cx='{sx(a):.1f}' cy='{sy(b):.1f}' r='4' fill='{c}'/>"
+            f"<text x='{sx(a) + 7:.1f}' y='{sy(b) + 4:.1f}' fill='{c}'>{b:.4g}</text>"
+            for a, b in ser
+        ]
+        out.append(
+            f"<circle cx='{lx + 19}' cy='{ly}' r='4' fill='{c}'/>"
+            f"<text x='{lx + 32}' y='{ly + 4}'>{e(name)}</text>"
+        )
+        return out
+    path = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in sorted(ser))
+    out = [f"<polyline points='{path}' fill='none' stroke='{c}' stroke-width='1.5'/>"]
+    out.extend(f"<circle cx='{sx(a):.1f}' cy='{sy(b):.1f}' r='2.5' fill='{c}'/>" for a, b in ser)
+    out.append(
+        f"<line x1='{lx + 10}' x2='{lx + 28}' y1='{ly}' y2='{ly}' "
+        f"stroke='{c}' stroke-width='2'/><text x='{lx + 32}' y='{ly + 4}'>"
+        f"{e(name)}</text>"
+    )
+    return out
+
+
+def plot_svg(plot: Plot, width: int = 480, height: int = 300) -> str:
+    """The plot as a standalone SVG element (axes, ticks, lines, markers, legend)."""
+    e = html.escape
+    x0, x1, y0, y1 = _plot_span(plot)
     points_only = all(len(ser) <= 1 for _, ser in plot.series)  # a series of one point
     left, right, top, bottom = 56, 150, 28, 44
     pw, ph = width - left - right, height - top - bottom
@@ -123,29 +177,8 @@ def plot_svg(plot: Plot, width: int = 480, height: int = 300) -> str:
         f"{e(plot.ylabel)}</text>"
     )
     for k, (name, ser) in enumerate(plot.series):
-        c = _COLOURS[k % len(_COLOURS)]
-        ly = top + 10 + 16 * k
-        if points_only:  # labelled points: one measurement is not a curve
-            out.extend(
-                f"<circle cx='{sx(a):.1f}' cy='{sy(b):.1f}' r='4' fill='{c}'/>"
-                f"<text x='{sx(a) + 7:.1f}' y='{sy(b) + 4:.1f}' fill='{c}'>{b:.4g}</text>"
-                for a, b in ser
-            )
-            out.append(
-                f"<circle cx='{left + pw + 19}' cy='{ly}' r='4' fill='{c}'/>"
-                f"<text x='{left + pw + 32}' y='{ly + 4}'>{e(name)}</text>"
-            )
-            continue
-        path = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in sorted(ser))
-        out.append(f"<polyline points='{path}' fill='none' stroke='{c}' stroke-width='1.5'/>")
-        out.extend(
-            f"<circle cx='{sx(a):.1f}' cy='{sy(b):.1f}' r='2.5' fill='{c}'/>" for a, b in ser
-        )
-        out.append(
-            f"<line x1='{left + pw + 10}' x2='{left + pw + 28}' y1='{ly}' y2='{ly}' "
-            f"stroke='{c}' stroke-width='2'/><text x='{left + pw + 32}' y='{ly + 4}'>"
-            f"{e(name)}</text>"
-        )
+        colour, ly = _COLOURS[k % len(_COLOURS)], top + 10 + 16 * k
+        out += _plot_series(name, ser, colour, points_only, sx, sy, left + pw, ly)
     out.append("</svg>")
     return "".join(out)
 

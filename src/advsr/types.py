@@ -26,11 +26,12 @@ class Budget:
         norm: ``"linf"`` or ``"l2"``.
         eps: total radius of the allowed perturbation (on the [0, 1] scale), >= 0.
         steps: number of gradient steps, >= 1.
-        step_size: size of one step; ``None`` means ``eps / steps`` (the I-FGSM convention
-            of Kurakin et al. and of the SR attack paper, where alpha is the total budget).
+        step_size: size of one step; ``None`` (the default) is resolved to ``eps / steps``
+            (the I-FGSM convention of Kurakin et al. and of the SR attack paper, where alpha
+            is the total budget), so ``budget.step_size`` is always the size used.
 
     Example:
-        >>> Budget("linf", 8 / 255, steps=10).alpha == 8 / 255 / 10
+        >>> Budget("linf", 8 / 255, steps=10).step_size == 8 / 255 / 10
         True
     """
 
@@ -44,10 +45,6 @@ class Budget:
             raise InputError(f"norm must be 'linf' or 'l2', got {self.norm!r}")
         check_non_negative(self.eps, "eps")
         check_positive_int(self.steps, "steps")
-        if self.step_size is not None:
-            check_non_negative(self.step_size, "step_size")
-
-    @property
-    def alpha(self) -> float:
-        """The per-step size actually used."""
-        return self.step_size if self.step_size is not None else self.eps / self.steps
+        if self.step_size is None:
+            object.__setattr__(self, "step_size", self.eps / self.steps)
+        check_non_negative(self.step_size, "step_size")

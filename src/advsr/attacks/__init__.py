@@ -11,8 +11,7 @@ Example:
     ['basic', 'partial', 'universal']
 """
 
-from advsr.attacks import apgd, classifier, ensemble, minimal, perceptual, square, sr, universal
-from advsr.attacks._loop import StepResult, eval_mode, project, random_start, run_steps
+from advsr.attacks._loop import StepResult, project, random_start, run_steps
 from advsr.attacks.base import (
     ATTACKS,
     Attack,
@@ -27,6 +26,22 @@ from advsr.attacks.base import (
 from advsr.attacks.objectives import REFERENCES, sr_deviation, sr_reference, sr_to_target
 from advsr.attacks.sr import basic_attack, masked_psnr, partial_attack, sr_attack_metrics
 from advsr.attacks.universal import universal_attack
+from advsr.modes import eval_mode
+from advsr.registry import import_entries
+
+ENTRY_MODULES = (
+    "classifier",
+    "minimal",
+    "perceptual",
+    "apgd",
+    "square",
+    "ensemble",
+    "sr",
+    "universal",
+)
+"""The modules that register attacks (one list: ``tests/test_structure.py`` checks it)."""
+
+import_entries(__name__, ENTRY_MODULES)
 
 __all__ = [
     "ATTACKS",
@@ -35,29 +50,21 @@ __all__ = [
     "AttackEntry",
     "AttackResult",
     "StepResult",
-    "apgd",
     "basic_attack",
-    "classifier",
     "create_attack",
-    "ensemble",
     "eval_mode",
     "format_budget",
     "list_attacks",
     "masked_psnr",
-    "minimal",
     "parse_attack",
     "parse_budget",
     "partial_attack",
-    "perceptual",
     "project",
     "random_start",
     "run_steps",
-    "square",
-    "sr",
     "sr_attack_metrics",
     "sr_deviation",
     "sr_reference",
     "sr_to_target",
-    "universal",
     "universal_attack",
 ]

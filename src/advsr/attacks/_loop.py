@@ -12,13 +12,12 @@ An attack maximises a per-sample objective ``loss(x) -> (N,)`` over inputs ``x``
    order of Choi et al.'s basic attack: ``clip_{-a,a}(clip_{0,1}(x~) - x0) + x0``, which stays
    in ``[0, 1]`` because ``x0`` does); with a mask, the perturbation is exactly zero outside.
 
-``x0`` is never modified. The caller owns model modes; see :func:`eval_mode`.
+``x0`` is never modified. The caller owns model modes; see :func:`advsr.modes.eval_mode`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +31,6 @@ __all__ = [
     "ModelObjective",
     "Objective",
     "StepResult",
-    "eval_mode",
     "input_grad",
     "project",
     "random_start",
@@ -84,20 +82,6 @@ class StepResult:
     x: torch.Tensor
     losses: torch.Tensor
     grad_zero_at_x0: torch.Tensor | None = None
-
-
-@contextmanager
-def eval_mode(*modules: nn.Module) -> Iterator[None]:
-    """Put modules in eval mode for the duration; afterwards every submodule gets its own
-    flag back (a model with, say, a frozen eval-mode block inside a training one keeps it)."""
-    flags = [(sub, sub.training) for m in modules for sub in m.modules()]
-    try:
-        for m in modules:
-            m.eval()
-        yield
-    finally:
-        for sub, was in flags:
-            sub.training = was
 
 
 def input_grad(out: torch.Tensor, x: torch.Tensor, *, retain_graph: bool = False) -> torch.Tensor:
@@ -211,7 +195,7 @@ def run_steps(
     acc = torch.zeros_like(x0)
     losses = []
     zero_at_x0 = None
-    alpha = budget.alpha
+    step_size = float(budget.step_size)  # type: ignore[arg-type]  # resolved: never None
     if (loss_fn is None) == (grad_fn is None):
         raise InputError("give exactly one of loss_fn and grad_fn")
     # one pass per step (forward and backward per micro-batch when the model plans its
@@ -243,7 +227,7 @@ def run_steps(
         if mask is not None:
             direction = direction * mask
         with torch.no_grad():
-            x = x + alpha * direction
+            x = x + step_size * direction
             if bounds is not None:
                 x = x.clamp(*bounds)
             x = project(x, x0, budget)

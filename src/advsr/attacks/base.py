@@ -40,17 +40,17 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, final
 
 import torch
 from torch import nn
 
-from advsr.attacks._loop import eval_mode
+from advsr.attacks.budget import budget_upper, format_budget, parse_budget
 from advsr.checks import check_image
 from advsr.errors import InputError, ShapeError
+from advsr.modes import eval_mode
 from advsr.registry import Registry
 from advsr.settings import NEUTRAL, Settings, field_role, validate
 
@@ -289,7 +289,7 @@ class AttackEntry:
         return bool(s(settings) if callable(s) else s)
 
 
-ATTACKS: Registry[AttackEntry] = Registry("attack")
+ATTACKS: Registry[AttackEntry] = Registry("attack", package="advsr.attacks")
 
 
 def register_attack(
@@ -310,62 +310,6 @@ def register_attack(
         name, kind, domain, norm, settings, core, description, stochastic, reference, measure
     )
     return ATTACKS.register(name, entry, description)
-
-
-# ------------------------------------------------------------------------------ budgets
-
-_FRACTION = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?:/\s*([0-9]*\.?[0-9]+))?\s*")
-
-
-def parse_budget(text: str | float, upper: float | None = 1.0, name: str = "budget") -> float:
-    """``"8/255"``, ``"0.03"`` or a number -> float in ``[0, upper]`` (no bound if None).
-
-    Raises:
-        InputError: unparsable, not finite, or out of range.
-
-    Example:
-        >>> parse_budget("8/255") == 8 / 255, parse_budget("0.5", upper=None)
-        (True, 0.5)
-    """
-    if isinstance(text, bool):
-        raise InputError(f"the {name} must be a number or a fraction like 8/255, got {text!r}")
-    if isinstance(text, int | float):
-        value = float(text)
-    else:
-        m = _FRACTION.fullmatch(str(text))
-        try:
-            if m is None:
-                raise ValueError
-            value = float(m.group(1)) / (float(m.group(2)) if m.group(2) else 1.0)
-        except (ValueError, ZeroDivisionError):
-            raise InputError(
-                f"the {name} must be a number or a fraction like 8/255, got {text!r}"
-            ) from None
-    if not math.isfinite(value) or value < 0.0 or (upper is not None and value > upper):
-        bound = f"in [0, {upper:g}] (images are in [0, 1])" if upper is not None else ">= 0"
-        raise InputError(f"the {name} must be a finite number {bound}, got {text!r}")
-    return value
-
-
-def format_budget(eps: float | None, norm: str = "linf") -> str:
-    """A budget as people write it: L-inf budgets as ``k/255`` when ``k`` is a multiple of
-    1/8, everything else as a plain number (``-`` for no budget).
-
-    Example:
-        >>> format_budget(8 / 255), format_budget(0.5 / 255), format_budget(0.5, "l2")
-        ('8/255', '0.5/255', '0.5')
-    """
-    if eps is None:
-        return "-"
-    if norm == "linf":
-        k = eps * 255
-        if abs(k * 8 - round(k * 8)) < 1e-6 and k > 0:
-            return f"{round(k * 8) / 8:g}/255"
-    return f"{eps:g}"
-
-
-def _upper(norm: str) -> float | None:
-    return 1.0 if norm in ("linf", "ssim") else None
 
 
 def _text(v: Any) -> str:
@@ -418,7 +362,7 @@ def parse_attack(spec: str) -> tuple[AttackEntry, float | None]:
     if entry.norm == "none":
         raise InputError(f"{entry.name} takes no budget ({spec!r}): it finds the smallest one")
     what = f"budget {'eps2' if entry.norm == 'ssim' else 'eps'} of {entry.name}"
-    return entry, parse_budget(text, _upper(entry.norm), what)
+    return entry, parse_budget(text, budget_upper(entry.norm), what)
 
 
 # ------------------------------------------------------------------------------ the base
@@ -583,6 +527,7 @@ class Attack:
     def __repr__(self) -> str:
         return f"Attack({self.label}, {self.settings.model_dump()})"
 
+    @final
     def __call__(
         self,
         model: nn.Module,
@@ -663,7 +608,7 @@ def create_attack(spec: str, *, eps: float | str | None = None, **settings: Any)
         raise InputError(f"{entry.name} takes no budget: it finds the smallest perturbation")
     budget = at_budget
     if eps is not None:
-        value = parse_budget(eps, _upper(entry.norm), what)
+        value = parse_budget(eps, budget_upper(entry.norm), what)
         if at_budget is not None and not math.isclose(value, at_budget, rel_tol=1e-9):
             raise InputError(f"{spec!r} already gives a budget; do not also pass eps={eps!r}")
         budget = value

@@ -49,12 +49,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advsr.attacks._loop import eval_mode
 from advsr.backdoor.poison import PoisonedTriplets, RefSRTriplets
 from advsr.checks import check_int_range, check_non_negative, check_positive_int
 from advsr.errors import InputError, ShapeError
 from advsr.imaging.quantize import quantize
 from advsr.metrics import psnr, ssim
+from advsr.modes import eval_mode
 from advsr.report import Figure, Plot
 
 __all__ = [

@@ -112,6 +112,85 @@ def _tiles(
     return out
 
 
+def _source_pairs(
+    source: str | Path, images: list[str | Path] | None
+) -> list[tuple[str, Path, Path]]:
+    """``(name, HR file, Ref file)`` of every image of a :class:`RefSRTriplets` source.
+
+    Raises:
+        DatasetError: a folder without ``HR/`` and ``Ref/``, or an HR image without its Ref.
+    """
+    key = str(source)
+    if key in ("self", "samples"):
+        paths = [Path(p) for p in images] if images else list(sample_paths().values())
+        return [(p.stem, p, p) for p in paths]
+    if key == "stereo":
+        sp = sample_paths()
+        return [("motorcycle", sp["motorcycle_left"], sp["motorcycle_right"])]
+    root = Path(key)
+    if not (root / "HR").is_dir() or not (root / "Ref").is_dir():
+        raise DatasetError(
+            f"{root}: a RefSR folder needs HR/ and Ref/ sub-folders "
+            "(or use source self, stereo or samples)"
+        )
+    pairs: list[tuple[str, Path, Path]] = []
+    for hr_path in list_images(root / "HR"):
+        refs = [p for p in list_images(root / "Ref") if p.stem == hr_path.stem]
+        if not refs:
+            raise DatasetError(f"no Ref image for {hr_path.name} in {root / 'Ref'}")
+        pairs.append((hr_path.stem, hr_path, refs[0]))
+    return pairs
+
+
+def _pieces(
+    name: str,
+    hp: Path,
+    rp: Path,
+    hr_size: int,
+    ref_policy: RefPolicy,
+    *,
+    tiles: bool,
+    ref_shift: int,
+) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """The ``(name, HR, Ref)`` samples of one HR / Ref file pair, not yet quantised: its
+    HR-size tiles with ``tiles`` (named ``<name>_rRcC``), else the pair fitted to the HR size.
+
+    Args:
+        name: the pair's name (the HR file's stem).
+        hp: the HR file.
+        rp: the Ref file.
+        hr_size: HR side in pixels.
+        ref_policy: ``resize`` or ``require-same`` (see :class:`RefSRTriplets`).
+        tiles: cut the images into tiles instead of fitting them.
+        ref_shift: with tiles, how far each Ref tile is from its HR tile (pixels).
+
+    Shape:
+        each HR and Ref ``(1, 3, hr_size, hr_size)``.
+
+    Raises:
+        DatasetError: a Ref of another size under ``require-same``; an image too small.
+    """
+    hr_raw, ref_raw = read_image(hp), read_image(rp)
+    if ref_policy == "require-same" and hr_raw.shape != ref_raw.shape:
+        raise DatasetError(
+            f"{name}: Ref is {tuple(ref_raw.shape[-2:])}, HR {tuple(hr_raw.shape[-2:])};"
+            " ref_policy require-same needs equal sizes"
+        )
+    if not tiles:
+        return [
+            (
+                name,
+                _fit(hr_raw, hr_size, f"HR {hp.name}"),
+                _fit(ref_raw, hr_size, f"Ref {rp.name}"),
+            )
+        ]
+    if ref_raw.shape != hr_raw.shape:
+        ref_raw = imresize(ref_raw, size=(hr_raw.shape[-2], hr_raw.shape[-1])).clamp(0, 1)
+    hr_tiles = _tiles(hr_raw, hr_size, f"HR {hp.name}")
+    ref_tiles = _tiles(ref_raw, hr_size, f"Ref {rp.name}", ref_shift)
+    return [(f"{name}_{pos}", h, r) for (pos, h), (_, r) in zip(hr_tiles, ref_tiles, strict=True)]
+
+
 class RefSRTriplets:
     """``(LR, Ref, HR)`` triplets (see the module docstring).
 
@@ -163,55 +242,12 @@ class RefSRTriplets:
         self.hr_size, self.ref_policy = hr_size, ref_policy
         self.triplets: list[Triplet] = []
         self.sources: list[str] = []  # the image each triplet comes from (HR file stems)
-        pairs: list[tuple[str, Path, Path]] = []
-        key = str(source)
-        if key in ("self", "samples"):
-            paths = [Path(p) for p in images] if images else list(sample_paths().values())
-            pairs = [(p.stem, p, p) for p in paths]
-        elif key == "stereo":
-            sp = sample_paths()
-            pairs = [("motorcycle", sp["motorcycle_left"], sp["motorcycle_right"])]
-        else:
-            root = Path(key)
-            if not (root / "HR").is_dir() or not (root / "Ref").is_dir():
-                raise DatasetError(
-                    f"{root}: a RefSR folder needs HR/ and Ref/ sub-folders "
-                    "(or use source self, stereo or samples)"
-                )
-            for hr_path in list_images(root / "HR"):
-                refs = [p for p in list_images(root / "Ref") if p.stem == hr_path.stem]
-                if not refs:
-                    raise DatasetError(f"no Ref image for {hr_path.name} in {root / 'Ref'}")
-                pairs.append((hr_path.stem, hr_path, refs[0]))
+        pairs = _source_pairs(source, images)
         if not pairs:
             raise DatasetError(f"no images in {source}")
         for name, hp, rp in pairs:
             self.sources.append(hp.stem)
-            hr_raw, ref_raw = read_image(hp), read_image(rp)
-            if ref_policy == "require-same" and hr_raw.shape != ref_raw.shape:
-                raise DatasetError(
-                    f"{name}: Ref is {tuple(ref_raw.shape[-2:])}, HR {tuple(hr_raw.shape[-2:])};"
-                    " ref_policy require-same needs equal sizes"
-                )
-            if tiles:
-                if ref_raw.shape != hr_raw.shape:
-                    ref_raw = imresize(ref_raw, size=(hr_raw.shape[-2], hr_raw.shape[-1])).clamp(
-                        0, 1
-                    )
-                hr_tiles = _tiles(hr_raw, hr_size, f"HR {hp.name}")
-                ref_tiles = _tiles(ref_raw, hr_size, f"Ref {rp.name}", ref_shift)
-                pieces = [
-                    (f"{name}_{pos}", h, r)
-                    for (pos, h), (_, r) in zip(hr_tiles, ref_tiles, strict=True)
-                ]
-            else:
-                pieces = [
-                    (
-                        name,
-                        _fit(hr_raw, hr_size, f"HR {hp.name}"),
-                        _fit(ref_raw, hr_size, f"Ref {rp.name}"),
-                    )
-                ]
+            pieces = _pieces(name, hp, rp, hr_size, ref_policy, tiles=tiles, ref_shift=ref_shift)
             for k, (piece, hr_t, ref_t) in enumerate(pieces):
                 held_out = k % test_every == test_every - 1
                 if (split == "train" and held_out) or (split == "test" and not held_out):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from advsr.backdoor.train import TrainRefSRConfig
 from advsr.cli.app import app, console
 from advsr.cli.derive import OUTPUT, STORE, config_command, extra_option
 from advsr.cli.output import print_json, run_and_show
 from advsr.experiments.backdoor import BackdoorConfig
+from advsr.training.refsr import TrainRefSRConfig
 
 TINY = extra_option("tiny", bool, False, "--tiny", help="Use the model's tiny configuration.")
 JSON = extra_option("json_", bool, False, "--json", help="Print one JSON document on stdout.")
@@ -69,6 +69,7 @@ def backdoor(
     store: Path | None,
     report: Path | None,
     json_: bool,
+    backend: Any,
 ) -> None:
     """Evaluate backdoored RefSR models: clean and triggered PSNR/SSIM (Y), attack success."""
     from advsr.experiments.backdoor import backdoor_cells, floor_text
@@ -78,5 +79,5 @@ def backdoor(
     )
     run_and_show(
         "backdoor", cells, store=store, json_=json_, report=report,
-        notes=lambda d: [f"reference: {floor_text(d)}"],
+        notes=lambda d: [f"reference: {floor_text(d)}"], backend=backend
     )  # fmt: skip

@@ -53,7 +53,7 @@ def list_cmd(
 @app.command()
 def experiments() -> None:
     """The registered experiments (what a spec's `experiment` may name), one per line."""
-    from advsr.experiments import EXPERIMENTS
+    from advsr.engine.cell import EXPERIMENTS
 
     for name in EXPERIMENTS.names():
         console.print(name)

@@ -41,9 +41,10 @@ def attack_clf_cmd(
     store: Path | None,
     report: Path | None,
     json_: bool,
+    backend: Any,
 ) -> None:
     """Attack a classifier: clean/robust accuracy, fooling rate, failures, perturbation sizes."""
-    from advsr.experiments.common import attack_grid, check_budgets_used
+    from advsr.engine.attack_cells import attack_grid, check_budgets_used
 
     said = (
         []
@@ -53,7 +54,9 @@ def attack_clf_cmd(
     check_budgets_used(attack or ["pgd"], eps)
     grid = attack_grid(attack or ["pgd"], eps or ["8/255"])
     cells = [("attack-clf", {**settings, "attack": a, "eps": e}) for a, e in grid]
-    run_and_show("attack-clf", cells, store=store, json_=json_, report=report, defaults=said)
+    run_and_show(
+        "attack-clf", cells, store=store, json_=json_, report=report, defaults=said, backend=backend
+    )
 
 
 DEFENSES = extra_option(
@@ -84,9 +87,10 @@ def defend(
     store: Path | None,
     report: Path | None,
     json_: bool,
+    backend: Any,
 ) -> None:
     """Evaluate defenses: accuracy under attacks, non-adaptive and adaptive (BPDA + EOT)."""
-    from advsr.experiments.common import attack_grid, check_budgets_used
+    from advsr.engine.attack_cells import attack_grid, check_budgets_used
 
     said = (
         []
@@ -104,7 +108,9 @@ def defend(
         for d in specs
         for a, e in attacks
     ]
-    run_and_show("defend", cells, store=store, json_=json_, report=report, defaults=said)
+    run_and_show(
+        "defend", cells, store=store, json_=json_, report=report, defaults=said, backend=backend
+    )
 
 
 SWEEP = extra_option(
@@ -129,32 +135,38 @@ def perceptual(
     store: Path | None,
     report: Path | None,
     json_: bool,
+    backend: Any,
 ) -> None:
     """Fooling rate at a common image quality (PGAP paper Tables II and III)."""
-    from advsr.attacks.base import parse_budget
     from advsr.errors import InputError
     from advsr.experiments.perceptual_cmp import DEFAULT_SWEEPS, sweep_cells
 
-    sweeps: dict[str, Sequence[float]] = {}
+    sweeps: dict[str, Sequence[float | str]] = {}  # budget text: the config parses it
     for item in sweep or []:
         name, eq, values = item.partition("=")
         if not eq or not values:
             raise InputError(f"--sweep expects METHOD=v1,v2,..., got {item!r}")
-        sweeps[name] = [parse_budget(v, upper=None) for v in values.split(",")]
+        sweeps[name] = [v.strip() for v in values.split(",")]
     if not sweeps:
         sweeps = {k: list(v) for k, v in DEFAULT_SWEEPS.items()}
     cells = sweep_cells(settings, sweeps, {"pgap": pgap_limit})
-    run_and_show("perceptual", cells, store=store, json_=json_, report=report)
+    run_and_show("perceptual", cells, store=store, json_=json_, report=report, backend=backend)
 
 
 @app.command()
 @config_command(ExplainConfig, budgets=("eps",), extra=OUTPUT)
 def explain(
-    settings: dict[str, Any], *, store: Path | None, report: Path | None, json_: bool
+    settings: dict[str, Any],
+    *,
+    store: Path | None,
+    report: Path | None,
+    json_: bool,
+    backend: Any,
 ) -> None:
     """SSIM maps, CAMs and perturbation/saliency overlap (PGAP paper Table I, Fig. 3, 5)."""
     run_and_show(
         "explain", [("explain", settings)], store=store, json_=json_, report=report,
+        backend=backend,
         shape=lambda d: {"experiment": "explain", **d["cells"][0], "computed": d["computed"]},
     )  # fmt: skip
 
@@ -162,11 +174,17 @@ def explain(
 @app.command()
 @config_command(ManifoldConfig, flags={"attacks": ("--attack",)}, extra=OUTPUT)
 def manifold(
-    settings: dict[str, Any], *, store: Path | None, report: Path | None, json_: bool
+    settings: dict[str, Any],
+    *,
+    store: Path | None,
+    report: Path | None,
+    json_: bool,
+    backend: Any,
 ) -> None:
     """Manifold check (SR-defense paper 4.1): a clean-vs-adversarial detector on frozen
     features, and how many purified adversarial images it calls clean."""
     run_and_show(
         "manifold", [("manifold", settings)], store=store, json_=json_, report=report,
+        backend=backend,
         shape=lambda d: {"experiment": "manifold", **d["cells"][0], "computed": d["computed"]},
     )  # fmt: skip

@@ -30,7 +30,7 @@ def demo(
     model; LR and SR PSNR), a transferability matrix, and an HTML report.
     """
     from advsr.demo import demo_tables, run_demo
-    from advsr.experiments.store import ResultStore, default_store_path
+    from advsr.engine.store import ResultStore, default_store_path
 
     check_output(report)
     ResultStore.check_path(store or default_store_path())

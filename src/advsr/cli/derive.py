@@ -99,7 +99,7 @@ def field_options(
 ) -> list[inspect.Parameter]:
     """One keyword parameter (a Typer option) per config field not in ``skip``; fields in
     ``budgets`` take text such as ``8/255``."""
-    from advsr.attacks.base import format_budget
+    from advsr.attacks.budget import format_budget
 
     params = []
     fields = list(config.model_fields.items())
@@ -198,7 +198,6 @@ def config_command(
     """Decorator: the command's options are ``config``'s fields (minus ``skip``) and
     ``extra``; the function is called as ``f(settings, **extra_values)``. Fields in
     ``budgets`` take text such as ``8/255``."""
-    from advsr.attacks.base import parse_budget
 
     fields = field_options(config, skip=skip, flags=flags, helps=helps, budgets=budgets)
     kinds = {name: _kind(info.annotation) for name, info in config.model_fields.items()}
@@ -207,10 +206,12 @@ def config_command(
         names = {p.name for p in fields}
 
         def command(**kwargs: Any) -> None:
-            if "backend" in kwargs:
+            if "backend" in kwargs:  # passed on to the command as one Backend
                 from advsr.cli.output import use_backend
 
-                use_backend(kwargs.pop("backend"), kwargs.pop("address"), kwargs.pop("workers"))
+                kwargs["backend"] = use_backend(
+                    kwargs.pop("backend"), kwargs.pop("address"), kwargs.pop("workers")
+                )
             settings: dict[str, Any] = {}
             given = _given(names)
             for k in names:
@@ -223,9 +224,7 @@ def config_command(
                 elif kinds[k] == "list":
                     if v:
                         settings[k] = list(v)
-                elif k in budgets and v is not None:
-                    settings[k] = parse_budget(v, upper=None, name=f"--{k.replace('_', '-')}")
-                else:
+                else:  # budgets too: their text is parsed once, by the config
                     settings[k] = v
             fn(settings, **kwargs)
 
@@ -268,8 +267,9 @@ WORKERS = extra_option(
     "workers", int | None, None, "--workers", help="Ray tasks in flight (default: the CPUs)."
 )
 SCALE_OUT = (BACKEND, ADDRESS, WORKERS)
-"""Where the cells run (consumed by :func:`config_command`, read by the runners through
-:func:`advsr.cli.output.current_backend`)."""
+"""Where the cells run: :func:`config_command` turns the three options into one
+``backend`` argument of the command (an :class:`~advsr.engine.backend.Backend`), which the
+command passes to :func:`advsr.cli.output.run_and_show`."""
 OUTPUT = (STORE, REPORT, JSON, *SCALE_OUT)
 """The options every experiment command has: the store, an HTML report, JSON output, and
 where its cells run."""

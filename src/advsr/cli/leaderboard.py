@@ -61,7 +61,7 @@ def leaderboard_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Rank SR models by robustness under a fixed protocol (cells resume from the store)."""
-    from advsr.experiments.store import ResultStore, default_store_path
+    from advsr.engine.store import ResultStore, default_store_path
     from advsr.leaderboard import build_leaderboard, default_data, get_protocol, parse_entries
     from advsr.leaderboard.build import leaderboard_tables
     from advsr.leaderboard.site import write_site

@@ -6,7 +6,7 @@
   the store), also when a library turned it into an error of its own; the ``advsr`` program
   (:mod:`advsr._entry`) extends this to the imports and the shutdown;
 * stdout closed or failing (``> /dev/full``): one line, exit status 2; a reader that stops
-  early (``| head -1``): quiet, exit status 141 (:func:`advsr._entry.output_failure`);
+  early (``| head -1``): quiet, exit status 141 (:func:`advsr._process.output_failure`);
 * anything else is a bug: one line naming a file that holds the traceback, exit status 1;
   ``ADVSR_DEBUG=1`` prints the traceback instead;
 * advsr's warnings (a legal run that is almost certainly a mistake) print one line each,
@@ -25,7 +25,7 @@ import time
 import traceback
 import warnings
 
-from advsr._entry import (
+from advsr._process import (
     INTERRUPTED,
     begin,
     interrupted,
@@ -104,10 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     """Run the command line (see the module docstring)."""
     begin()
     from advsr.cli import app
-    from advsr.cli.output import use_backend
 
     _warnings()
-    use_backend("local", None, None)  # each command says where its cells run
     args = sys.argv[1:] if argv is None else argv
     from advsr.provenance import set_command
 
@@ -134,9 +132,3 @@ def main(argv: list[str] | None = None) -> None:
     if rv == 130:  # recent Typer turns Ctrl-C into a quiet exit status 130
         _interrupted()
     sys.exit(rv if isinstance(rv, int) else 0)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from advsr._entry import main as _program
-
-    _program()

@@ -22,7 +22,6 @@ from advsr.report import ReportTable, write_report
 
 __all__ = [
     "check_output",
-    "current_backend",
     "open_store",
     "print_json",
     "print_tables",
@@ -31,24 +30,17 @@ __all__ = [
     "write_parts",
 ]
 
-_BACKEND: list[Any] = [None]
-
 
 def use_backend(kind: str, address: str | None, workers: int | None) -> Any:
-    """Set where this command's cells run (``--backend``, ``--address``, ``--workers``).
+    """Where this command's cells run (``--backend``, ``--address``, ``--workers``), as the
+    :class:`~advsr.engine.backend.Backend` the command passes on.
 
     Raises:
         InputError: an unknown backend, or Ray options without ``--backend ray``.
     """
-    from advsr.experiments.backend import Backend
+    from advsr.engine.backend import Backend
 
-    _BACKEND[0] = Backend(kind, address, workers)  # type: ignore[arg-type]
-    return _BACKEND[0]
-
-
-def current_backend() -> Any:
-    """The backend of this command (None: local)."""
-    return _BACKEND[0]
+    return Backend(kind, address, workers)  # type: ignore[arg-type]
 
 
 def print_json(doc: Any) -> None:
@@ -73,7 +65,7 @@ def open_store(path: Path | None) -> Any:
     """The result store at ``path`` (default: ``$ADVSR_STORE`` or the working folder) for one
     command: a store this command created is removed again if the command fails before
     storing anything."""
-    from advsr.experiments.store import default_store_path, store_session
+    from advsr.engine.store import default_store_path, store_session
 
     return store_session(path or default_store_path())
 
@@ -99,7 +91,7 @@ def check_output(path: Path | None, suffix: str | None = None) -> None:
 
 
 def write_parts(path: Path, parts: Any, cells: Sequence[Any] = ()) -> Path:
-    """Write a report from an experiment's :class:`~advsr.experiments.cell.ReportParts`,
+    """Write a report from an experiment's :class:`~advsr.engine.cell.ReportParts`,
     with the provenance of the ``cells`` it was built from."""
     from advsr.provenance import of_cells, provenance_lines
 
@@ -125,6 +117,7 @@ def run_and_show(
     shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     notes: Callable[[dict[str, Any]], list[str]] | None = None,
     defaults: Sequence[str] = (),
+    backend: Any = None,
 ) -> dict[str, Any]:
     """Run the cells of one experiment and print the result (see the module docstring).
 
@@ -139,18 +132,20 @@ def run_and_show(
         defaults: lines saying which defaults decide what is measured (:func:`default_note`),
             printed on stderr once the cells have run (a refused or failed run prints only
             its error).
+        backend: where the cells run (:func:`use_backend`; None: this process).
     """
-    from advsr.experiments import EXPERIMENTS
-    from advsr.experiments.context import Context
-    from advsr.experiments.driver import plan_cells, run_plans
-    from advsr.experiments.store import ResultStore, default_store_path
+    from advsr.engine.cell import EXPERIMENTS
+    from advsr.engine.context import Context
+    from advsr.engine.driver import run_plans
+    from advsr.engine.plan import plan_cells
+    from advsr.engine.store import ResultStore, default_store_path
 
     check_output(report)
     ResultStore.check_path(store or default_store_path())
     exp = EXPERIMENTS.get(experiment)
     plans = plan_cells(cells, Context())  # every cell validated before the store is touched
     with open_store(store) as st:
-        runs = run_plans(plans, st, backend=current_backend())
+        runs = run_plans(plans, st, backend=backend)
         for line in defaults:  # once, and only for a run that went through
             sys.stderr.write(line + "\n")
         doc = exp.summarise(runs, st)

@@ -90,7 +90,7 @@ def reproduce_cmd(
         weights_key(key)  # the grammar, before any file is read
     check_output(report, ".html")
     where = use_backend(backend, address, workers)
-    from advsr.experiments.store import ResultStore, default_store_path
+    from advsr.engine.store import ResultStore, default_store_path
 
     ResultStore.check_path(store or default_store_path())
     with open_store(store) as st:

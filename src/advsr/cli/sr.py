@@ -26,11 +26,22 @@ def _one_cell(doc: dict[str, Any]) -> dict[str, Any]:
     extra=OUTPUT,
 )
 def eval_sr_cmd(
-    settings: dict[str, Any], *, store: Path | None, report: Path | None, json_: bool
+    settings: dict[str, Any],
+    *,
+    store: Path | None,
+    report: Path | None,
+    json_: bool,
+    backend: Any,
 ) -> None:
     """Fidelity (PSNR/SSIM) of an SR model on a dataset; resumes from the result store."""
     run_and_show(
-        "eval-sr", [("eval-sr", settings)], store=store, json_=json_, report=report, shape=_one_cell
+        "eval-sr",
+        [("eval-sr", settings)],
+        store=store,
+        json_=json_,
+        report=report,
+        shape=_one_cell,
+        backend=backend,
     )
 
 
@@ -53,22 +64,28 @@ def attack_sr_cmd(
     store: Path | None,
     report: Path | None,
     json_: bool,
+    backend: Any,
 ) -> None:
     """Attack an SR model (basic, partial, universal, or apply a saved Delta): LR and SR
     PSNR per budget."""
-    from advsr.attacks.base import parse_budget
-
     if not alpha:  # the config's default budget; an attack's own @budget may replace it
         cells = [("attack-sr", dict(settings))]
-    else:
-        budgets = [parse_budget(a, name="budget (--alpha)") for a in alpha]
-        cells = [("attack-sr", {**settings, "eps": e}) for e in budgets]
-    run_and_show("attack-sr", cells, store=store, json_=json_, report=report, shape=_by_budget)
+    else:  # the text as given: the config parses it (once)
+        cells = [("attack-sr", {**settings, "eps": a}) for a in alpha]
+    run_and_show(
+        "attack-sr",
+        cells,
+        store=store,
+        json_=json_,
+        report=report,
+        shape=_by_budget,
+        backend=backend,
+    )
 
 
 def _by_budget(doc: dict[str, Any]) -> dict[str, Any]:
     """The JSON of ``attack-sr``: the mean PSNRs keyed by budget, and the cells."""
-    from advsr.attacks.base import format_budget
+    from advsr.attacks.budget import format_budget
 
     mean = {
         format_budget(c["config"]["eps"]): {k: v for k, v in c["mean"].items() if "psnr" in k}
@@ -109,6 +126,7 @@ def transfer(
     store: Path | None,
     report: Path | None,
     json_: bool,
+    backend: Any,
 ) -> None:
     """Transferability: attacks crafted on each source, SR PSNR on every target."""
     from advsr.errors import InputError
@@ -130,4 +148,4 @@ def transfer(
         )
         for src in dict.fromkeys(model)
     ]
-    run_and_show("transfer", cells, store=store, json_=json_, report=report)
+    run_and_show("transfer", cells, store=store, json_=json_, report=report, backend=backend)

@@ -34,7 +34,7 @@ def run_cmd(
 ) -> None:
     """Run every cell of a spec (any registered experiments); finished cells are read back."""
     from advsr.cli.output import use_backend
-    from advsr.experiments.run import run_spec_file
+    from advsr.engine.run import run_spec_file
 
     where = use_backend(backend, address, workers)
     doc, tables = run_spec_file(spec_file, store, backend=where)
@@ -59,7 +59,7 @@ def _existing_store(path: Optional[Path]) -> Any:
         InputError: there is no file at the path.
         StoreError: the file is not a store, or is damaged.
     """
-    from advsr.experiments.store import ResultStore, default_store_path
+    from advsr.engine.store import ResultStore, default_store_path
 
     p = path or default_store_path()
     if not Path(p).exists():
@@ -86,7 +86,8 @@ def results(
 ) -> None:
     """Query the store: the cells (with every setting that tells them apart), or a pivot
     table of means that never averages cells whose settings differ."""
-    from advsr.experiments.listing import cell_listing, pivot_table
+    from advsr.engine.listing import cell_listing, pivot_table
+    from advsr.engine.tables import store_table
 
     filt = parse_options(where, "--where")
     _check_keys(filt, experiment)
@@ -94,7 +95,9 @@ def results(
         if rows is None:
             doc, table = cell_listing(st, experiment, filt)
         else:
-            t = st.table(rows=rows, cols=cols, value=value, experiment=experiment, where=filt)
+            t = store_table(
+                st, rows=rows, cols=cols, value=value, experiment=experiment, where=filt
+            )
             doc, table = {"table": t.to_dict()}, pivot_table(t)
     if json_:
         print_json(doc)
@@ -107,7 +110,7 @@ def _check_keys(filt: dict[str, Any], experiment: str | None) -> None:
     experiment), instead of an empty table."""
     import difflib
 
-    from advsr.experiments import EXPERIMENTS
+    from advsr.engine.cell import EXPERIMENTS
 
     names = [experiment] if experiment else EXPERIMENTS.names()
     known = sorted({f for n in names for f in EXPERIMENTS.get(n).config.model_fields})
@@ -130,8 +133,8 @@ def report(
     json_: JsonOpt = False,
 ) -> None:
     """Rebuild an experiment's report from the store alone (nothing is computed)."""
-    from advsr.experiments import EXPERIMENTS
-    from advsr.experiments.driver import read_cells
+    from advsr.engine.cell import EXPERIMENTS
+    from advsr.engine.driver import read_cells
 
     check_output(out)
     exp = EXPERIMENTS.get(experiment)

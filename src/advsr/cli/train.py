@@ -15,8 +15,8 @@ from advsr.cli.app import app, console
 from advsr.cli.derive import STORE, config_command, extra_option
 from advsr.cli.options import JsonOpt
 from advsr.cli.output import check_output, open_store, print_json
-from advsr.models.classifiers.train import TrainClassifierConfig
-from advsr.models.sr.train import TrainSRConfig
+from advsr.training.classifier import TrainClassifierConfig
+from advsr.training.sr import TrainSRConfig
 
 JSON = extra_option("json_", bool, False, "--json", help="Print one JSON document on stdout.")
 
@@ -25,9 +25,10 @@ def run_training(
     experiment: str, settings: dict[str, Any], store: Optional[Path]
 ) -> dict[str, Any]:
     """Run one training cell (or read it back) and make sure its weights are at ``out``."""
-    from advsr.experiments.context import Context
-    from advsr.experiments.driver import plan_cells, run_plans
-    from advsr.experiments.store import ResultStore, default_store_path
+    from advsr.engine.context import Context
+    from advsr.engine.driver import run_plans
+    from advsr.engine.plan import plan_cells
+    from advsr.engine.store import ResultStore, default_store_path
     from advsr.experiments.training import materialise
 
     ResultStore.check_path(store or default_store_path())

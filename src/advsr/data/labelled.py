@@ -131,6 +131,75 @@ def _file_label(f: Path) -> int:
     return int(m.group(1))
 
 
+def _labelled_files(
+    root: Path, pattern: str | None
+) -> tuple[list[tuple[Path, int]], list[str], bool]:
+    """The ``(file, label)`` pairs of a labelled folder (those matching ``pattern``), its
+    class names, and whether it is a folder of class folders (the layouts of
+    :func:`open_labelled`).
+
+    Raises:
+        DatasetError: a file of a flat folder without a label in its name; an entry named
+            like an image that is not a file (:func:`check_folder_entries`).
+    """
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir())
+    files: list[tuple[Path, int]] = []
+    classes: list[str] = []
+    wnids = bool(class_dirs) and all(wnid_label(d.name) is not None for d in class_dirs)
+    if class_dirs:
+        classes = [d.name for d in class_dirs]
+        for label, d in enumerate(class_dirs):
+            wnid = wnid_label(d.name)
+            lab = wnid if wnids and wnid is not None else label
+            check_folder_entries(d)
+            files += [(f, lab) for f in list_images(d) if pattern is None or f.match(pattern)]
+        if wnids:
+            from advsr.data.imagenet import IMAGENET_WNIDS
+
+            classes = list(IMAGENET_WNIDS)
+    else:
+        check_folder_entries(root)
+        for f in list_images(root):
+            if pattern is not None and not f.match(pattern):
+                continue
+            files.append((f, _file_label(f)))
+    return files, classes, bool(class_dirs)
+
+
+def _first_per_class(files: list[tuple[Path, int]], per_class: int) -> list[tuple[Path, int]]:
+    """The first ``per_class`` files of each label, in the order of ``files``."""
+    seen: dict[int, int] = {}
+    kept = []
+    for f, lab in files:
+        seen[lab] = seen.get(lab, 0) + 1
+        if seen[lab] <= per_class:
+            kept.append((f, lab))
+    return kept
+
+
+def _stack_labelled(root: Path, images: list[torch.Tensor]) -> torch.Tensor:
+    """The images of ``root`` as one batch.
+
+    Shape:
+        ``N x (1, 3, H, W)`` -> ``(N, 3, H, W)``.
+
+    Raises:
+        DatasetError: images of different sizes (what a load size would do about it), or any
+            other failure to stack them.
+    """
+    try:
+        return stack_images(images)
+    except ShapeError:
+        sizes = sorted({f"{im.shape[-2]}x{im.shape[-1]}" for im in images})
+        raise DatasetError(
+            f"the images of {root} have different sizes ({', '.join(sizes[:6])}"
+            f"{', ...' if len(sizes) > 6 else ''}): a classifier with a load size (ImageNet "
+            "models) resizes and centre-crops them; for this one, give images of one size"
+        ) from None
+    except Exception as exc:
+        raise DatasetError(f"{root}: {exc}") from None
+
+
 def open_labelled(
     spec: str | Path,
     *,
@@ -169,38 +238,12 @@ def open_labelled(
         )
     if not root.is_dir():
         raise DatasetError(f"a labelled dataset must be a folder, got a file: {root}")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir())
-    files: list[tuple[Path, int]] = []
-    classes: list[str] = []
-    wnids = bool(class_dirs) and all(wnid_label(d.name) is not None for d in class_dirs)
-    if class_dirs:
-        classes = [d.name for d in class_dirs]
-        for label, d in enumerate(class_dirs):
-            wnid = wnid_label(d.name)
-            lab = wnid if wnids and wnid is not None else label
-            check_folder_entries(d)
-            files += [(f, lab) for f in list_images(d) if pattern is None or f.match(pattern)]
-        if wnids:
-            from advsr.data.imagenet import IMAGENET_WNIDS
-
-            classes = list(IMAGENET_WNIDS)
-    else:
-        check_folder_entries(root)
-        for f in list_images(root):
-            if pattern is not None and not f.match(pattern):
-                continue
-            files.append((f, _file_label(f)))
+    files, classes, nested = _labelled_files(root, pattern)
     if not files:
         which = f" matching {pattern!r}" if pattern is not None else ""
         raise DatasetError(f"no images{which} in {root}")
     if per_class is not None:
-        seen: dict[int, int] = {}
-        kept = []
-        for f, lab in files:
-            seen[lab] = seen.get(lab, 0) + 1
-            if seen[lab] <= per_class:
-                kept.append((f, lab))
-        files = kept
+        files = _first_per_class(files, per_class)
     if limit is not None:
         files = files[:limit]
     if size is None:
@@ -208,19 +251,9 @@ def open_labelled(
     else:  # one full-size decode at a time; the crop is copied out of the resized image
         images = [resize_center_crop(read_image(f), size).contiguous() for f, _ in files]
     conversions = [Conversion.of(image_info(f)) for f, _ in files]  # headers only
-    try:
-        x = stack_images(images)
-    except ShapeError:
-        sizes = sorted({f"{im.shape[-2]}x{im.shape[-1]}" for im in images})
-        raise DatasetError(
-            f"the images of {root} have different sizes ({', '.join(sizes[:6])}"
-            f"{', ...' if len(sizes) > 6 else ''}): a classifier with a load size (ImageNet "
-            "models) resizes and centre-crops them; for this one, give images of one size"
-        ) from None
-    except Exception as exc:
-        raise DatasetError(f"{root}: {exc}") from None
+    x = _stack_labelled(root, images)
     keys = [f.relative_to(root).as_posix() for f, _ in files]
-    stems = [f"{f.parent.name}/{f.stem}" if class_dirs else f.stem for f, _ in files]
+    stems = [f"{f.parent.name}/{f.stem}" if nested else f.stem for f, _ in files]
     names = unique_names(keys, stems)
     labels = torch.tensor([lab for _, lab in files])
     notices = tuple(conversion_notices(str(root), names, conversions, use="classify"))

@@ -38,13 +38,23 @@ All random draws (targets, sources) come from the ``generator`` on the CPU
 from __future__ import annotations
 
 import torch
+from pydantic import Field, StrictInt
 
 from advsr.checks import check_image, check_int_range, check_non_negative
 from advsr.defenses.base import Defense
+from advsr.defenses.registry import DefenseSettings, register_defense
 from advsr.defenses.wavelet import WaveletDenoise
 from advsr.errors import ShapeError
 
-__all__ = ["MAX_DEFLECTIONS", "MAX_WINDOW", "PixelDeflection", "deflect", "draw_deflections"]
+__all__ = [
+    "MAX_DEFLECTIONS",
+    "MAX_WINDOW",
+    "PixelDeflection",
+    "PixelDeflectionSettings",
+    "build_pixel_deflection",
+    "deflect",
+    "draw_deflections",
+]
 
 MAX_DEFLECTIONS = 100_000
 """The most deflections per image (Prakash et al. use 200 on 224x224 images)."""
@@ -183,3 +193,32 @@ class PixelDeflection(Defense):
         if self.denoiser is not None:
             out = self.denoiser(out)
         return out.clamp(0.0, 1.0)
+
+
+class PixelDeflectionSettings(DefenseSettings):
+    """Settings of ``pixel-deflection`` (the reference code's defaults)."""
+
+    deflections: StrictInt = Field(200, ge=1, le=MAX_DEFLECTIONS)
+    """Single-channel deflections per image."""
+    window: StrictInt = Field(10, ge=1, le=MAX_WINDOW)
+    """Neighbourhood half-size the sources are drawn from."""
+    sigma: float = Field(0.04, ge=0.0)
+    """Noise std of the wavelet denoiser."""
+    denoise: bool = True
+    """Wavelet-denoise after deflecting."""
+
+
+def build_pixel_deflection(s: PixelDeflectionSettings) -> PixelDeflection:
+    """Pixel deflection of its settings."""
+    return PixelDeflection(
+        deflections=s.deflections, window=s.window, sigma=s.sigma, denoise=s.denoise
+    )
+
+
+register_defense(
+    "pixel-deflection",
+    settings=PixelDeflectionSettings,
+    build=build_pixel_deflection,
+    description="pixel deflection + wavelet denoising (Prakash)",
+    classes=(PixelDeflection,),
+)

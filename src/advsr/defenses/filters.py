@@ -39,16 +39,22 @@ fit is refused with one line naming the budget (a 1000x1000 window once allocate
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from pydantic import BeforeValidator, Field, StrictInt
 
 from advsr.checks import check_image
 from advsr.defenses.base import Defense
+from advsr.defenses.registry import DefenseSettings, register_defense
 from advsr.errors import InputError
 from advsr.memory import format_bytes, max_memory
 
 __all__ = [
     "MAX_KERNEL",
+    "MedianSettings",
     "MedianSmoothing",
+    "build_median",
     "median_bytes_per_plane",
     "median_filter",
     "symmetric_pad",
@@ -272,3 +278,36 @@ class MedianSmoothing(Defense):
 
     def extra_repr(self) -> str:
         return f"kernel={self.kernel}"
+
+
+Side = Annotated[StrictInt, Field(ge=1, le=MAX_KERNEL)]
+
+
+def _window(value: object) -> object:
+    """``k`` -> ``(k, k)``; a pair is left to the field's validation."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    if isinstance(value, tuple | list):
+        return value
+    raise ValueError(f"median size is k or kh x kw (e.g. 3 or 1x3), got {value!r}")
+
+
+class MedianSettings(DefenseSettings):
+    """Settings of ``median``."""
+
+    size: Annotated[tuple[Side, Side], BeforeValidator(_window)] = (3, 3)
+    """Window ``k`` or ``kh x kw`` (each side 1..99); Xu et al. use 2x2 and 3x3."""
+
+
+def build_median(s: MedianSettings) -> MedianSmoothing:
+    """Median smoothing over the settings' window."""
+    return MedianSmoothing(s.size)
+
+
+register_defense(
+    "median",
+    settings=MedianSettings,
+    build=build_median,
+    description="median smoothing, any kh x kw window (Xu et al.)",
+    classes=(MedianSmoothing,),
+)

@@ -34,12 +34,14 @@ import numpy as np
 import torch
 from kornia.enhance import jpeg_codec_differentiable
 from PIL import Image
+from pydantic import Field, StrictInt
 
 from advsr.checks import check_image, check_int_range
 from advsr.defenses.base import Defense
+from advsr.defenses.registry import DefenseSettings, register_defense
 from advsr.errors import InputError
 
-__all__ = ["JPEGCompression", "jpeg_compress", "jpeg_surrogate"]
+__all__ = ["JPEGCompression", "JPEGSettings", "build_jpeg", "jpeg_compress", "jpeg_surrogate"]
 
 Subsampling = Literal["4:4:4", "4:2:2", "4:2:0"]
 _PIL_SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
@@ -165,3 +167,26 @@ class JPEGCompression(Defense):
 
     def extra_repr(self) -> str:
         return f"quality={self.quality}, subsampling={self.subsampling!r}"
+
+
+class JPEGSettings(DefenseSettings):
+    """Settings of ``jpeg``."""
+
+    quality: StrictInt = Field(75, ge=1, le=100)
+    """JPEG quality, 1..100 (Guo et al. use 75)."""
+    subsampling: Subsampling = "4:2:0"
+    """Chroma subsampling: 4:2:0 (Pillow's default), 4:2:2 or 4:4:4."""
+
+
+def build_jpeg(s: JPEGSettings) -> JPEGCompression:
+    """JPEG compression of its settings."""
+    return JPEGCompression(s.quality, s.subsampling)
+
+
+register_defense(
+    "jpeg",
+    settings=JPEGSettings,
+    build=build_jpeg,
+    description="JPEG compression (libjpeg via PIL; BPDA through kornia's)",
+    classes=(JPEGCompression,),
+)

@@ -40,21 +40,28 @@ K-means is piecewise constant in the input, so ``differentiable=False`` (identit
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import Field, StrictInt, model_validator
 
 from advsr.checks import check_image, check_int_range
 from advsr.defenses.base import Defense
+from advsr.defenses.registry import DefenseSettings, register_defense
 from advsr.errors import InputError
 
 __all__ = [
+    "DEFAULT_BITS",
     "MAX_KMEANS_ITERATIONS",
     "MAX_KMEANS_K",
     "BitDepthReduction",
+    "BitDepthSettings",
     "KMeansQuantization",
+    "KMeansSettings",
     "bit_depth",
     "bit_reduce",
+    "build_bit_depth",
+    "build_kmeans",
     "kmeans_init",
     "kmeans_quantize",
     "lloyd",
@@ -379,3 +386,61 @@ class KMeansQuantization(Defense):
 
     def extra_repr(self) -> str:
         return f"k={self.k}, iterations={self.iterations}, tol={self.tol}, init={self.init!r}"
+
+
+DEFAULT_BITS = 4
+"""The bits ``bit-depth`` keeps when neither ``bits`` nor ``reduce`` is given."""
+
+
+class BitDepthSettings(DefenseSettings):
+    """Settings of ``bit-depth``: one of ``bits`` and ``reduce`` (neither: ``bits=4``)."""
+
+    bits: Annotated[StrictInt, Field(ge=1, le=8)] | None = None
+    """Bits kept per channel, 1..8 (Xu et al.); 4 when neither bits nor reduce is given."""
+    reduce: Annotated[StrictInt, Field(ge=0, le=7)] | None = None
+    """Low bits cleared on the 8-bit values, 0..7 (the seed report)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_bits(cls, data: Any) -> Any:
+        """Neither ``bits`` nor ``reduce`` (or both ``none``): 4 bits."""
+        if isinstance(data, dict) and data.get("bits") is None and data.get("reduce") is None:
+            return {**data, "bits": DEFAULT_BITS}
+        return data
+
+
+def build_bit_depth(s: BitDepthSettings) -> BitDepthReduction:
+    """Bit-depth reduction of its settings."""
+    return BitDepthReduction(s.bits, reduce=s.reduce)
+
+
+class KMeansSettings(DefenseSettings):
+    """Settings of ``kmeans``."""
+
+    k: StrictInt = Field(8, ge=2, le=MAX_KMEANS_K)
+    """Colours per image."""
+    iterations: StrictInt = Field(20, ge=0, le=MAX_KMEANS_ITERATIONS)
+    """Maximum Lloyd steps."""
+    init: KMeansInit = "k-means++"
+    """Initial centres: k-means++ or random."""
+
+
+def build_kmeans(s: KMeansSettings) -> KMeansQuantization:
+    """K-means colour quantisation of its settings."""
+    return KMeansQuantization(s.k, iterations=s.iterations, init=s.init)
+
+
+register_defense(
+    "bit-depth",
+    settings=BitDepthSettings,
+    build=build_bit_depth,
+    description="bit-depth reduction: bits=b (2^b-1 levels) or reduce=r",
+    classes=(BitDepthReduction,),
+)
+register_defense(
+    "kmeans",
+    settings=KMeansSettings,
+    build=build_kmeans,
+    description="K-means colour quantisation, k colours per image",
+    classes=(KMeansQuantization,),
+)

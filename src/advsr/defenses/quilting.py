@@ -55,25 +55,35 @@ The defense is stochastic (``K > 1``; ``K = 1`` is deterministic) and not differ
 
 from __future__ import annotations
 
+import functools
 import math
 import os
-from typing import ClassVar, Literal, get_args
+from typing import Annotated, ClassVar, Literal, get_args
 
 import torch
+from pydantic import Field, StrictInt
 
 from advsr.checks import check_image, check_int_range
-from advsr.defenses.base import Defense
+from advsr.defenses.base import Chain, Defense
+from advsr.defenses.registry import DefenseSettings, register_defense
+from advsr.defenses.tvm import TVMDefense, TVMSettings, build_tvm
 from advsr.errors import InputError, ModelLoadError, ShapeError
+from advsr.settings import DATA, FILE
 
 __all__ = [
     "MAX_BANK_PATCHES",
     "MAX_BLOCK_ELEMENTS",
     "MAX_K",
     "MAX_PATCH_SIZE",
+    "BankSettings",
     "PatchBank",
     "Quilting",
+    "QuiltingSettings",
+    "QuiltingTVMSettings",
     "SearchMode",
     "StitchMode",
+    "build_quilting",
+    "build_quilting_tvm",
     "extract_patches",
     "min_error_boundary_cut",
     "nearest_patches",
@@ -406,56 +416,79 @@ def _float_order(v: torch.Tensor) -> torch.Tensor:
     return torch.where(bits < 0, -bits - 1, bits + (1 << 31)) & 0xFFFFFFFF
 
 
-def _nearest_pruned(
-    queries: torch.Tensor, bank: torch.Tensor, k: int, *, block_elements: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Norm-pruned exact search (see :func:`nearest_patches`)."""
-    n_q, n_b = queries.shape[0], bank.shape[0]
-    k = min(k, n_b)
-    dev, dim = queries.device, queries.shape[1]
-    if n_q == 0:
-        empty = torch.empty(0, k, device=dev)
-        return empty.to(queries.dtype), empty.long()
-    q_sq = queries.pow(2).sum(1)
-    b_norm, b_order = bank.double().pow(2).sum(1).sqrt().sort(stable=True)
-    q_norm = queries.double().pow(2).sum(1).sqrt()
-    # scores by one product of augmented rows: [q, 1] . [-2 b, ||b||^2] = ||b||^2 - 2 q.b,
-    # bit-identical to addmm(||b||^2, q, b^T, alpha=-2) (the norm enters the sum last); the
-    # bank, sorted by norm, is padded to a multiple of _GROUP rows scoring +inf
+def _augmented_bank(sorted_bank: torch.Tensor) -> torch.Tensor:
+    """The bank rows (sorted by norm) as ``[-2 b, ||b||^2]``, padded with rows scoring +inf.
+
+    Scores come from one product of augmented rows: ``[q, 1] . [-2 b, ||b||^2] =
+    ||b||^2 - 2 q.b``, bit-identical to ``addmm(||b||^2, q, b^T, alpha=-2)`` (the norm enters
+    the sum last); the padding makes the row count a multiple of ``_GROUP``.
+
+    Shape:
+        ``(P, D)`` -> ``(ceil(P / _GROUP) * _GROUP, D + 1)``.
+    """
+    n_b, dim = sorted_bank.shape
     n_pad = -(-n_b // _GROUP) * _GROUP
-    sbank = queries.new_zeros(n_pad, dim + 1)
-    sbank[:n_b, :dim] = bank[b_order]
+    sbank = sorted_bank.new_zeros(n_pad, dim + 1)
+    sbank[:n_b, :dim] = sorted_bank
     sbank[:n_b, dim] = sbank[:n_b, :dim].pow(2).sum(1)
     sbank[:n_b, :dim] *= -2.0
     sbank[n_b:, dim] = math.inf
-    sbank_t = sbank.T
-    q_aug = torch.cat([queries, queries.new_ones(n_q, 1)], 1)
-    # |computed - exact score| <= slack (a bound on the rounding of bsq - 2 q.b)
-    eps = torch.finfo(queries.dtype).eps
-    slack = (dim + 2) * eps * (q_norm + float(b_norm[-1])).pow(2)
+    return sbank
 
-    # stage 1: an upper bound on every query's k-th score from a window of close norms
+
+def _pruned_bound(
+    q_aug: torch.Tensor,
+    sbank_t: torch.Tensor,
+    q_norm: torch.Tensor,
+    by_norm: torch.Tensor,
+    b_norm: torch.Tensor,
+    k: int,
+    block_elements: int,
+) -> torch.Tensor:
+    """Stage 1 of the pruned search: an upper bound on every query's ``k``-th score, from a
+    window of the bank rows closest in norm to its chunk's median norm.
+
+    Shape:
+        ``(Q, D + 1)`` augmented queries -> ``(Q,)``.
+    """
+    n_q, n_b = q_aug.shape[0], b_norm.shape[0]
+    dev = q_aug.device
     width = max(k, min(n_b, _WINDOW))
     c1 = max(1, min(_CHUNK_BOUND, block_elements // width))
     grouped = width % _GROUP == 0 and width // _GROUP >= k
-    by_norm = q_norm.argsort(stable=True)
     sorted_norm = q_norm[by_norm]
     medians = sorted_norm[torch.arange(0, n_q, c1, device=dev).add_(c1 // 2).clamp_(max=n_q - 1)]
     starts = (torch.searchsorted(b_norm, medians) - width // 2).clamp_(0, n_b - width).tolist()
-    bound = torch.empty(n_q, dtype=queries.dtype, device=dev)
+    bound = torch.empty(n_q, dtype=q_aug.dtype, device=dev)
     for c, start in zip(range(0, n_q, c1), starts, strict=True):
         ids = by_norm[c : c + c1]
         score = torch.mm(q_aug[ids], sbank_t[:, start : start + width])
         if grouped:  # k-th smallest of interleaved group minima: >= the k-th smallest score
             score = score.view(len(ids), _GROUP, -1).amin(1)
         bound[ids] = score.topk(k, dim=1, largest=False, sorted=False).values.amax(1)
+    return bound
 
-    # stage 2: every bank row whose norm is within the bound's radius of the query's
-    threshold = bound + slack.to(bound.dtype)
-    radius = (bound.double() + q_sq.double() + 2 * slack).clamp_(min=0.0).sqrt_()
-    radius = radius * (1 + 1e-9) + 1e-9  # float64 rounding of the radius itself
-    lo = torch.searchsorted(b_norm, q_norm - radius)
-    hi = torch.searchsorted(b_norm, q_norm + radius, right=True)
+
+def _pruned_candidates(
+    q_aug: torch.Tensor,
+    sbank_t: torch.Tensor,
+    threshold: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    by_norm: torch.Tensor,
+    n_b: int,
+    block_elements: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stage 2 of the pruned search: score every query against the sorted bank rows
+    ``lo .. hi`` of its norm range, keeping the groups of ``_GROUP`` columns whose minimum is
+    within its ``threshold``.
+
+    Returns:
+        ``(query, scores, sorted-bank column)`` of the kept groups, ``(G,)``,
+        ``(G, _GROUP)`` and ``(G, _GROUP)``.
+    """
+    n_q, n_pad = q_aug.shape[0], sbank_t.shape[1]
+    dev = q_aug.device
     # chunks of queries with similar range widths, then similar norms
     rank = torch.empty_like(lo)
     rank[(hi - lo).argsort(stable=True)] = torch.arange(n_q, device=dev)
@@ -482,9 +515,26 @@ def _nearest_pruned(
             found_q.append(ids[row])
             found_v.append(score[row, :, grp])  # (hits, _GROUP)
             found_c.append((grp + a)[:, None] + spread * stride)
-    qid, val, col = torch.cat(found_q), torch.cat(found_v), torch.cat(found_c)
-    hit, i = (val <= threshold[qid, None]).nonzero(as_tuple=True)
-    qid, val, bid = qid[hit], val[hit, i], b_order[col[hit, i]]
+    return torch.cat(found_q), torch.cat(found_v), torch.cat(found_c)
+
+
+def _first_k(
+    qid: torch.Tensor, val: torch.Tensor, bid: torch.Tensor, n_q: int, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``k`` best candidates of every query, ordered by (score, bank index).
+
+    Args:
+        qid: query of each candidate.
+        val: its score.
+        bid: its bank index.
+        n_q: number of queries.
+        k: candidates kept per query.
+
+    Returns:
+        ``(scores, indices, count)``: ``(n_q, k)`` each (zeros where a query has fewer
+        candidates) and the candidates each query had ``(n_q,)``.
+    """
+    dev = val.device
     # order by (query, score, bank index) and keep the first k of every query: sort by bank
     # index, then stably by one int64 key (query, order-preserving integer of the score)
     p = bid.argsort()
@@ -499,10 +549,44 @@ def _nearest_pruned(
     first = torch.cumsum(count, 0) - count
     pos = torch.arange(qid.numel(), device=dev) - first[qid]
     keep = pos < k
-    out_v = torch.zeros(n_q, k, dtype=queries.dtype, device=dev)
+    out_v = torch.zeros(n_q, k, dtype=val.dtype, device=dev)
     out_i = torch.zeros(n_q, k, dtype=torch.long, device=dev)
     out_v[qid[keep], pos[keep]] = val[keep]
     out_i[qid[keep], pos[keep]] = bid[keep]
+    return out_v, out_i, count
+
+
+def _nearest_pruned(
+    queries: torch.Tensor, bank: torch.Tensor, k: int, *, block_elements: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Norm-pruned exact search (see :func:`nearest_patches`)."""
+    n_q, n_b = queries.shape[0], bank.shape[0]
+    k = min(k, n_b)
+    dev, dim = queries.device, queries.shape[1]
+    if n_q == 0:
+        empty = torch.empty(0, k, device=dev)
+        return empty.to(queries.dtype), empty.long()
+    q_sq = queries.pow(2).sum(1)
+    b_norm, b_order = bank.double().pow(2).sum(1).sqrt().sort(stable=True)
+    q_norm = queries.double().pow(2).sum(1).sqrt()
+    sbank_t = _augmented_bank(bank[b_order].to(queries.dtype)).T
+    q_aug = torch.cat([queries, queries.new_ones(n_q, 1)], 1)
+    # |computed - exact score| <= slack (a bound on the rounding of bsq - 2 q.b)
+    eps = torch.finfo(queries.dtype).eps
+    slack = (dim + 2) * eps * (q_norm + float(b_norm[-1])).pow(2)
+    by_norm = q_norm.argsort(stable=True)
+    bound = _pruned_bound(q_aug, sbank_t, q_norm, by_norm, b_norm, k, block_elements)
+    # stage 2: every bank row whose norm is within the bound's radius of the query's
+    threshold = bound + slack.to(bound.dtype)
+    radius = (bound.double() + q_sq.double() + 2 * slack).clamp_(min=0.0).sqrt_()
+    radius = radius * (1 + 1e-9) + 1e-9  # float64 rounding of the radius itself
+    lo = torch.searchsorted(b_norm, q_norm - radius)
+    hi = torch.searchsorted(b_norm, q_norm + radius, right=True)
+    qid, val, col = _pruned_candidates(
+        q_aug, sbank_t, threshold, lo, hi, by_norm, n_b, block_elements
+    )
+    hit, i = (val <= threshold[qid, None]).nonzero(as_tuple=True)
+    out_v, out_i, count = _first_k(qid[hit], val[hit, i], b_order[col[hit, i]], n_q, k)
     dist2 = (out_v + q_sq[:, None]).clamp_min(0.0)
     short = (count < k).nonzero().flatten()
     if short.numel():  # a rounding surprise: search those queries densely
@@ -815,3 +899,138 @@ class Quilting(Defense):
             block_elements=self.block_elements,
             search=self.search,
         )
+
+
+# --- registration ----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _bank_from_data(
+    data: str,
+    images: int,
+    skip: int,
+    pattern: str | None,
+    patch_size: int,
+    max_patches: int | None,
+    seed: int,
+    size: int | None = None,
+) -> PatchBank:
+    """A patch bank cut from ``images`` clean images of a dataset after the first ``skip``
+    (``samples``: the 8 embedded photographs), cached for the last few settings."""
+    from advsr.data.labelled import open_labelled
+
+    if data == "samples":  # the 8 embedded photographs: natural images, no labels needed
+        from advsr.data.imagenet import resize_center_crop
+        from advsr.data.samples import sample_paths
+        from advsr.io import read_image
+
+        photos = [read_image(p) for p in sample_paths().values()]
+        side = size or min(min(im.shape[-2:]) for im in photos)
+        x = torch.cat([resize_center_crop(im, side) for im in photos])[skip : skip + images]
+    else:
+        ds = open_labelled(data, limit=skip + images, pattern=pattern, size=size)
+        x = ds.x[skip : skip + images]
+    if x.shape[0] == 0:
+        raise InputError(f"no images left in {data} after skipping {skip} for the patch bank")
+    g = torch.Generator().manual_seed(seed)
+    return PatchBank.from_images(x, patch_size, max_patches=max_patches, generator=g)
+
+
+class BankSettings(DefenseSettings):
+    """Where a quilting defense's patch bank comes from: a file, or clean images of a
+    dataset the evaluation does not use."""
+
+    bank: Annotated[str | None, FILE] = None
+    """A patch bank saved by PatchBank.save (safetensors)."""
+    bank_data: Annotated[str | None, DATA] = None
+    """Or a dataset to cut the bank from: a labelled folder, digits-train, or samples."""
+    bank_images: StrictInt = Field(1000, ge=1, le=1_000_000)
+    """Images of bank_data used."""
+    bank_skip: StrictInt = Field(0, ge=0, le=10_000_000)
+    """Images of bank_data skipped first."""
+    bank_pattern: str | None = None
+    """File-name pattern of the bank_data images."""
+    max_patches: Annotated[StrictInt, Field(ge=1, le=MAX_BANK_PATCHES)] | None = 100_000
+    """Patches drawn into the bank (none: every patch of the images)."""
+
+
+class QuiltingSettings(BankSettings):
+    """Settings of ``quilting``."""
+
+    patch_size: StrictInt = Field(5, ge=2, le=MAX_PATCH_SIZE)
+    """Patch side."""
+    overlap: Annotated[StrictInt, Field(ge=0)] | None = None
+    """Pixels shared by neighbouring patches (none: patch_size // 2)."""
+    k: StrictInt = Field(10, ge=1, le=MAX_K)
+    """Nearest bank patches a patch is drawn among."""
+    stitch: StitchMode = "min-cut"
+    """min-cut (Efros & Freeman) or overwrite (what the reference graph cut amounts to)."""
+    seed: StrictInt = 0
+    """Seed of the patches drawn into a bank from bank_data."""
+    bank_size: StrictInt | None = None
+    """Side the bank_data images are resized to (none: their own size)."""
+
+
+def build_quilting(s: QuiltingSettings) -> Quilting:
+    """Quilting from the settings' patch bank.
+
+    Raises:
+        InputError: neither or both of ``bank`` and ``bank_data``.
+    """
+    if (s.bank is None) == (s.bank_data is None):
+        raise InputError(
+            "quilting needs a patch bank: bank=FILE (safetensors) or bank_data=DATASET "
+            "(a labelled folder or samples, with bank_images, bank_skip, bank_pattern, "
+            "bank_size: clean images the evaluation does not use)"
+        )
+    if s.bank is not None:
+        pb = PatchBank.load(s.bank)
+    else:
+        assert s.bank_data is not None
+        pb = _bank_from_data(
+            s.bank_data,
+            s.bank_images,
+            s.bank_skip,
+            s.bank_pattern,
+            s.patch_size,
+            s.max_patches,
+            s.seed,
+            s.bank_size,
+        )
+    return Quilting(pb, patch_size=s.patch_size, overlap=s.overlap, k=s.k, stitch=s.stitch)
+
+
+class QuiltingTVMSettings(BankSettings):
+    """Settings of ``quilting-tvm``: quilting (its other settings at their defaults), then
+    TVM (likewise)."""
+
+    k: StrictInt = Field(10, ge=1, le=MAX_K)
+    """Nearest bank patches a patch is drawn among."""
+    p: float = Field(0.5, gt=0.0, le=1.0)
+    """TVM keep probability of a pixel."""
+    lam: float = Field(0.03, ge=0.0)
+    """TVM weight of the TV term."""
+    bank_size: StrictInt | None = None
+    """Side the bank_data images are resized to (none: their own size)."""
+
+
+def build_quilting_tvm(s: QuiltingTVMSettings) -> Chain:
+    """Quilting, then TVM."""
+    quilting = build_quilting(QuiltingSettings(**s.model_dump(exclude={"p", "lam"})))
+    return Chain(quilting, build_tvm(TVMSettings(p=s.p, lam=s.lam)))
+
+
+register_defense(
+    "quilting",
+    settings=QuiltingSettings,
+    build=build_quilting,
+    description="image quilting from a clean patch bank (Guo et al.)",
+    classes=(Quilting,),
+)
+register_defense(
+    "quilting-tvm",
+    settings=QuiltingTVMSettings,
+    build=build_quilting_tvm,
+    description="quilting then TVM (Guo et al., as compared by Mustafa)",
+    classes=(Quilting, TVMDefense),
+)

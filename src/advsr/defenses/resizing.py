@@ -20,24 +20,33 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, StrictInt
 from torch import nn
 
 from advsr.checks import check_image, check_int_range
 from advsr.defenses.base import Defense
+from advsr.defenses.registry import DefenseSettings, register_defense
 from advsr.errors import InputError
 from advsr.imaging.resize import imresize
+from advsr.settings import MODEL, WEIGHTS
 
 __all__ = [
     "MAX_FACTOR",
     "MAX_RATIO",
     "MAX_SR_SCALE",
     "Interpolation",
+    "InterpolationSettings",
     "RandomResizePad",
+    "ResizePadSettings",
     "SRPurification",
+    "SRSettings",
+    "build_interpolation",
+    "build_resize_pad",
+    "build_sr",
     "random_resize_pad",
 ]
 
@@ -245,3 +254,94 @@ class SRPurification(Defense):
         if self.output == "input":
             y = imresize(y, size=(x.shape[-2], x.shape[-1])).clamp(0.0, 1.0)
         return y
+
+
+class ResizePadSettings(DefenseSettings):
+    """Settings of ``resize-pad``."""
+
+    ratio: float = Field(331 / 299, gt=1.0, le=MAX_RATIO)
+    """Canvas size over input size (Xie et al.: 331/299)."""
+
+
+def build_resize_pad(s: ResizePadSettings) -> RandomResizePad:
+    """Random resize + padding of its settings."""
+    return RandomResizePad(s.ratio)
+
+
+class InterpolationSettings(DefenseSettings):
+    """Settings of ``interpolation``."""
+
+    mode: Literal["nearest", "bilinear", "bicubic"] = "bicubic"
+    """Interpolation kernel."""
+    factor: float = Field(2.0, gt=1.0, le=MAX_FACTOR)
+    """Resize factor (> 1)."""
+    direction: Literal["up", "up-down", "down-up"] = "up"
+    """up (output factor times larger), up-down or down-up (back to the input size)."""
+    antialias: bool = True
+    """Antialias downscaling (bilinear and bicubic)."""
+
+
+def build_interpolation(s: InterpolationSettings) -> Interpolation:
+    """Interpolation resizing of its settings."""
+    return Interpolation(s.mode, s.factor, s.direction, s.antialias)
+
+
+class SRSettings(DefenseSettings):
+    """Settings of ``sr`` (Mustafa et al.'s Algorithm 1)."""
+
+    model: Annotated[str, MODEL] = "demo-edsr"
+    """SR model of the zoo (``advsr list models``)."""
+    scale: StrictInt = Field(2, ge=1, le=MAX_SR_SCALE)
+    """Its scale factor."""
+    weights: Annotated[str | None, WEIGHTS] = None
+    """Weight file (none: the bundled weights, where the model has them)."""
+    denoise: Literal["wavelet", "none"] | None = "wavelet"
+    """Denoiser applied first: wavelet (the ``wavelet`` defense's defaults) or none."""
+    sigma: float = Field(0.04, ge=0.0)
+    """Noise std of the wavelet denoiser."""
+    output: Literal["sr", "input"] = "sr"
+    """sr (the super-resolved image, the paper) or input (resized back, MATLAB bicubic)."""
+
+
+def build_sr(s: SRSettings) -> SRPurification:
+    """SR purification of its settings.
+
+    Raises:
+        InputError: a model without bundled weights at that scale and no ``weights``
+            (random weights would purify nothing).
+    """
+    from advsr.defenses.wavelet import WaveletSettings, build_wavelet
+    from advsr.models.sr import SR_MODELS, create_sr_model
+
+    entry = SR_MODELS.get(s.model)
+    if s.weights is None and entry.needs_weights and s.scale not in entry.bundled:
+        raise InputError(
+            f"sr purification with {s.model} x{s.scale} needs weights=FILE (no bundled weights; "
+            "random weights would purify nothing)"
+        )
+    sr_model = create_sr_model(s.model, s.scale, s.weights)
+    pre = build_wavelet(WaveletSettings(sigma=s.sigma)) if s.denoise == "wavelet" else None
+    return SRPurification(sr_model, s.scale, pre, s.output)
+
+
+register_defense(
+    "resize-pad",
+    settings=ResizePadSettings,
+    build=build_resize_pad,
+    description="random resize + zero padding (Xie et al. 2018)",
+    classes=(RandomResizePad,),
+)
+register_defense(
+    "interpolation",
+    settings=InterpolationSettings,
+    build=build_interpolation,
+    description="nearest/bilinear/bicubic: up, up-down, down-up",
+    classes=(Interpolation,),
+)
+register_defense(
+    "sr",
+    settings=SRSettings,
+    build=build_sr,
+    description="wavelet denoising + super-resolution (Mustafa et al. 2019, Alg. 1)",
+    classes=(SRPurification,),
+)

@@ -6,22 +6,33 @@
 * :class:`SelfEnsemble` - run the SR model on the 8 flips/rotations of the input, undo each
   transform on the output and average (Lim et al.'s x8 self-ensemble); differentiable.
 
-Both are differentiable, so the adaptive attack simply attacks the defended model.
+Both are differentiable, so the adaptive attack simply attacks the defended model. Both are
+registered for the ``sr`` domain (:func:`~advsr.defenses.registry.apply_sr_defense` puts an
+SR model behind them) and the ``classifier`` domain (resize-by-one as an input
+transformation; self-ensemble as :class:`DihedralViews`, whose class probabilities a
+defended classifier averages).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from advsr.defenses.base import Defense
+from advsr.defenses.registry import NoSettings, register_defense
 from advsr.errors import ShapeError
 from advsr.imaging.resize import imresize
-from advsr.registry import Registry
 
-__all__ = ["SR_DEFENSES", "DihedralViews", "ResizeByOne", "SelfEnsemble", "apply_sr_defense"]
+__all__ = [
+    "DihedralViews",
+    "ResizeByOne",
+    "SelfEnsemble",
+    "build_resize_by_one",
+    "build_resize_by_one_sr",
+    "build_self_ensemble",
+    "build_self_ensemble_sr",
+    "dihedral",
+]
 
 
 class ResizeByOne(Defense):
@@ -122,14 +133,41 @@ class SelfEnsemble(nn.Module):
         return torch.stack(outs).mean(dim=0)
 
 
-SR_DEFENSES: Registry[Callable[[nn.Module], nn.Module]] = Registry("SR defense")
-SR_DEFENSES.register(
-    "resize-by-one", lambda m: _DefendedSR(m, ResizeByOne()), "shrink LR by 1 px and back"
+def build_resize_by_one(s: NoSettings) -> ResizeByOne:
+    """Resize-by-one in front of a classifier."""
+    return ResizeByOne()
+
+
+def build_resize_by_one_sr(s: NoSettings, model: nn.Module) -> nn.Module:
+    """An SR model behind resize-by-one (shrink the LR input by one pixel and back)."""
+    return _DefendedSR(model, ResizeByOne())
+
+
+def build_self_ensemble(s: NoSettings) -> DihedralViews:
+    """The 8 views a defended classifier averages over."""
+    return DihedralViews()
+
+
+def build_self_ensemble_sr(s: NoSettings, model: nn.Module) -> nn.Module:
+    """An SR model averaged over the 8 flips/rotations."""
+    return SelfEnsemble(model)
+
+
+register_defense(
+    "resize-by-one",
+    settings=NoSettings,
+    build=build_resize_by_one,
+    description="shrink by one pixel and back (Choi et al. 2019)",
+    classes=(ResizeByOne,),
+    domains=("classifier", "sr"),
+    build_sr=build_resize_by_one_sr,
 )
-SR_DEFENSES.register("self-ensemble", SelfEnsemble, "average over 8 flips/rotations")
-
-
-def apply_sr_defense(name: str, model: nn.Module) -> nn.Module:
-    """The SR model behind a registered SR-side defense (mode copied from ``model``)."""
-    wrapped = SR_DEFENSES.get(name)(model)
-    return wrapped.train(model.training)
+register_defense(
+    "self-ensemble",
+    settings=NoSettings,
+    build=build_self_ensemble,
+    description="mean class probabilities over the 8 flips/rotations (Choi et al.'s SR defense)",
+    classes=(DihedralViews,),
+    domains=("classifier", "sr"),
+    build_sr=build_self_ensemble_sr,
+)

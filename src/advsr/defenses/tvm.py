@@ -60,14 +60,25 @@ On the CPU the batch is processed in blocks of a few channels whose buffers stay
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
+from pydantic import Field, StrictInt
 
 from advsr.checks import check_image, check_int_range, check_non_negative, check_positive_int
 from advsr.defenses.base import Defense
+from advsr.defenses.registry import DefenseSettings, register_defense
 from advsr.errors import InputError, ShapeError
 
-__all__ = ["MAX_TVM_STEPS", "TVMDefense", "default_step_ratio", "tv_minimize", "tv_objective"]
+__all__ = [
+    "MAX_TVM_STEPS",
+    "TVMDefense",
+    "TVMSettings",
+    "build_tvm",
+    "default_step_ratio",
+    "tv_minimize",
+    "tv_objective",
+]
 
 MAX_TVM_STEPS = 10_000
 """The most primal-dual iterations (20 nearly reach the minimiser; each is about one
@@ -339,3 +350,34 @@ class TVMDefense(Defense):
             f"p={self.p}, lam={self.lam}, norm={self.norm}, steps={self.steps}, "
             f"per_channel_mask={self.per_channel_mask}"
         )
+
+
+class TVMSettings(DefenseSettings):
+    """Settings of ``tvm`` (ART's defaults; see :class:`TVMDefense`)."""
+
+    p: float = Field(0.3, gt=0.0, le=1.0)
+    """Keep probability of a pixel, in (0, 1] (ART's ``prob``)."""
+    lam: float = Field(0.5, ge=0.0)
+    """Weight of the TV term (ART's ``lamb``)."""
+    norm: Literal[1, 2] = 2
+    """``p`` of the TV term: 1 or 2."""
+    steps: StrictInt = Field(20, ge=1, le=MAX_TVM_STEPS)
+    """Primal-dual iterations."""
+    per_channel_mask: bool = True
+    """Draw the keep-mask per channel (ART) rather than per pixel."""
+
+
+def build_tvm(s: TVMSettings) -> TVMDefense:
+    """The TVM defense of its settings."""
+    return TVMDefense(
+        p=s.p, lam=s.lam, norm=s.norm, steps=s.steps, per_channel_mask=s.per_channel_mask
+    )
+
+
+register_defense(
+    "tvm",
+    settings=TVMSettings,
+    build=build_tvm,
+    description="total-variation minimisation of a Bernoulli-masked image (Guo et al.)",
+    classes=(TVMDefense,),
+)

@@ -78,19 +78,23 @@ import functools
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import pywt
 import torch
+from pydantic import Field, StrictInt
 
 from advsr.checks import check_image, check_int_range, check_non_negative
 from advsr.defenses.base import Defense
+from advsr.defenses.registry import DefenseSettings, register_defense
 from advsr.errors import InputError, ShapeError
 from advsr.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
 
 __all__ = [
     "MAX_WAVELET_LEVELS",
     "WaveletDenoise",
+    "WaveletSettings",
+    "build_wavelet",
     "denoise_wavelet",
     "dwt_max_level",
     "estimate_sigma",
@@ -586,3 +590,45 @@ class WaveletDenoise(Defense):
             legacy_ycbcr_sigma=self.legacy_ycbcr_sigma,
         )
         return out.clamp(0.0, 1.0)
+
+
+class WaveletSettings(DefenseSettings):
+    """Settings of ``wavelet`` (the defaults are Mustafa et al.'s, see
+    :class:`WaveletDenoise`)."""
+
+    sigma: float | None = Field(0.04, ge=0.0)
+    """Noise std; none estimates it per image and channel."""
+    wavelet: str = "db1"
+    """Discrete PyWavelets wavelet name (db1, db2, sym4, ...)."""
+    mode: ThresholdMode = "soft"
+    """Thresholding: soft or hard."""
+    method: ShrinkMethod = "BayesShrink"
+    """Threshold rule: BayesShrink (one per sub-band) or VisuShrink."""
+    ycbcr: bool = True
+    """Denoise the min-max normalised YCbCr channels."""
+    levels: Annotated[StrictInt, Field(ge=1, le=MAX_WAVELET_LEVELS)] | None = None
+    """Decomposition depth; none: skimage's default."""
+    legacy_sigma: bool = True
+    """skimage < 0.16's sigma in YCbCr (the reference codes' numbers)."""
+
+
+def build_wavelet(s: WaveletSettings) -> WaveletDenoise:
+    """Wavelet denoising of its settings."""
+    return WaveletDenoise(
+        sigma=s.sigma,
+        wavelet=s.wavelet,
+        mode=s.mode,
+        wavelet_levels=s.levels,
+        convert2ycbcr=s.ycbcr,
+        method=s.method,
+        legacy_ycbcr_sigma=s.legacy_sigma,
+    )
+
+
+register_defense(
+    "wavelet",
+    settings=WaveletSettings,
+    build=build_wavelet,
+    description="wavelet denoising: BayesShrink/VisuShrink, soft/hard",
+    classes=(WaveletDenoise,),
+)

@@ -1,53 +1,26 @@
-"""Experiments: registered cell types, specs, the driver and the SQLite result store.
+"""The registered experiment types, one module each (nothing else lives here).
 
-Importing this package registers every experiment in :data:`EXPERIMENTS`: ``eval-sr``,
-``attack-sr``, ``transfer``, ``attack-clf``, ``defend``, ``perceptual``, ``explain``,
-``manifold`` and ``backdoor`` (see :mod:`advsr.experiments.cell` for the contract and
-:mod:`advsr.experiments.driver` for how cells run).
+Each module defines one experiment (its pydantic config, row generator and tables) and
+registers it in :data:`advsr.engine.EXPERIMENTS`: ``eval-sr``, ``attack-sr``, ``transfer``,
+``attack-clf``, ``defend``, ``perceptual``, ``explain``, ``manifold``, ``backdoor`` and the
+training cells. The engine that plans, runs and stores cells is :mod:`advsr.engine`; the
+registry imports this package the first time it is read.
 """
 
-from advsr.experiments import (
-    attack_clf,
-    attack_sr,
-    backdoor,
-    defend,
-    explain,
-    manifold,
-    perceptual_cmp,
-    training,
-    transfer_sr,
-)
-from advsr.experiments.cell import EXPERIMENTS, CellRun, Experiment, Plan
-from advsr.experiments.context import Context
-from advsr.experiments.driver import plan_cells, read_cells, run_cells, run_plans
-from advsr.experiments.eval_sr import EvalSRConfig, eval_sr
-from advsr.experiments.spec import ExperimentSpec, load_spec
-from advsr.experiments.store import ResultStore, Table, default_store_path
+from advsr.registry import import_entries
 
-__all__ = [
-    "EXPERIMENTS",
-    "CellRun",
-    "Context",
-    "EvalSRConfig",
-    "Experiment",
-    "ExperimentSpec",
-    "Plan",
-    "ResultStore",
-    "Table",
-    "attack_clf",
-    "attack_sr",
-    "backdoor",
-    "default_store_path",
-    "defend",
+ENTRY_MODULES = (
     "eval_sr",
-    "explain",
-    "load_spec",
-    "manifold",
-    "perceptual_cmp",
-    "plan_cells",
-    "read_cells",
-    "run_cells",
-    "run_plans",
-    "training",
+    "attack_sr",
     "transfer_sr",
-]
+    "attack_clf",
+    "defend",
+    "perceptual_cmp",
+    "explain",
+    "manifold",
+    "backdoor",
+    "training",
+)
+"""The modules that register an experiment (one list: ``tests/test_structure.py`` checks it)."""
+
+import_entries(__name__, ENTRY_MODULES)

@@ -14,7 +14,7 @@ batches, so a random attack draws the same numbers); a batch's generator is seed
 ``seed`` and its first position.
 
 Example:
-    >>> from advsr.experiments.store import ResultStore
+    >>> from advsr.engine.store import ResultStore
     >>> res = attack_clf({"attack": "fgsm", "eps": 8 / 255, "limit": 16},
     ...                  ResultStore(":memory:"), progress=False)
     >>> s = summarise_rows(res.rows); s["images"], s["clean_accuracy"] > 0.9
@@ -33,9 +33,18 @@ from typing import Any
 
 import torch
 
-from advsr.attacks.base import Attack, format_budget
-from advsr.errors import InputError
-from advsr.experiments.cell import (
+from advsr.attacks.base import Attack
+from advsr.attacks.budget import format_budget
+from advsr.attacks.probes import probe_batch
+from advsr.engine.attack_cells import (
+    ClassifierCellConfig,
+    attacked_batches,
+    check_labels,
+    check_targets,
+    image_generator,
+    items_of,
+)
+from advsr.engine.cell import (
     CellRow,
     CellRun,
     Experiment,
@@ -44,17 +53,9 @@ from advsr.experiments.cell import (
     cell_identity,
     register_experiment,
 )
-from advsr.experiments.checks import probe_batch
-from advsr.experiments.common import (
-    ClassifierCellConfig,
-    attacked_batches,
-    check_labels,
-    check_targets,
-    image_generator,
-    items_of,
-)
-from advsr.experiments.context import Context
-from advsr.experiments.store import ResultStore
+from advsr.engine.context import Context
+from advsr.engine.store import ResultStore
+from advsr.errors import InputError
 from advsr.memory import MicroBatched
 from advsr.metrics import psnr, ssim
 from advsr.report import ReportTable, fmt
@@ -66,7 +67,7 @@ NAME = "attack-clf"
 
 class AttackClfConfig(ClassifierCellConfig):
     """Settings of one ``attack-clf`` cell (one attack at one budget); see
-    :class:`~advsr.experiments.common.ClassifierCellConfig`."""
+    :class:`~advsr.engine.attack_cells.ClassifierCellConfig`."""
 
     compile: bool = False
     """torch.compile the model for the attack (falls back to eager with a notice)."""
@@ -182,8 +183,8 @@ def summarise_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def summarise(cells: list[CellRun], store: ResultStore | None = None) -> dict[str, Any]:
     """One result per cell: the attack, its budget, :func:`summarise_rows` and its
-    gradient-masking flags (:mod:`advsr.experiments.checks`)."""
-    from advsr.experiments.checks import (
+    gradient-masking flags (:mod:`advsr.attacks.probes`)."""
+    from advsr.attacks.probes import (
         cell_flags,
         cross_cell_flags,
         members_of,
@@ -244,7 +245,7 @@ COLUMNS = (
 def tables(doc: dict[str, Any]) -> list[ReportTable]:
     """Attacks x (accuracies, fooling rate, failures, perturbation sizes)."""
     from advsr.attacks.base import ATTACKS
-    from advsr.experiments.checks import FLAG_MARK
+    from advsr.attacks.probes import FLAG_MARK
 
     pairs = list(dict.fromkeys((r["model"], r["data"]) for r in doc["results"]))
     one = len(pairs) == 1
@@ -297,6 +298,6 @@ def attack_clf(
     Raises:
         AdvsrError: unknown attack (with suggestions), model or dataset; bad budget.
     """
-    from advsr.experiments.driver import run_one
+    from advsr.engine.driver import run_one
 
     return run_one(NAME, cfg, store, progress=progress)

@@ -26,7 +26,7 @@ three copies the model receives, and it changes Y only (not Cb, Cr). A universal
 projected the same way where it is applied to a gray image. Colour images are unaffected.
 
 Example:
-    >>> from advsr.experiments.store import ResultStore
+    >>> from advsr.engine.store import ResultStore
     >>> res = attack_sr({"model": "bicubic", "data": "samples", "scale": 2, "eps": 4 / 255,
     ...                  "steps": 3, "hr_crop": 32}, ResultStore(":memory:"), progress=False)
     >>> len(res.rows), res.mean["lr_psnr"] > 30
@@ -43,8 +43,8 @@ import torch
 from pydantic import AliasChoices, Field
 from torch import nn
 
-from advsr.attacks._loop import eval_mode
-from advsr.attacks.base import Attack, enforce_budget, format_budget
+from advsr.attacks.base import Attack, enforce_budget
+from advsr.attacks.budget import BUDGET, format_budget
 from advsr.attacks.sr import DEFAULT_REFERENCE, sr_metrics
 from advsr.attacks.universal import (
     apply_perturbation,
@@ -52,10 +52,9 @@ from advsr.attacks.universal import (
     load_perturbation,
     save_perturbation,
 )
-from advsr.errors import InputError
-from advsr.experiments.cell import (
+from advsr.engine.attack_cells import configured_attack, image_generator, items_of
+from advsr.engine.cell import (
     ATTACK,
-    BUDGET,
     MAX_BATCH,
     MAX_STEPS,
     SEEDED,
@@ -71,10 +70,11 @@ from advsr.experiments.cell import (
     register_experiment,
     stored_figures,
 )
-from advsr.experiments.common import configured_attack, image_generator, items_of
-from advsr.experiments.context import Context
-from advsr.experiments.store import ResultStore
+from advsr.engine.context import Context
+from advsr.engine.store import ResultStore
+from advsr.errors import InputError
 from advsr.io import check_output_path
+from advsr.modes import eval_mode
 from advsr.report import Plot, ReportTable, fmt
 from advsr.settings import DATA, MODEL, NEUTRAL, WEIGHTS
 
@@ -167,13 +167,17 @@ def _attack(cfg: AttackSRConfig) -> Attack | None:
     return attack
 
 
-def _plan(cfg: AttackSRConfig, ctx: Context) -> Plan:
-    from advsr.defenses.sr_side import SR_DEFENSES
+def _check_up_front(cfg: AttackSRConfig, attack: Attack | None, universal: bool) -> None:
+    """What fails before any data is read: an unknown defense, a Delta to apply that does
+    not load, a Delta to save from an attack that has none, or where it cannot be written.
 
-    attack = _attack(cfg)
-    universal = attack is not None and attack.name == "universal"
+    Raises:
+        InputError: ``save_perturbation`` without the universal attack, or a bad path.
+    """
+    from advsr.defenses.registry import get_defense
+
     if cfg.defense is not None:
-        SR_DEFENSES.get(cfg.defense)  # unknown names fail before any work
+        get_defense(cfg.defense, "sr")  # unknown names fail before any work
     if cfg.apply_perturbation:
         load_perturbation(cfg.apply_perturbation)
     if cfg.save_perturbation:
@@ -184,6 +188,49 @@ def _plan(cfg: AttackSRConfig, ctx: Context) -> Plan:
                 "(use --attack universal)"
             )
         check_output_path(cfg.save_perturbation, ".safetensors")
+
+
+def _craft_and_measure(cfg: AttackSRConfig, n: int, universal: bool) -> tuple[list[int], list[int]]:
+    """The indices of the images a universal Delta is crafted on (none for the other
+    attacks) and of those the rows measure (see the module docstring).
+
+    Raises:
+        InputError: a held-out universal attack on fewer than 2 images.
+    """
+    measured = list(range(n))
+    if not universal:
+        return [], measured
+    if cfg.craft_on != "first-half":
+        return measured, measured
+    if n < 2:
+        raise InputError("a held-out universal attack needs >= 2 images (or craft_on=all)")
+    half = (n + 1) // 2
+    return list(range(half)), list(range(half, n))
+
+
+def _shown_keys(
+    cfg: AttackSRConfig, items: list[Item], measured: list[int], universal: bool
+) -> tuple[str, ...]:
+    """The keys of the measured images whose figures ``show`` asks for.
+
+    Raises:
+        InputError: a name in ``show`` that is not a measured image of the cell.
+    """
+    names = [items[i].name for i in measured]
+    unknown = sorted(set(cfg.show) - set(names))
+    if unknown:
+        held = " measured (the others Delta is crafted on)" if universal else ""
+        raise InputError(
+            f"--show {', '.join(unknown)}: not an image{held} of this cell (images: "
+            f"{', '.join(names[:12])}{', ...' if len(names) > 12 else ''})"
+        )
+    return tuple(items[i].key for i in measured if items[i].name in cfg.show)
+
+
+def _plan(cfg: AttackSRConfig, ctx: Context) -> Plan:
+    attack = _attack(cfg)
+    universal = attack is not None and attack.name == "universal"
+    _check_up_front(cfg, attack, universal)
     dataset = ctx.sr_dataset(cfg.data, cfg.scale, cfg.hr_crop, use="attack-sr", gray=cfg.gray)
     device = ctx.device(cfg.device)
     ctx.sr_model(cfg.model, cfg.scale, cfg.weights, device, cfg.init_seed)
@@ -193,16 +240,7 @@ def _plan(cfg: AttackSRConfig, ctx: Context) -> Plan:
 
         first = dataset[0]  # the mask must fit the first image now
         make_mask(cfg.mask, first.lr.shape[-2], first.lr.shape[-1])
-    craft: list[int] = []
-    measured = list(range(len(items)))
-    if universal:
-        if cfg.craft_on == "first-half":
-            if len(items) < 2:
-                raise InputError("a held-out universal attack needs >= 2 images (or craft_on=all)")
-            half = (len(items) + 1) // 2
-            craft, measured = list(range(half)), list(range(half, len(items)))
-        else:
-            craft = measured
+    craft, measured = _craft_and_measure(cfg, len(items), universal)
     info = {"crafted_on": [items[i].name for i in craft]} if universal else {}
     extra = {} if universal else {"craft_on": None, "crop": None}
     if cfg.apply_perturbation:
@@ -214,15 +252,7 @@ def _plan(cfg: AttackSRConfig, ctx: Context) -> Plan:
             model = ctx.compiled(model)
         yield from _rows(model, dataset, items, measured, craft, attack, cfg, skip, device)
 
-    names = [items[i].name for i in measured]
-    unknown = sorted(set(cfg.show) - set(names))
-    if unknown:
-        held = " measured (the others Delta is crafted on)" if universal else ""
-        raise InputError(
-            f"--show {', '.join(unknown)}: not an image{held} of this cell (images: "
-            f"{', '.join(names[:12])}{', ...' if len(names) > 12 else ''})"
-        )
-    shown_keys = tuple(items[i].key for i in measured if items[i].name in cfg.show)
+    shown_keys = _shown_keys(cfg, items, measured, universal)
     label = attack.label if attack is not None else f"Delta {_shown(cfg.apply_perturbation)}"
     return Plan(
         cfg,
@@ -240,7 +270,7 @@ def _targets(
     model: torch.nn.Module, cfg: AttackSRConfig
 ) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The model results are measured on, and the one attacks are crafted on."""
-    from advsr.defenses.sr_side import apply_sr_defense
+    from advsr.defenses.registry import apply_sr_defense
 
     target = apply_sr_defense(cfg.defense, model) if cfg.defense else model
     return target, (target if cfg.adaptive else model)
@@ -345,7 +375,7 @@ def _rows(
 
 
 def _row(i: int, item: Item, metrics: dict[str, Any], seconds: float) -> Any:
-    from advsr.experiments.cell import CellRow
+    from advsr.engine.cell import CellRow
 
     return CellRow(i, item.key, item.name, metrics, seconds)
 
@@ -511,6 +541,6 @@ def attack_sr(
     Raises:
         AdvsrError: bad settings (budget, steps, reference, mask), unknown model or dataset.
     """
-    from advsr.experiments.driver import run_one
+    from advsr.engine.driver import run_one
 
     return run_one(NAME, cfg, store, progress=progress)

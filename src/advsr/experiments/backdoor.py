@@ -18,13 +18,12 @@ import json
 import statistics
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
 from advsr.backdoor.evaluate import BACKDOOR_METRICS
-from advsr.errors import InputError
-from advsr.experiments.cell import (
+from advsr.engine.cell import (
     MAX_BATCH,
     CellConfig,
     CellRow,
@@ -38,10 +37,16 @@ from advsr.experiments.cell import (
     register_experiment,
     stored_figures,
 )
-from advsr.experiments.context import Context
-from advsr.experiments.store import ResultStore
+from advsr.engine.context import Context
+from advsr.engine.store import ResultStore
+from advsr.errors import InputError
 from advsr.report import ReportTable
 from advsr.settings import NEUTRAL, WEIGHTS
+
+if TYPE_CHECKING:
+    import torch
+
+    from advsr.backdoor.poison import RefSRTriplets
 
 __all__ = ["BackdoorConfig", "backdoor_cells", "training_of"]
 
@@ -109,12 +114,86 @@ def _evaluation(cfg: BackdoorConfig, train: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _cell_info(
+    train: dict[str, Any],
+    ev: dict[str, Any],
+    trigger_spec: str,
+    target_name: str,
+    triplets: int,
+    flat: tuple[float, float],
+) -> dict[str, Any]:
+    """What a cell stores beside its rows: the model's poisoning rate and trigger, the
+    trigger and set it is evaluated with, and the flat-target floor ``(PSNR, SSIM)``.
+
+    Args:
+        train: the model file's training record (:func:`training_of`).
+        ev: the evaluation set's settings (:func:`_evaluation`).
+        trigger_spec: the trigger evaluated.
+        target_name: the target as given (a name or a path).
+        triplets: how many triplets are evaluated.
+        flat: what a flat image of the target's mean colour scores against it.
+    """
+    from advsr.backdoor.triggers import trigger_label
+    from advsr.files import value_label
+
+    rate = float(train.get("rate", 0.0))
+    return {
+        "rate": rate,
+        "trained_trigger": train.get("trigger"),
+        "trigger": trigger_label(trigger_spec),
+        "evaluation": {**ev, "source": value_label("data", ev["source"])},
+        "triplets": triplets,
+        "target": value_label("file", target_name) if "/" in target_name else target_name,
+        "flat_target": list(flat),
+    }
+
+
+def _backdoor_rows(
+    ctx: Context,
+    cfg: BackdoorConfig,
+    device: torch.device,
+    triplets: RefSRTriplets,
+    trigger: Any,
+    target: Path,
+    items: list[Item],
+) -> Iterator[Any]:
+    """A cell's rows: the image grids of its first ``figures`` triplets, then one row of
+    :data:`BACKDOOR_METRICS` and the success per triplet.
+
+    Args:
+        ctx: the run's context (caches the loaded model).
+        cfg: the cell's settings.
+        device: where the model runs.
+        triplets: the evaluation triplets.
+        trigger: the trigger (:func:`advsr.backdoor.attacker.make_trigger`).
+        target: the attacker's target image file.
+        items: one item per triplet.
+    """
+    from advsr.backdoor.evaluate import evaluate_backdoor, image_grid
+    from advsr.models.refsr import load_refsr
+
+    model = ctx.cached(
+        ("refsr", cfg.model_file, str(device)), lambda: load_refsr(cfg.model_file, device)
+    )
+    result = evaluate_backdoor(
+        model, triplets, trigger, target, batch_size=cfg.batch_size,
+        crop_border=cfg.crop_border, asr_psnr=cfg.asr_psnr, asr_ssim=cfg.asr_ssim,
+    )  # fmt: skip
+    shown = list(range(min(cfg.figures, len(items))))
+    for fig in image_grid(model, triplets, trigger, shown, target):
+        yield from figure_artifacts(fig.title, fig.images)
+    for i, item in enumerate(items):
+        metrics = {k: float(getattr(result, k)[i]) for k in BACKDOOR_METRICS}
+        metrics["success"] = float(result.success[i])
+        yield CellRow(i, item.key, item.name, metrics, 0.0)
+
+
 def _plan(cfg: BackdoorConfig, ctx: Context) -> Plan:
+    from advsr.backdoor.attacker import make_trigger, target_path
     from advsr.backdoor.evaluate import flat_target_score
     from advsr.backdoor.poison import RefSRTriplets
-    from advsr.backdoor.train import load_refsr, make_trigger, target_path
     from advsr.backdoor.triggers import trigger_identity, trigger_label
-    from advsr.files import value_label
+    from advsr.models.refsr import load_refsr
 
     train = training_of(cfg.model_file)
     device = ctx.device(cfg.device)
@@ -138,34 +217,10 @@ def _plan(cfg: BackdoorConfig, ctx: Context) -> Plan:
         "target": ctx.file_hash(target),
         "data": None,
     }
-    rate = float(train.get("rate", 0.0))
-    info = {
-        "rate": rate,
-        "trained_trigger": train.get("trigger"),
-        "trigger": trigger_label(trigger_spec),
-        "evaluation": {**ev, "source": value_label("data", ev["source"])},
-        "triplets": len(items),
-        "target": value_label("file", target_name) if "/" in target_name else target_name,
-        "flat_target": list(flat),
-    }
+    info = _cell_info(train, ev, trigger_spec, target_name, len(items), flat)
 
     def compute(skip: set[str]) -> Iterator[Any]:
-        from advsr.backdoor.evaluate import evaluate_backdoor, image_grid
-
-        model = ctx.cached(
-            ("refsr", cfg.model_file, str(device)), lambda: load_refsr(cfg.model_file, device)
-        )
-        result = evaluate_backdoor(
-            model, triplets, trigger, target, batch_size=cfg.batch_size,
-            crop_border=cfg.crop_border, asr_psnr=cfg.asr_psnr, asr_ssim=cfg.asr_ssim,
-        )  # fmt: skip
-        shown = list(range(min(cfg.figures, len(items))))
-        for fig in image_grid(model, triplets, trigger, shown, target):
-            yield from figure_artifacts(fig.title, fig.images)
-        for i, item in enumerate(items):
-            metrics = {k: float(getattr(result, k)[i]) for k in BACKDOOR_METRICS}
-            metrics["success"] = float(result.success[i])
-            yield CellRow(i, item.key, item.name, metrics, 0.0)
+        yield from _backdoor_rows(ctx, cfg, device, triplets, trigger, target, items)
 
     return Plan(
         cfg,

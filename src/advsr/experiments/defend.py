@@ -19,8 +19,8 @@ Non-adaptive adversarial examples do not depend on the defense, so they are comp
 (attack, batch) in a run and shared by every defense's cell.
 
 Example:
-    >>> from advsr.experiments.store import ResultStore
-    >>> from advsr.experiments.driver import run_cells
+    >>> from advsr.engine.store import ResultStore
+    >>> from advsr.engine.driver import run_cells
     >>> cells = [("defend", {"attack": a, "eps": 8 / 255, "defense": d, "limit": 8})
     ...          for d in ("none", "median:size=3x3") for a in ("none", "fgsm")]
     >>> doc = summarise(run_cells(cells, ResultStore(":memory:"), progress=False))
@@ -41,12 +41,26 @@ import torch
 from pydantic import Field
 
 from advsr.attacks.base import Attack, AttackResult
+from advsr.attacks.budget import BUDGET
+from advsr.attacks.probes import (
+    correct_over_draws,
+    probe_batch,
+    probe_time_share,
+    random_flips,
+)
 from advsr.defenses.adaptive import adaptive, defend
 from advsr.defenses.registry import defense_identity, defense_label
-from advsr.experiments.attack_clf import classifier_attack
-from advsr.experiments.cell import (
+from advsr.engine.attack_cells import (
+    ClassifierCellConfig,
+    ClassifierDataConfig,
+    check_targets,
+    correctly_classified,
+    image_generator,
+    items_of,
+    todo_batches,
+)
+from advsr.engine.cell import (
     ATTACK,
-    BUDGET,
     MAX_DRAWS,
     CellRow,
     CellRun,
@@ -57,23 +71,9 @@ from advsr.experiments.cell import (
     cell_identity,
     register_experiment,
 )
-from advsr.experiments.checks import (
-    correct_over_draws,
-    probe_batch,
-    probe_time_share,
-    random_flips,
-)
-from advsr.experiments.common import (
-    ClassifierCellConfig,
-    ClassifierDataConfig,
-    check_targets,
-    correctly_classified,
-    image_generator,
-    items_of,
-    todo_batches,
-)
-from advsr.experiments.context import Context
-from advsr.experiments.store import ResultStore
+from advsr.engine.context import Context
+from advsr.engine.store import ResultStore
+from advsr.experiments.attack_clf import classifier_attack
 from advsr.memory import MicroBatched
 from advsr.report import Plot, ReportTable, fmt
 
@@ -190,19 +190,9 @@ def _rows(
         if attack is None:
             x_adv, failed = x, torch.zeros(len(idx))
         else:
-            if not adaptive_cell:
-                key = (
-                    "non-adaptive",
-                    id(model),
-                    json.dumps(attack.identity()),
-                    cfg.seed,
-                    tuple(idx),
-                )
-                target: torch.nn.Module = model
-                res = ctx.memo(key, partial(_attack, attack, model, x, y, cfg, idx[0]))
-            else:
-                target = defend(bare_model, adaptive(defense, cfg.eot), seed=cfg.seed + idx[0])
-                res = _attack(attack, target, x, y, cfg, idx[0])
+            target, res = _craft(
+                ctx, model, bare_model, attack, defense, x, y, idx, cfg, adaptive_cell
+            )
             x_adv, failed = res.x_adv, res.failed.float()
         with torch.no_grad():
             if adaptive_cell and not stochastic:  # the attacked model is the deployed one:
@@ -212,23 +202,20 @@ def _rows(
             bare = model(x_adv).argmax(1) == y
         if attack is not None:
             t1 = time.perf_counter()
-            probes = probe_batch(
+            probes = _probes(
+                ctx,
+                model,
                 target,
-                judge if stochastic else None,
+                judge,
+                defense,
                 x,
                 y,
                 attack,
                 res,
-                idx[0],
-                partial(image_generator, cfg.seed + 1, idx[0]),
-                deployed=None if adaptive_cell else judge,
-                deployed_differentiable=defense is None or defense.differentiable,
-                probes=cfg.probes,
-                fooled=~defended,
-                memo=partial(
-                    ctx.memo,
-                    ("deployed-grad-zero", id(model), id(defense), cfg.seed, tuple(idx)),
-                ),
+                idx,
+                cfg,
+                adaptive_cell,
+                defended,
             )
             probe_seconds = time.perf_counter() - t1
         if stochastic:  # the draw above and draws - 1 fresh ones
@@ -238,17 +225,149 @@ def _rows(
                 probes["random_flip"] = random_flips(judge, x_adv)
         d = (x_adv - x).flatten(1)
         per = (time.perf_counter() - t0) / len(idx)
-        for j, i in enumerate(idx):
-            metrics = {
-                "defended_correct": float(defended[j]),
-                "adv_correct": float(bare[j]),
-                "l2": float(d[j].double().norm()),
-                "linf": float(d[j].abs().max()),
-                "failed": float(failed[j]),
-                "probe_seconds": probe_seconds / len(idx),
-                **{k: float(v[j]) for k, v in probes.items()},
-            }
-            yield CellRow(i, items[i].key, items[i].name, metrics, per)
+        yield from _batch_rows(items, idx, d, failed, defended, bare, probes, probe_seconds, per)
+
+
+def _batch_rows(
+    items: list[Item],
+    idx: list[int],
+    d: torch.Tensor,
+    failed: torch.Tensor,
+    defended: torch.Tensor,
+    bare: torch.Tensor,
+    probes: dict[str, torch.Tensor],
+    probe_seconds: float,
+    per: float,
+) -> Iterator[CellRow]:
+    """One row per image of a batch: the verdicts, the perturbation's size, the probes.
+
+    Args:
+        items: the cell's items.
+        idx: the batch's item indices.
+        d: the perturbations ``x_adv - x``, flattened.
+        failed: the attack failed on the image (1.0) or not.
+        defended: the defended classifier is right on the adversarial image.
+        bare: the bare classifier is right on it.
+        probes: the per-image probes (:func:`_probes`, draws), by name.
+        probe_seconds: the batch's time spent in the probes.
+        per: seconds per image of the batch.
+
+    Shape:
+        ``d`` (the perturbations, flattened) ``(B, 3 * H * W)``; ``failed``, ``defended``,
+        ``bare`` and each probe ``(B,)``.
+    """
+    for j, i in enumerate(idx):
+        metrics = {
+            "defended_correct": float(defended[j]),
+            "adv_correct": float(bare[j]),
+            "l2": float(d[j].double().norm()),
+            "linf": float(d[j].abs().max()),
+            "failed": float(failed[j]),
+            "probe_seconds": probe_seconds / len(idx),
+            **{k: float(v[j]) for k, v in probes.items()},
+        }
+        yield CellRow(i, items[i].key, items[i].name, metrics, per)
+
+
+def _craft(
+    ctx: Context,
+    model: torch.nn.Module,
+    bare_model: torch.nn.Module,
+    attack: Attack,
+    defense: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    idx: list[int],
+    cfg: DefendConfig,
+    adaptive_cell: bool,
+) -> tuple[torch.nn.Module, AttackResult]:
+    """The model the attack is crafted on and its result on one batch: the bare classifier
+    (memoised per attack and batch, so every defense's cell shares it) or, in an adaptive
+    cell, the defended one through :func:`adaptive` (BPDA, EOT).
+
+    Args:
+        ctx: the run's context (its memo holds the shared non-adaptive results).
+        model: the classifier as the cell runs it (micro-batched).
+        bare_model: the same classifier unwrapped (what a defense is put in front of).
+        attack: the attack.
+        defense: the defense (an adaptive cell has one).
+        x: the batch's images.
+        y: their labels.
+        idx: the batch's item indices in the cell.
+        cfg: the cell's settings (seed, EOT draws).
+        adaptive_cell: craft through the defense.
+
+    Shape:
+        ``x`` ``(B, 3, H, W)``, ``y`` ``(B,)``.
+    """
+    if not adaptive_cell:
+        key = (
+            "non-adaptive",
+            id(model),
+            json.dumps(attack.identity()),
+            cfg.seed,
+            tuple(idx),
+        )
+        return model, ctx.memo(key, partial(_attack, attack, model, x, y, cfg, idx[0]))
+    target = defend(bare_model, adaptive(defense, cfg.eot), seed=cfg.seed + idx[0])
+    return target, _attack(attack, target, x, y, cfg, idx[0])
+
+
+def _probes(
+    ctx: Context,
+    model: torch.nn.Module,
+    target: torch.nn.Module,
+    judge: torch.nn.Module,
+    defense: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attack: Attack,
+    res: AttackResult,
+    idx: list[int],
+    cfg: DefendConfig,
+    adaptive_cell: bool,
+    defended: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """The gradient-masking probes of one attacked batch (:func:`probe_batch`), judged on
+    the defended classifier ``judge``.
+
+    Args:
+        ctx: the run's context (memoises the deployed model's gradient check).
+        model: the classifier as the cell runs it.
+        target: the model the attack was crafted on (:func:`_craft`).
+        judge: the deployed (defended) classifier.
+        defense: the defense, or None.
+        x: the batch's clean images.
+        y: their labels.
+        attack: the attack.
+        res: its result on ``x``.
+        idx: the batch's item indices in the cell.
+        cfg: the cell's settings (seed, probes).
+        adaptive_cell: the attack was crafted through the defense.
+        defended: ``judge`` is right on the adversarial image.
+
+    Shape:
+        ``x`` ``(B, 3, H, W)``, ``y`` and ``defended`` ``(B,)``; each probe ``(B,)``.
+    """
+    stochastic = defense is not None and defense.stochastic
+    return probe_batch(
+        target,
+        judge if stochastic else None,
+        x,
+        y,
+        attack,
+        res,
+        idx[0],
+        partial(image_generator, cfg.seed + 1, idx[0]),
+        deployed=None if adaptive_cell else judge,
+        deployed_differentiable=defense is None or defense.differentiable,
+        probes=cfg.probes,
+        fooled=~defended,
+        memo=partial(
+            ctx.memo,
+            ("deployed-grad-zero", id(model), id(defense), cfg.seed, tuple(idx)),
+        ),
+    )
 
 
 def _attack(
@@ -385,8 +504,8 @@ def _worst_case(cells: list[CellRun], defenses: list[str]) -> dict[str, dict[str
 
 
 def _flags(cells: list[CellRun]) -> dict[str, list[dict[str, str]]]:
-    """Every cell's gradient-masking flags (:mod:`advsr.experiments.checks`)."""
-    from advsr.experiments.checks import cell_flags, cross_cell_flags, members_of
+    """Every cell's gradient-masking flags (:mod:`advsr.attacks.probes`)."""
+    from advsr.attacks.probes import cell_flags, cross_cell_flags, members_of
 
     out: dict[str, list[dict[str, str]]] = {}
     attacked = [c for c in cells if c.info["label"] != "clean"]
@@ -442,7 +561,7 @@ def _curves(
 
 
 def _cell_text(row: dict[str, Any], col: str) -> str:
-    from advsr.experiments.checks import FLAG_MARK
+    from advsr.attacks.probes import FLAG_MARK
 
     value = row.get(col)
     text = fmt(None if value is None else 100 * value, 1)
@@ -455,7 +574,7 @@ def _cell_text(row: dict[str, Any], col: str) -> str:
 def tables(doc: dict[str, Any]) -> list[ReportTable]:
     """Top-1 accuracy (%) per mode: defenses x attacks; flagged cells marked, their flags
     and evidence under the table."""
-    from advsr.experiments.checks import FLAG_MARK
+    from advsr.attacks.probes import FLAG_MARK
 
     out = []
     for mode, t in doc["tables"].items():

@@ -1,7 +1,7 @@
 """The ``eval-sr`` experiment: fidelity (PSNR/SSIM) of an SR model on a dataset.
 
 Example:
-    >>> from advsr.experiments.store import ResultStore
+    >>> from advsr.engine.store import ResultStore
     >>> res = eval_sr({"model": "bicubic", "data": "samples", "scale": 4, "hr_crop": 64},
     ...               ResultStore(":memory:"), progress=False)
     >>> len(res.rows), sorted(res.mean)
@@ -16,8 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import torch
 from pydantic import Field, model_validator
 
-from advsr.errors import InputError
-from advsr.experiments.cell import (
+from advsr.engine.cell import (
     SEEDED,
     CellConfig,
     CellRun,
@@ -28,8 +27,9 @@ from advsr.experiments.cell import (
     register_experiment,
     timed,
 )
-from advsr.experiments.context import Context
-from advsr.experiments.store import ResultStore
+from advsr.engine.context import Context
+from advsr.engine.store import ResultStore
+from advsr.errors import InputError
 from advsr.imaging.quantize import quantize
 from advsr.metrics import psnr, ssim
 from advsr.report import ReportTable, fmt
@@ -211,6 +211,6 @@ def eval_sr(
     Raises:
         AdvsrError: bad settings, unknown model or dataset, inconsistent data.
     """
-    from advsr.experiments.driver import run_one
+    from advsr.engine.driver import run_one
 
     return run_one(NAME, cfg, store, progress=progress)

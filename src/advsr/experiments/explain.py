@@ -22,8 +22,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from advsr.experiments.attack_clf import classifier_attack
-from advsr.experiments.cell import (
+from advsr.engine.attack_cells import ClassifierCellConfig, attacked_batches, items_of
+from advsr.engine.cell import (
     CellRow,
     CellRun,
     Experiment,
@@ -34,10 +34,10 @@ from advsr.experiments.cell import (
     register_experiment,
     stored_figures,
 )
-from advsr.experiments.common import ClassifierCellConfig, attacked_batches, items_of
-from advsr.experiments.context import Context
+from advsr.engine.context import Context
+from advsr.engine.store import ResultStore
+from advsr.experiments.attack_clf import classifier_attack
 from advsr.experiments.defend import select_correct
-from advsr.experiments.store import ResultStore
 from advsr.explain import class_activation_map, default_layer, overlap_curves, ssim_maps
 from advsr.explain.overlap import Combine
 from advsr.report import Plot, ReportTable, fmt

@@ -32,11 +32,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from advsr.attacks._loop import eval_mode
 from advsr.attacks.base import Attack
 from advsr.checks import check_positive_int
-from advsr.errors import InputError
-from advsr.experiments.cell import (
+from advsr.engine.attack_cells import ClassifierDataConfig, configured_attack, image_generator
+from advsr.engine.cell import (
     ATTACK,
     MAX_BATCH,
     MAX_STEPS,
@@ -50,9 +49,10 @@ from advsr.experiments.cell import (
     cell_identity,
     register_experiment,
 )
-from advsr.experiments.common import ClassifierDataConfig, configured_attack, image_generator
-from advsr.experiments.context import Context
-from advsr.experiments.store import ResultStore
+from advsr.engine.context import Context
+from advsr.engine.store import ResultStore
+from advsr.errors import InputError
+from advsr.modes import eval_mode
 from advsr.report import ReportTable, Scatter3D
 
 __all__ = [

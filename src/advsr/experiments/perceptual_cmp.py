@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import Field
 
-from advsr.attacks.base import format_budget
-from advsr.errors import InputError
-from advsr.experiments.attack_clf import classifier_attack
-from advsr.experiments.cell import (
+from advsr.attacks.budget import BUDGET, format_budget
+from advsr.engine.attack_cells import ClassifierCellConfig, attacked_batches, items_of
+from advsr.engine.cell import (
     ATTACK,
-    BUDGET,
     CellRow,
     CellRun,
     Experiment,
@@ -39,10 +37,11 @@ from advsr.experiments.cell import (
     cell_identity,
     register_experiment,
 )
-from advsr.experiments.common import ClassifierCellConfig, attacked_batches, items_of
-from advsr.experiments.context import Context
+from advsr.engine.context import Context
+from advsr.engine.store import ResultStore
+from advsr.errors import InputError
+from advsr.experiments.attack_clf import classifier_attack
 from advsr.experiments.defend import select_correct
-from advsr.experiments.store import ResultStore
 from advsr.metrics import psnr, ssim
 from advsr.report import Plot, ReportTable, fmt
 from advsr.settings import NEUTRAL
@@ -142,7 +141,7 @@ def at_level(points: Sequence[tuple[float, float]], target: float) -> float | No
 
 def sweep_cells(
     base: dict[str, Any],
-    sweeps: dict[str, Sequence[float]],
+    sweeps: Mapping[str, Sequence[float | str]],
     limits: dict[str, int] | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """The cells of a sweep: one per method and value (``limits``: fewer images per method,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from advsr.experiments.cell import (
+from advsr.engine.cell import (
     Artifact,
     CellRow,
     CellRun,
@@ -26,8 +26,8 @@ from advsr.experiments.cell import (
     cell_identity,
     register_experiment,
 )
-from advsr.experiments.context import Context
-from advsr.experiments.store import ResultStore
+from advsr.engine.context import Context
+from advsr.engine.store import ResultStore
 from advsr.io import check_output_path
 from advsr.report import ReportTable, fmt
 
@@ -103,7 +103,7 @@ def _scalar(v: Any) -> bool:
 
 
 def _train_sr(cfg: Any) -> dict[str, Any]:
-    from advsr.models.sr.train import train_sr
+    from advsr.training.sr import train_sr
 
     res = train_sr(cfg)
     return {
@@ -127,7 +127,7 @@ def _check_sr(cfg: Any, ctx: Context) -> None:
 
 
 def _train_classifier(cfg: Any) -> dict[str, Any]:
-    from advsr.models.classifiers.train import train_classifier
+    from advsr.training.classifier import train_classifier
 
     res = train_classifier(cfg)
     return {"val_accuracy": res.val_accuracy, "final_val_accuracy": res.val_accuracy[-1]}
@@ -142,7 +142,7 @@ def _check_classifier(cfg: Any, ctx: Context) -> None:
 
 
 def _train_refsr(cfg: Any) -> dict[str, Any]:
-    from advsr.backdoor.train import train_refsr
+    from advsr.training.refsr import train_refsr
 
     res = train_refsr(cfg)
     return {
@@ -155,7 +155,7 @@ def _train_refsr(cfg: Any) -> dict[str, Any]:
 
 
 def _check_refsr(cfg: Any, ctx: Context) -> None:
-    from advsr.backdoor.train import make_trigger
+    from advsr.backdoor.attacker import make_trigger
     from advsr.models.refsr import REFSR_MODELS
 
     REFSR_MODELS.get(cfg.model)
@@ -163,9 +163,9 @@ def _check_refsr(cfg: Any, ctx: Context) -> None:
 
 
 def _register() -> None:
-    from advsr.backdoor.train import TrainRefSRConfig
-    from advsr.models.classifiers.train import TrainClassifierConfig
-    from advsr.models.sr.train import TrainSRConfig
+    from advsr.training.classifier import TrainClassifierConfig
+    from advsr.training.refsr import TrainRefSRConfig
+    from advsr.training.sr import TrainSRConfig
 
     for name, config, train, check, help_ in (
         ("train-sr", TrainSRConfig, _train_sr, _check_sr, "L1 training of an SR zoo model"),

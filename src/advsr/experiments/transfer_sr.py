@@ -6,7 +6,7 @@ every target model's SR PSNR ``f_t(X_adv)`` vs ``f_t(X0)`` is measured (row metr
 matrix of Choi et al.'s Figure 4.
 
 Example:
-    >>> from advsr.experiments.store import ResultStore
+    >>> from advsr.engine.store import ResultStore
     >>> res = transfer_sr({"source": "bicubic", "targets": ["bicubic"], "steps": 2,
     ...                    "hr_crop": 32}, ResultStore(":memory:"), progress=False)
     >>> sorted(res.mean)
@@ -21,13 +21,11 @@ from typing import Annotated, Any
 import torch
 from pydantic import AliasChoices, Field
 
-from advsr.attacks._loop import eval_mode
-from advsr.attacks.base import format_budget
+from advsr.attacks.budget import BUDGET, format_budget
 from advsr.attacks.sr import DEFAULT_REFERENCE
-from advsr.errors import InputError
-from advsr.experiments.cell import (
+from advsr.engine.attack_cells import configured_attack, image_generator, items_of
+from advsr.engine.cell import (
     ATTACK,
-    BUDGET,
     MAX_STEPS,
     SEEDED,
     CellConfig,
@@ -39,10 +37,11 @@ from advsr.experiments.cell import (
     register_experiment,
     timed,
 )
-from advsr.experiments.common import configured_attack, image_generator, items_of
-from advsr.experiments.context import Context
-from advsr.experiments.store import ResultStore
+from advsr.engine.context import Context
+from advsr.engine.store import ResultStore
+from advsr.errors import InputError
 from advsr.metrics import psnr
+from advsr.modes import eval_mode
 from advsr.report import ReportTable, fmt
 from advsr.settings import DATA, MODEL, WEIGHTS
 
@@ -191,6 +190,6 @@ def transfer_sr(
     cfg: TransferSRConfig | dict[str, Any], store: ResultStore, *, progress: bool | None = None
 ) -> CellRun:
     """Run one source's cell (rows hold ``lr_psnr`` and ``sr_psnr@<target>``)."""
-    from advsr.experiments.driver import run_one
+    from advsr.engine.driver import run_one
 
     return run_one(NAME, cfg, store, progress=progress)

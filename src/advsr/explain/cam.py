@@ -52,9 +52,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advsr.attacks._loop import eval_mode
 from advsr.checks import check_image
 from advsr.errors import InputError, UnknownNameError
+from advsr.modes import eval_mode
 
 __all__ = [
     "ClassActivationMap",

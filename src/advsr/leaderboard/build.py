@@ -16,7 +16,7 @@ strips of the pages (the attack cell's stored figure, or one image recomputed wh
 was stored without it).
 
 Example:
-    >>> from advsr.experiments.store import ResultStore
+    >>> from advsr.engine.store import ResultStore
     >>> from advsr.leaderboard.entries import Entry
     >>> from advsr.leaderboard.protocol import get_protocol
     >>> p = get_protocol("v1", quick=True).with_scales([2])
@@ -39,11 +39,12 @@ from typing import Any
 
 import torch
 
-from advsr.experiments.backend import Backend
-from advsr.experiments.cell import CellRun
-from advsr.experiments.context import Context
-from advsr.experiments.driver import plan_cells, run_plans
-from advsr.experiments.store import ResultStore
+from advsr.engine.backend import Backend
+from advsr.engine.cell import CellRun
+from advsr.engine.context import Context
+from advsr.engine.driver import run_plans
+from advsr.engine.plan import plan_cells
+from advsr.engine.store import ResultStore
 from advsr.leaderboard.entries import Entry
 from advsr.leaderboard.protocol import Protocol
 from advsr.leaderboard.score import headline_score, rank_rows
@@ -221,6 +222,42 @@ def build_leaderboard(
     by_tag = {tag: run for (tag, _), run in zip(tagged, runs, strict=True)}
 
     facts = _entry_facts(entries, protocol, ctx, dev)
+    prov = _provenance(
+        protocol, entries, data, label, facts, runs, ctx, command=command, device=device
+    )
+    common = {
+        "protocol": protocol.label,
+        "advsr_version": advsr.__version__,
+        "date": prov["date"][:10],
+    }
+    rows: list[dict[str, Any]] = []
+    for s in protocol.scales:
+        scale_rows = [_row(e, s, protocol, by_tag, facts[e.name], common) for e in entries]
+        rows += rank_rows(scale_rows)
+    doc = _document(protocol, entries, data, label, ctx, rows, by_tag, show, prov, runs)
+    strips = {
+        (e.name, s): _strip(e, s, protocol, data, by_tag, store, ctx, dev, show[s][1])
+        for s in protocol.scales
+        for e in entries
+        if e.missing_at(s) is None
+    }
+    return Leaderboard(doc, strips)
+
+
+def _provenance(
+    protocol: Protocol,
+    entries: Sequence[Entry],
+    data: str,
+    label: str | None,
+    facts: Mapping[str, Mapping[str, Any]],
+    runs: Sequence[CellRun],
+    ctx: Context,
+    *,
+    command: str | None,
+    device: str,
+) -> dict[str, Any]:
+    """The document's provenance block: the protocol, the data, each entry's model and
+    weights, and the models, files and settings of the cells that ran."""
     prov = provenance(
         command=command,
         config={
@@ -239,16 +276,24 @@ def build_leaderboard(
 
     cells_prov = of_cells(runs)  # every model with its weight file, sha256 and parameters
     prov.update({k: cells_prov[k] for k in ("models", "files", "settings")})
-    common = {
-        "protocol": protocol.label,
-        "advsr_version": advsr.__version__,
-        "date": prov["date"][:10],
-    }
-    rows: list[dict[str, Any]] = []
-    for s in protocol.scales:
-        scale_rows = [_row(e, s, protocol, by_tag, facts[e.name], common) for e in entries]
-        rows += rank_rows(scale_rows)
-    doc: dict[str, Any] = {
+    return prov
+
+
+def _document(
+    protocol: Protocol,
+    entries: Sequence[Entry],
+    data: str,
+    label: str | None,
+    ctx: Context,
+    rows: list[dict[str, Any]],
+    by_tag: Mapping[Tag, CellRun],
+    show: Mapping[int, tuple[str, str]],
+    prov: dict[str, Any],
+    runs: Sequence[CellRun],
+) -> dict[str, Any]:
+    """The leaderboard document (:attr:`Leaderboard.doc`) from its ranked rows, the stored
+    cells and the provenance block."""
+    return {
         "leaderboard": "advsr SR robustness leaderboard",
         "protocol": protocol.describe(),
         "score": SCORE_DEFINITION,
@@ -270,13 +315,6 @@ def build_leaderboard(
         "computed": sum(r.computed for r in runs),
         "from_store": sum(r.from_store for r in runs),
     }
-    strips = {
-        (e.name, s): _strip(e, s, protocol, data, by_tag, store, ctx, dev, show[s][1])
-        for s in protocol.scales
-        for e in entries
-        if e.missing_at(s) is None
-    }
-    return Leaderboard(doc, strips)
 
 
 def _entry_facts(
@@ -428,8 +466,8 @@ def _recomputed_strip(
     e: Entry, s: int, protocol: Protocol, data: str, ctx: Context, dev: torch.device
 ) -> list[torch.Tensor]:
     """The figure of the first image, recomputed exactly as the attack cell computes it."""
+    from advsr.engine.attack_cells import configured_attack, image_generator
     from advsr.experiments.attack_sr import sr_figure
-    from advsr.experiments.common import configured_attack, image_generator
 
     eps = protocol.transfer_alpha / 255
     attack = configured_attack(

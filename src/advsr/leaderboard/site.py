@@ -185,39 +185,15 @@ def curves_svg(
     left, right, top, bottom = 60, 210, 30, 46
     pw, ph = width - left - right, height - top - bottom
     xs = sorted({a for a, _ in pts}) or [1.0]
-    lx0, lx1 = math.log2(min(xs)), math.log2(max(xs))
-    if lx1 - lx0 < 1e-9:
-        lx0, lx1 = lx0 - 1, lx1 + 1
-    ys = [v for _, v in pts] or [0.0, 1.0]
-    y0, y1 = min(ys), max(ys)
-    pad = max(0.5, 0.06 * (y1 - y0))
-    step = _nice_step((y1 - y0 + 2 * pad) / 6)
-    y0, y1 = math.floor((y0 - pad) / step) * step, math.ceil((y1 + pad) / step) * step
-
-    def sx(a: float) -> float:
-        return left + 12 + (math.log2(a) - lx0) / (lx1 - lx0) * (pw - 24)
-
-    def sy(v: float) -> float:
-        return top + (1 - (v - y0) / (y1 - y0)) * ph
-
+    y0, y1, step = _db_span([v for _, v in pts] or [0.0, 1.0])
+    frame = _Frame(left, top, pw, ph, *_log2_span(xs), y0, y1)
     out = [
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
         f"viewBox='0 0 {width} {height}' font-size='11' font-family='sans-serif' role='img'>",
         f"<text x='{left}' y='18' font-size='13' font-weight='bold'>{_e(title)}</text>",
         f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#888'/>",
     ]
-    for a in xs:
-        out.append(
-            f"<line x1='{sx(a):.1f}' x2='{sx(a):.1f}' y1='{top}' y2='{top + ph}' stroke='#eee'/>"
-            f"<text x='{sx(a):.1f}' y='{top + ph + 14}' text-anchor='middle'>{a:g}/255</text>"
-        )
-    for i in range(round((y1 - y0) / step) + 1):
-        v = y0 + i * step
-        out.append(
-            f"<line x1='{left}' x2='{left + pw}' y1='{sy(v):.1f}' y2='{sy(v):.1f}' "
-            f"stroke='#eee'/><text x='{left - 5}' y='{sy(v) + 4:.1f}' text-anchor='end'>"
-            f"{v:g}</text>"
-        )
+    out += _grid_svg(frame, xs, step)
     out.append(
         f"<text x='{left + pw / 2}' y='{height - 10}' text-anchor='middle'>"
         "alpha (L-inf budget, log scale)</text>"
@@ -225,18 +201,95 @@ def curves_svg(
         f"{_e(ylabel)}</text>"
     )
     for s in series:
-        c = _PALETTE[s.colour % len(_PALETTE)]
-        good = sorted((a, v) for a, v in s.points if math.isfinite(v) and a > 0)
-        if s.line and len(good) > 1:
-            path = " ".join(f"{sx(a):.1f},{sy(v):.1f}" for a, v in good)
-            dash = f" stroke-dasharray='{s.dash}'" if s.dash else ""
-            out.append(
-                f"<polyline points='{path}' fill='none' stroke='{c}' stroke-width='1.8'{dash}/>"
-            )
-        out.extend(
-            _marker(s.marker, sx(a), sy(v), c, f"{s.label}, {a:g}/255: {v:.2f} dB") for a, v in good
-        )
+        out += _series_svg(frame, s)
     lines = list(legend) or [(s.label, _PALETTE[s.colour % len(_PALETTE)], s.dash) for s in series]
+    out += _legend_svg(frame, lines)
+    out.append("</svg>")
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Where :func:`curves_svg` draws: the plot area (pixels: left and top edges, width and
+    height) and its scales, log2 alpha across (``lx0`` to ``lx1``), dB up (``y0`` to ``y1``)."""
+
+    left: int
+    top: int
+    pw: int
+    ph: int
+    lx0: float
+    lx1: float
+    y0: float
+    y1: float
+
+    def sx(self, a: float) -> float:
+        """The x pixel of the budget ``a`` (in 1/255)."""
+        return self.left + 12 + (math.log2(a) - self.lx0) / (self.lx1 - self.lx0) * (self.pw - 24)
+
+    def sy(self, v: float) -> float:
+        """The y pixel of ``v`` dB."""
+        return self.top + (1 - (v - self.y0) / (self.y1 - self.y0)) * self.ph
+
+
+def _log2_span(xs: Sequence[float]) -> tuple[float, float]:
+    """The log2 alpha axis's ends: those of ``xs``, one octave either side of a single one."""
+    lx0, lx1 = math.log2(min(xs)), math.log2(max(xs))
+    if lx1 - lx0 < 1e-9:
+        lx0, lx1 = lx0 - 1, lx1 + 1
+    return lx0, lx1
+
+
+def _db_span(ys: Sequence[float]) -> tuple[float, float, float]:
+    """The dB axis: ``(bottom, top, tick step)``, the values padded and rounded out to ticks."""
+    y0, y1 = min(ys), max(ys)
+    pad = max(0.5, 0.06 * (y1 - y0))
+    step = _nice_step((y1 - y0 + 2 * pad) / 6)
+    return math.floor((y0 - pad) / step) * step, math.ceil((y1 + pad) / step) * step, step
+
+
+def _grid_svg(frame: _Frame, xs: Sequence[float], step: float) -> list[str]:
+    """The grid lines and tick labels: one per alpha of ``xs``, one every ``step`` dB."""
+    sx, sy, left, top, pw, ph = frame.sx, frame.sy, frame.left, frame.top, frame.pw, frame.ph
+    out = []
+    for a in xs:
+        out.append(
+            f"<line x1='{sx(a):.1f}' x2='{sx(a):.1f}' y1='{top}' y2='{top + ph}' stroke='#eee'/>"
+            f"<text x='{sx(a):.1f}' y='{top + ph + 14}' text-anchor='middle'>{a:g}/255</text>"
+        )
+    for i in range(round((frame.y1 - frame.y0) / step) + 1):
+        v = frame.y0 + i * step
+        out.append(
+            f"<line x1='{left}' x2='{left + pw}' y1='{sy(v):.1f}' y2='{sy(v):.1f}' "
+            f"stroke='#eee'/><text x='{left - 5}' y='{sy(v) + 4:.1f}' text-anchor='end'>"
+            f"{v:g}</text>"
+        )
+    return out
+
+
+def _series_svg(frame: _Frame, s: Series) -> list[str]:
+    """One curve: its line (unless ``s.line`` is off or it has one point) and its markers,
+    each with a tooltip (non-finite values and non-positive alphas skipped)."""
+    sx, sy = frame.sx, frame.sy
+    c = _PALETTE[s.colour % len(_PALETTE)]
+    good = sorted((a, v) for a, v in s.points if math.isfinite(v) and a > 0)
+    out = []
+    if s.line and len(good) > 1:
+        path = " ".join(f"{sx(a):.1f},{sy(v):.1f}" for a, v in good)
+        dash = f" stroke-dasharray='{s.dash}'" if s.dash else ""
+        out.append(f"<polyline points='{path}' fill='none' stroke='{c}' stroke-width='1.8'{dash}/>")
+    out.extend(
+        _marker(s.marker, sx(a), sy(v), c, f"{s.label}, {a:g}/255: {v:.2f} dB") for a, v in good
+    )
+    return out
+
+
+def _legend_svg(
+    frame: _Frame, lines: Sequence[tuple[str, str, str] | tuple[str, str, str, str]]
+) -> list[str]:
+    """The legend right of the plot area: per line ``(label, colour, dash)`` a stroke, or
+    per ``(label, colour, "", marker)`` a marker, then the label."""
+    left, top, pw = frame.left, frame.top, frame.pw
+    out = []
     for k, (label, colour, dash, *marker) in enumerate(lines):
         ly = top + 8 + 16 * k
         d = f" stroke-dasharray='{dash}'" if dash else ""
@@ -248,8 +301,7 @@ def curves_svg(
                 f"stroke='{colour}' stroke-width='2'{d}/>"
             )
         out.append(f"<text x='{left + pw + 42}' y='{ly + 4}'>{_e(label)}</text>")
-    out.append("</svg>")
-    return "".join(out)
+    return out
 
 
 # ------------------------------------------------------------------------------ pieces
@@ -300,10 +352,12 @@ def _intro(doc: Mapping[str, Any]) -> str:
     )
 
 
-def _board(doc: Mapping[str, Any]) -> str:
-    alphas = doc["protocol"]["alphas"]
-    t = doc["protocol"]["transfer"].split("@")[1]
-    heads: list[tuple[str, str, str]] = [
+def _board_heads(
+    doc: Mapping[str, Any], alphas: Sequence[str], t: str
+) -> list[tuple[str, str, str]]:
+    """The ranking table's columns: ``(name, sort type, tooltip)``; ``t`` is the transfer
+    budget, whose basic-attack cell gives the Y and LR columns."""
+    return [
         ("rank", "num", "rank within the scale"),
         ("model", "text", ""),
         ("scale", "num", ""),
@@ -322,42 +376,51 @@ def _board(doc: Mapping[str, Any]) -> str:
         ("advsr", "text", ""),
         ("date", "text", ""),
     ]
+
+
+def _board_row(r: Mapping[str, Any], alphas: Sequence[str], t: str) -> str:
+    """One row of the ranking table (the columns of :func:`_board_heads`), greyed out when
+    the entry is not ranked."""
+    sha = r["weights_sha256"]
+    cls = " class='missing'" if r["score"] is None else ""
+    tip = f" title='{_e(r['missing'])}'" if r["missing"] else ""
+    cells = [
+        _td(r["rank"]),
+        f"<td class='l' data-v='{_e(r['entry'])}'{tip}><a href='{_e(r['page'])}'>"
+        f"{_e(r['entry'])}</a></td>",
+        _td(r["scale"]),
+        _td(r["score"]),
+        _td(_get(r, "clean", "psnr_y")),
+        _td(_get(r, "clean", "ssim_y"), 4),
+        *(_td(_get(r, "basic", a, "sr_psnr")) for a in alphas),
+        _td(_get(r, "universal", "sr_psnr")),
+        _td(_get(r, "apgd", "sr_psnr")),
+        _td(_get(r, "basic", t, "sr_psnr_y")),
+        _td(_get(r, "basic", t, "sr_hr_psnr_y")),
+        _td(_get(r, "basic", t, "lr_psnr")),
+        _td(r["params"]),
+        f"<td class='l' data-v='{_e(sha or '')}' title='{_e(sha or 'no parameters')}'>"
+        f"<code class='sha'>{_e(sha[:8] if sha else '-')}</code></td>",
+        f"<td class='l'>{_e(r['protocol'])}</td>",
+        f"<td class='l'>{_e(r['advsr_version'])}</td>",
+        f"<td class='l'>{_e(r['date'])}</td>",
+    ]
+    return (
+        f"<tr{cls} data-entry='{_e(r['entry'])}' data-scale='{r['scale']}'>"
+        + "".join(cells)
+        + "</tr>"
+    )
+
+
+def _board(doc: Mapping[str, Any]) -> str:
+    alphas = doc["protocol"]["alphas"]
+    t = doc["protocol"]["transfer"].split("@")[1]
     th = "".join(
         f"<th data-type='{kind}'{' class=l' if kind == 'text' else ''} title='{_e(tip)}'>"
         f"{_e(name)}</th>"
-        for name, kind, tip in heads
+        for name, kind, tip in _board_heads(doc, alphas, t)
     )
-    body = []
-    for r in doc["rows"]:
-        sha = r["weights_sha256"]
-        cls = " class='missing'" if r["score"] is None else ""
-        tip = f" title='{_e(r['missing'])}'" if r["missing"] else ""
-        cells = [
-            _td(r["rank"]),
-            f"<td class='l' data-v='{_e(r['entry'])}'{tip}><a href='{_e(r['page'])}'>"
-            f"{_e(r['entry'])}</a></td>",
-            _td(r["scale"]),
-            _td(r["score"]),
-            _td(_get(r, "clean", "psnr_y")),
-            _td(_get(r, "clean", "ssim_y"), 4),
-            *(_td(_get(r, "basic", a, "sr_psnr")) for a in alphas),
-            _td(_get(r, "universal", "sr_psnr")),
-            _td(_get(r, "apgd", "sr_psnr")),
-            _td(_get(r, "basic", t, "sr_psnr_y")),
-            _td(_get(r, "basic", t, "sr_hr_psnr_y")),
-            _td(_get(r, "basic", t, "lr_psnr")),
-            _td(r["params"]),
-            f"<td class='l' data-v='{_e(sha or '')}' title='{_e(sha or 'no parameters')}'>"
-            f"<code class='sha'>{_e(sha[:8] if sha else '-')}</code></td>",
-            f"<td class='l'>{_e(r['protocol'])}</td>",
-            f"<td class='l'>{_e(r['advsr_version'])}</td>",
-            f"<td class='l'>{_e(r['date'])}</td>",
-        ]
-        body.append(
-            f"<tr{cls} data-entry='{_e(r['entry'])}' data-scale='{r['scale']}'>"
-            + "".join(cells)
-            + "</tr>"
-        )
+    body = [_board_row(r, alphas, t) for r in doc["rows"]]
     scales = "".join(f"<option value='{s}'>x{s}</option>" for s in doc["protocol"]["scales"])
     return (
         "<div class='controls'><label>filter models <input id='filter' type='search' "

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from advsr.experiments.backend import Backend
-from advsr.experiments.store import ResultStore
+from advsr.engine.backend import Backend
+from advsr.engine.store import ResultStore
 from advsr.report import Figure, Plot, ReportTable, Scatter3D
 from advsr.reproduce.engine import Resources, check_resources, run_paper
 from advsr.reproduce.render import paper_document, paper_figures, paper_tables
@@ -70,7 +70,7 @@ def reproduce(
         data: data slot -> folder (``--data imagenet=DIR``).
         weights: paper model or classifier -> weight file (``--weights edsr=FILE``).
         tables: only these tables (by id) and their figures; None: all.
-        backend: where the cells run (None: here; see :mod:`advsr.experiments.backend`).
+        backend: where the cells run (None: here; see :mod:`advsr.engine.backend`).
         progress: progress bars (None: when stderr is a terminal).
 
     Raises:

@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from advsr.engine.backend import Backend
+from advsr.engine.cell import EXPERIMENTS, CellRun
+from advsr.engine.context import Context
+from advsr.engine.driver import run_plans
+from advsr.engine.plan import plan_cells
+from advsr.engine.store import ResultStore, canonical
 from advsr.errors import InputError
-from advsr.experiments.backend import Backend
-from advsr.experiments.cell import EXPERIMENTS, CellRun
-from advsr.experiments.context import Context
-from advsr.experiments.driver import plan_cells, run_plans
-from advsr.experiments.store import ResultStore, canonical
 from advsr.reproduce.spec import PaperSpec, Size, TableSpec, weights_key
 from advsr.settings import validate
 

@@ -7,14 +7,15 @@ The JSON document (``--json``) and the HTML report hold the same content.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from advsr.experiments.cell import EXPERIMENTS, stored_figures
-from advsr.experiments.store import ResultStore
+from advsr.engine.cell import EXPERIMENTS, stored_figures
+from advsr.engine.store import ResultStore
 from advsr.report import Figure, Plot, ReportTable, fmt
 from advsr.reproduce.claims import judge
 from advsr.reproduce.engine import Resources, TableRun, row_labels, table_values
-from advsr.reproduce.spec import PaperSpec
+from advsr.reproduce.spec import PaperSpec, Published
 
 __all__ = ["paper_document", "paper_figures", "paper_tables"]
 
@@ -25,10 +26,13 @@ def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def _table_doc(tr: TableRun, store: ResultStore | None, res: Resources) -> dict[str, Any]:
+def _layout(
+    tr: TableRun, values: Mapping[tuple[str, str], Any]
+) -> tuple[list[str], list[str], dict[str, str], list[str]]:
+    """A table's rows and columns, in order (the measured cells', the stored values', the
+    published numbers'), the rows left out (row -> why) and, for a summary table, the
+    columns left out (``"column: why"``)."""
     t = tr.table
-    values = table_values(tr, store)
-    published = {(p.row, p.col): p for p in t.published}
     rows, cols = [], []
     missing: dict[str, str] = {}
     gaps = []  # summary tables: whole columns left out
@@ -47,7 +51,17 @@ def _table_doc(tr: TableRun, store: ResultStore | None, res: Resources) -> dict[
     ours_cols = [c for _, c in values]
     pub_cols = [p.col for p in t.published]
     cols += pub_cols + ours_cols if t.col_order == "published" else ours_cols + pub_cols
-    rows, cols = _unique(rows), _unique(cols)
+    return _unique(rows), _unique(cols), missing, gaps
+
+
+def _doc_cells(
+    rows: list[str],
+    cols: list[str],
+    values: Mapping[tuple[str, str], Mapping[str, Any]],
+    published: Mapping[tuple[str, str], Published],
+) -> list[dict[str, Any]]:
+    """The filled cells of a table, row by row: ours beside the paper's number and the
+    difference (cells with neither are left out)."""
     cells = []
     for r in rows:
         for c in cols:
@@ -69,6 +83,15 @@ def _table_doc(tr: TableRun, store: ResultStore | None, res: Resources) -> dict[
                     "flags": v.get("flags", []),
                 }
             )
+    return cells
+
+
+def _table_doc(tr: TableRun, store: ResultStore | None, res: Resources) -> dict[str, Any]:
+    t = tr.table
+    values = table_values(tr, store)
+    published = {(p.row, p.col): p for p in t.published}
+    rows, cols, missing, gaps = _layout(tr, values)
+    cells = _doc_cells(rows, cols, values, published)
     every = [c for stage in tr.stages for c in stage]
     notes = _unique([n for cell in every for n in cell.notes] + gaps)
     images = sorted({v["n"] for v in values.values() if v.get("n")})
@@ -129,7 +152,7 @@ def paper_document(
 
 
 def _cell_text(cell: dict[str, Any] | None, digits: int) -> str:
-    from advsr.experiments.checks import FLAG_MARK
+    from advsr.attacks.probes import FLAG_MARK
 
     if cell is None:
         return "-"

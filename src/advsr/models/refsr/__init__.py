@@ -21,18 +21,21 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from advsr.checks import check_scale
-from advsr.errors import InputError
-from advsr.models.loading import build_arch
+from advsr.errors import AdvsrError, InputError, ModelLoadError
+from advsr.io import read_safetensors_metadata
+from advsr.models.loading import build_arch, load_weights
 from advsr.models.refsr.simple import CorrRefSR
 from advsr.models.refsr.ttsr import TTSR, load_vgg19_features, vgg19_features
-from advsr.registry import Registry
+from advsr.models.refsr.zoo import REFSR_MODELS, RefSRModelEntry, register_refsr_model
+from advsr.models.sr import file_options, file_scale
+from advsr.registry import import_entries
 
 __all__ = [
     "REFSR_MODELS",
@@ -40,58 +43,16 @@ __all__ = [
     "CorrRefSR",
     "RefSRModelEntry",
     "create_refsr_model",
+    "load_refsr",
     "load_vgg19_features",
+    "register_refsr_model",
     "vgg19_features",
 ]
 
+ENTRY_MODULES = ("ttsr", "simple")
+"""The modules that register a RefSR model, each beside its architecture (one list)."""
 
-@dataclass(frozen=True)
-class RefSRModelEntry:
-    """A RefSR zoo entry.
-
-    Attributes:
-        arch: class ``(scale, **options) -> nn.Module``.
-        scales: supported scale factors.
-        description: one line.
-        options: default architecture options.
-        tiny: options of a tiny instance (tests, CPU smoke runs).
-        reference: the paper / code whose structure is followed.
-    """
-
-    arch: Callable[..., nn.Module]
-    scales: tuple[int, ...]
-    description: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    tiny: Mapping[str, Any] = field(default_factory=dict)
-    reference: str = ""
-
-
-REFSR_MODELS: Registry[RefSRModelEntry] = Registry("RefSR model")
-
-REFSR_MODELS.register(
-    "ttsr",
-    RefSRModelEntry(
-        TTSR,
-        (4,),
-        "TTSR-style texture transformer (LTE, hard/soft attention at 3 scales, no CSFI)",
-        {"n_feats": 64, "n_resblocks": 16, "level_blocks": (16, 8, 4)},
-        tiny={"n_feats": 8, "n_resblocks": 1, "level_blocks": (1, 1, 1), "lte_channels": (4, 8, 8)},
-        reference="Yang et al. CVPR 2020; researchmm/TTSR model/{LTE,SearchTransfer,MainNet}.py",
-    ),
-    "TTSR-style texture transformer",
-)
-REFSR_MODELS.register(
-    "corr-refsr",
-    RefSRModelEntry(
-        CorrRefSR,
-        (2, 3, 4),
-        "two-branch RefSR, soft local-correlation alignment, PixelShuffle decoder",
-        {"n_feats": 64, "enc_blocks": 4, "n_resblocks": 16, "window": 7},
-        tiny={"n_feats": 8, "enc_blocks": 1, "n_resblocks": 1, "window": 3},
-        reference="advsr (local cost-volume attention as in MASA-SR's refinement)",
-    ),
-    "two-branch soft-correlation RefSR",
-)
+import_entries(__name__, ENTRY_MODULES)
 
 
 def create_refsr_model(name: str, scale: int = 4, **arch: Any) -> nn.Module:
@@ -122,3 +83,27 @@ options: n_feats, enc_blocks, n_resblocks, window, matching, temperature
         have = ", ".join(str(s) for s in entry.scales)
         raise InputError(f"{name} does not support scale {scale} (supported: {have})")
     return build_arch(name, entry.arch, scale, {**entry.options, **arch}).eval()
+
+
+def load_refsr(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """A RefSR model written by :func:`advsr.training.refsr.train_refsr` (architecture from
+    its metadata), in eval mode.
+
+    Raises:
+        InputError: no such file, or one that ``advsr train-refsr`` did not write.
+        ModelLoadError: metadata that describes no model, unsafe or mismatching weights.
+    """
+    if not Path(path).is_file():
+        raise InputError(f"no such model file: {path}")
+    meta = read_safetensors_metadata(path)
+    if "advsr_refsr" not in meta:
+        raise InputError(f"{path} was not written by advsr train-refsr")
+    # the metadata is untrusted: every value is checked (names, a scale, bounded options)
+    name, scale = meta["advsr_refsr"], file_scale(path, meta)
+    arch = file_options(path, meta) if "advsr_arch" in meta else {}
+    try:
+        model = create_refsr_model(name, scale, **arch)
+    except AdvsrError as exc:
+        raise ModelLoadError(f"{path}: its metadata does not describe a model: {exc}") from None
+    load_weights(model, path, name=name)
+    return model.to(device).eval()

@@ -42,6 +42,7 @@ from advsr.checks import check_int_range, check_positive_int
 from advsr.errors import InputError
 from advsr.imaging.resize import imresize
 from advsr.models.refsr.ttsr import ResBlock, check_lr_ref, res_stack
+from advsr.models.refsr.zoo import RefSRModelEntry, register_refsr_model
 from advsr.models.sr.common import finish, pixel_shuffle_upsampler
 
 __all__ = ["CorrRefSR", "global_soft_align", "local_soft_align"]
@@ -201,3 +202,17 @@ class CorrRefSR(nn.Module):
         x = x + self.body(x)
         out = self.tail(x) / 2 + imresize(lr, self.scale)
         return finish(self, out)
+
+
+register_refsr_model(
+    "corr-refsr",
+    RefSRModelEntry(
+        CorrRefSR,
+        (2, 3, 4),
+        "two-branch RefSR, soft local-correlation alignment, PixelShuffle decoder",
+        {"n_feats": 64, "enc_blocks": 4, "n_resblocks": 16, "window": 7},
+        tiny={"n_feats": 8, "enc_blocks": 1, "n_resblocks": 1, "window": 3},
+        reference="advsr (local cost-volume attention as in MASA-SR's refinement)",
+    ),
+    "two-branch soft-correlation RefSR",
+)

@@ -53,6 +53,7 @@ from torch import nn
 from advsr.checks import check_image, check_int_range, check_positive_int
 from advsr.errors import InputError, ModelLoadError, ShapeError
 from advsr.imaging.resize import imresize
+from advsr.models.refsr.zoo import RefSRModelEntry, register_refsr_model
 from advsr.models.sr.common import finish
 from advsr.models.sr.edsr import ResBlock  # TTSR's blocks are EDSR's (no BN)
 
@@ -484,3 +485,17 @@ class TTSR(nn.Module):
         if self.global_residual:
             out = out + imresize(lr, 4)
         return finish(self, out)
+
+
+register_refsr_model(
+    "ttsr",
+    RefSRModelEntry(
+        TTSR,
+        (4,),
+        "TTSR-style texture transformer (LTE, hard/soft attention at 3 scales, no CSFI)",
+        {"n_feats": 64, "n_resblocks": 16, "level_blocks": (16, 8, 4)},
+        tiny={"n_feats": 8, "n_resblocks": 1, "level_blocks": (1, 1, 1), "lte_channels": (4, 8, 8)},
+        reference="Yang et al. CVPR 2020; researchmm/TTSR model/{LTE,SearchTransfer,MainNet}.py",
+    ),
+    "TTSR-style texture transformer",
+)

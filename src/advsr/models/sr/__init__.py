@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -31,22 +30,14 @@ from advsr.checks import check_scale
 from advsr.errors import InputError, ModelLoadError, warn
 from advsr.io import read_safetensors_metadata
 from advsr.models.loading import (
-    StateDict,
     build_arch,
     fits,
     is_torchscript,
     load_torchscript,
     load_weights,
 )
-from advsr.models.sr.bicubic import Bicubic
-from advsr.models.sr.carn import CARN
-from advsr.models.sr.edsr import EDSR
-from advsr.models.sr.imdn import IMDN
-from advsr.models.sr.rcan import RCAN
-from advsr.models.sr.rrdb import RRDBNet, adapt_rrdb_keys
-from advsr.models.sr.srresnet import SRResNet
-from advsr.models.sr.vdsr import VDSR
-from advsr.registry import Registry
+from advsr.models.sr.zoo import SR_MODELS, SRModelEntry, register_sr_model
+from advsr.registry import import_entries
 
 __all__ = [
     "SR_MODELS",
@@ -60,186 +51,20 @@ __all__ = [
     "load_sr_file",
     "load_weights",
     "no_weights_message",
+    "register_sr_model",
     "seeded_init",
     "weights_dir",
 ]
+
+ENTRY_MODULES = ("bicubic", "edsr", "rcan", "carn", "rrdb", "srresnet", "imdn", "vdsr")
+"""The modules that register an SR model, each beside its architecture (one list)."""
+
+import_entries(__name__, ENTRY_MODULES)
 
 
 def weights_dir() -> Path:
     """Folder of the weights bundled with advsr (``advsr/models/weights``)."""
     return Path(__file__).resolve().parents[1] / "weights"
-
-
-@dataclass(frozen=True)
-class SRModelEntry:
-    """A zoo entry.
-
-    Attributes:
-        arch: class ``(scale, **options) -> nn.Module``.
-        scales: the scale factors this entry supports.
-        description: one line for ``advsr models``.
-        options: architecture options of this entry (e.g. EDSR's width and depth).
-        needs_weights: whether the model is meaningless without a weight file.
-        adapt: renames keys of other official layouts to the module's (RRDB old style).
-        bundled: scale -> weight file under :func:`weights_dir` used when none is given.
-        reference: where the key layout comes from.
-        tiny: architecture options of a tiny instance, for contract tests and smoke runs.
-    """
-
-    arch: Callable[..., nn.Module]
-    scales: tuple[int, ...]
-    description: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    needs_weights: bool = True
-    adapt: Callable[[StateDict], StateDict] | None = None
-    bundled: Mapping[int, str] = field(default_factory=dict)
-    reference: str = ""
-    tiny: Mapping[str, Any] = field(default_factory=dict)
-
-
-SR_MODELS: Registry[SRModelEntry] = Registry("SR model")
-
-
-def _reg(name: str, entry: SRModelEntry) -> None:
-    SR_MODELS.register(name, entry, entry.description)
-
-
-_reg(
-    "bicubic",
-    SRModelEntry(
-        Bicubic, (2, 3, 4, 8), "MATLAB-compatible bicubic (no parameters)", needs_weights=False
-    ),
-)
-_reg(
-    "edsr",
-    SRModelEntry(
-        EDSR,
-        (2, 3, 4),
-        "EDSR (32 blocks, 256 channels, res_scale 0.1)",
-        {"n_resblocks": 32, "n_feats": 256, "res_scale": 0.1},
-        reference="sanghyun-son/EDSR-PyTorch src/model/edsr.py",
-        tiny={"n_resblocks": 1, "n_feats": 8},
-    ),
-)
-_reg(
-    "edsr-baseline",
-    SRModelEntry(
-        EDSR,
-        (2, 3, 4),
-        "EDSR-baseline (16 blocks, 64 channels)",
-        {"n_resblocks": 16, "n_feats": 64, "res_scale": 1.0},
-        reference="sanghyun-son/EDSR-PyTorch src/model/edsr.py",
-        tiny={"n_resblocks": 1, "n_feats": 8},
-    ),
-)
-_reg(
-    "rcan",
-    SRModelEntry(
-        RCAN,
-        (2, 3, 4, 8),
-        "RCAN (10 groups x 20 RCABs, 64 channels)",
-        reference="yulunzhang/RCAN RCAN_TrainCode/code/model/rcan.py",
-        tiny={"n_resgroups": 1, "n_resblocks": 1, "n_feats": 16},
-    ),
-)
-_reg(
-    "carn",
-    SRModelEntry(
-        CARN,
-        (2, 3, 4),
-        "CARN, multi-scale file (up2/up3/up4)",
-        {"mobile": False},
-        reference="nmhkahn/CARN-pytorch carn/model/carn.py",
-        tiny={"n_feats": 8},
-    ),
-)
-_reg(
-    "carn-m",
-    SRModelEntry(
-        CARN,
-        (2, 3, 4),
-        "CARN-M, group conv 4, multi-scale file",
-        {"mobile": True},
-        reference="nmhkahn/CARN-pytorch carn/model/carn_m.py",
-        tiny={"n_feats": 8},
-    ),
-)
-_reg(
-    "rrdb",
-    SRModelEntry(
-        RRDBNet,
-        (4,),
-        "RRDBNet, PSNR-trained (ESRGAN generator arch)",
-        adapt=adapt_rrdb_keys,
-        reference="xinntao/ESRGAN RRDBNet_arch.py",
-        tiny={"nf": 8, "nb": 1, "gc": 4},
-    ),
-)
-_reg(
-    "esrgan",
-    SRModelEntry(
-        RRDBNet,
-        (4,),
-        "ESRGAN generator (RRDBNet, GAN-trained weights)",
-        adapt=adapt_rrdb_keys,
-        reference="xinntao/ESRGAN RRDBNet_arch.py",
-        tiny={"nf": 8, "nb": 1, "gc": 4},
-    ),
-)
-_reg(
-    "srresnet",
-    SRModelEntry(
-        SRResNet,
-        (2, 3, 4),
-        "SRResNet (BasicSR MSRResNet, no BN)",
-        reference="xinntao/BasicSR basicsr/archs/srresnet_arch.py",
-        tiny={"num_feat": 8, "num_block": 1},
-    ),
-)
-_reg(
-    "imdn",
-    SRModelEntry(
-        IMDN,
-        (2, 3, 4),
-        "IMDN (6 distillation blocks, 64 channels)",
-        reference="Zheng222/IMDN model/architecture.py",
-        tiny={"nf": 16, "num_modules": 1},
-    ),
-)
-_reg(
-    "vdsr",
-    SRModelEntry(
-        VDSR,
-        (2, 3, 4),
-        "VDSR on Y of the bicubic upsampling, RGB in/out",
-        reference="twtygqyy/pytorch-vdsr vdsr.py",
-        tiny={"depth": 3, "n_feats": 8},
-    ),
-)
-_reg(
-    "demo-edsr",
-    SRModelEntry(
-        EDSR,
-        (2, 4),
-        "bundled: small EDSR-baseline shape trained on samples (demo)",
-        {"n_resblocks": 4, "n_feats": 32, "res_scale": 1.0},
-        bundled={2: "demo-edsr_x2.safetensors", 4: "demo-edsr_x4.safetensors"},
-        reference="advsr train-sr (see models/weights/README.md)",
-        tiny={"n_resblocks": 1, "n_feats": 8},
-    ),
-)
-_reg(
-    "demo-carn-m",
-    SRModelEntry(
-        CARN,
-        (2, 4),
-        "bundled: small CARN-M shape trained on samples (demo)",
-        {"mobile": True, "n_feats": 32, "multi_scale": False},
-        bundled={2: "demo-carn-m_x2.safetensors", 4: "demo-carn-m_x4.safetensors"},
-        reference="advsr train-sr (see models/weights/README.md)",
-        tiny={"n_feats": 8},
-    ),
-)
 
 
 def bundled_training(name: str, scale: int) -> dict[str, Any]:

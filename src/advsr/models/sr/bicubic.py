@@ -7,6 +7,7 @@ from torch import nn
 
 from advsr.checks import check_image, check_scale
 from advsr.imaging.resize import imresize
+from advsr.models.sr.zoo import SRModelEntry, register_sr_model
 
 __all__ = ["Bicubic"]
 
@@ -35,3 +36,11 @@ class Bicubic(nn.Module):
         check_image(x, "LR image")
         y = imresize(x, float(self.scale))
         return y.clamp(0.0, 1.0) if self.clip else y
+
+
+register_sr_model(
+    "bicubic",
+    SRModelEntry(
+        Bicubic, (2, 3, 4, 8), "MATLAB-compatible bicubic (no parameters)", needs_weights=False
+    ),
+)

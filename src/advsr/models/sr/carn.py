@@ -15,6 +15,7 @@ from torch import nn
 
 from advsr.errors import InputError
 from advsr.models.sr.common import ShifterMeanShift, finish
+from advsr.models.sr.zoo import SRModelEntry, register_sr_model
 
 __all__ = ["CARN"]
 
@@ -184,3 +185,39 @@ class CARN(nn.Module):
         x = _cascade(x, (self.b1, self.b2, self.b3), (self.c1, self.c2, self.c3))
         x = self.add_mean(self.exit(self.upsample(x, self.scale)))
         return finish(self, x)
+
+
+register_sr_model(
+    "carn",
+    SRModelEntry(
+        CARN,
+        (2, 3, 4),
+        "CARN, multi-scale file (up2/up3/up4)",
+        {"mobile": False},
+        reference="nmhkahn/CARN-pytorch carn/model/carn.py",
+        tiny={"n_feats": 8},
+    ),
+)
+register_sr_model(
+    "carn-m",
+    SRModelEntry(
+        CARN,
+        (2, 3, 4),
+        "CARN-M, group conv 4, multi-scale file",
+        {"mobile": True},
+        reference="nmhkahn/CARN-pytorch carn/model/carn_m.py",
+        tiny={"n_feats": 8},
+    ),
+)
+register_sr_model(
+    "demo-carn-m",
+    SRModelEntry(
+        CARN,
+        (2, 4),
+        "bundled: small CARN-M shape trained on samples (demo)",
+        {"mobile": True, "n_feats": 32, "multi_scale": False},
+        bundled={2: "demo-carn-m_x2.safetensors", 4: "demo-carn-m_x4.safetensors"},
+        reference="advsr train-sr (see models/weights/README.md)",
+        tiny={"n_feats": 8},
+    ),
+)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from advsr.models.sr.common import EDSRMeanShift, finish, pixel_shuffle_upsampler
+from advsr.models.sr.zoo import SRModelEntry, register_sr_model
 
 __all__ = ["EDSR"]
 
@@ -77,3 +78,39 @@ class EDSR(nn.Module):
         x = x + self.body(x)
         x = self.add_mean(self.tail(x))
         return finish(self, x / self.rgb_range)
+
+
+register_sr_model(
+    "edsr",
+    SRModelEntry(
+        EDSR,
+        (2, 3, 4),
+        "EDSR (32 blocks, 256 channels, res_scale 0.1)",
+        {"n_resblocks": 32, "n_feats": 256, "res_scale": 0.1},
+        reference="sanghyun-son/EDSR-PyTorch src/model/edsr.py",
+        tiny={"n_resblocks": 1, "n_feats": 8},
+    ),
+)
+register_sr_model(
+    "edsr-baseline",
+    SRModelEntry(
+        EDSR,
+        (2, 3, 4),
+        "EDSR-baseline (16 blocks, 64 channels)",
+        {"n_resblocks": 16, "n_feats": 64, "res_scale": 1.0},
+        reference="sanghyun-son/EDSR-PyTorch src/model/edsr.py",
+        tiny={"n_resblocks": 1, "n_feats": 8},
+    ),
+)
+register_sr_model(
+    "demo-edsr",
+    SRModelEntry(
+        EDSR,
+        (2, 4),
+        "bundled: small EDSR-baseline shape trained on samples (demo)",
+        {"n_resblocks": 4, "n_feats": 32, "res_scale": 1.0},
+        bundled={2: "demo-edsr_x2.safetensors", 4: "demo-edsr_x4.safetensors"},
+        reference="advsr train-sr (see models/weights/README.md)",
+        tiny={"n_resblocks": 1, "n_feats": 8},
+    ),
+)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from advsr.models.sr.common import finish
+from advsr.models.sr.zoo import SRModelEntry, register_sr_model
 
 __all__ = ["IMDN"]
 
@@ -96,3 +97,15 @@ class IMDN(nn.Module):
             outs.append(h)
         lr = self.LR_conv(self.c(torch.cat(outs, dim=1))) + fea
         return finish(self, self.upsampler(lr))
+
+
+register_sr_model(
+    "imdn",
+    SRModelEntry(
+        IMDN,
+        (2, 3, 4),
+        "IMDN (6 distillation blocks, 64 channels)",
+        reference="Zheng222/IMDN model/architecture.py",
+        tiny={"nf": 16, "num_modules": 1},
+    ),
+)

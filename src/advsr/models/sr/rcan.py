@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from advsr.models.sr.common import EDSRMeanShift, finish, pixel_shuffle_upsampler
+from advsr.models.sr.zoo import SRModelEntry, register_sr_model
 
 __all__ = ["RCAN"]
 
@@ -110,3 +111,15 @@ class RCAN(nn.Module):
         x = x + self.body(x)
         x = self.add_mean(self.tail(x))
         return finish(self, x / self.rgb_range)
+
+
+register_sr_model(
+    "rcan",
+    SRModelEntry(
+        RCAN,
+        (2, 3, 4, 8),
+        "RCAN (10 groups x 20 RCABs, 64 channels)",
+        reference="yulunzhang/RCAN RCAN_TrainCode/code/model/rcan.py",
+        tiny={"n_resgroups": 1, "n_resblocks": 1, "n_feats": 16},
+    ),
+)

@@ -19,6 +19,7 @@ from torch import nn
 
 from advsr.errors import InputError
 from advsr.models.sr.common import finish
+from advsr.models.sr.zoo import SRModelEntry, register_sr_model
 
 __all__ = ["RRDBNet", "adapt_rrdb_keys"]
 
@@ -141,3 +142,27 @@ def adapt_rrdb_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                 out[f"{_BASICSR.get(head, head)}.{rest}"] = v
         return out
     return sd
+
+
+register_sr_model(
+    "rrdb",
+    SRModelEntry(
+        RRDBNet,
+        (4,),
+        "RRDBNet, PSNR-trained (ESRGAN generator arch)",
+        adapt=adapt_rrdb_keys,
+        reference="xinntao/ESRGAN RRDBNet_arch.py",
+        tiny={"nf": 8, "nb": 1, "gc": 4},
+    ),
+)
+register_sr_model(
+    "esrgan",
+    SRModelEntry(
+        RRDBNet,
+        (4,),
+        "ESRGAN generator (RRDBNet, GAN-trained weights)",
+        adapt=adapt_rrdb_keys,
+        reference="xinntao/ESRGAN RRDBNet_arch.py",
+        tiny={"nf": 8, "nb": 1, "gc": 4},
+    ),
+)

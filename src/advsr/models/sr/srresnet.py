@@ -15,6 +15,7 @@ from torch import nn
 
 from advsr.errors import InputError
 from advsr.models.sr.common import finish
+from advsr.models.sr.zoo import SRModelEntry, register_sr_model
 
 __all__ = ["SRResNet"]
 
@@ -73,3 +74,15 @@ class SRResNet(nn.Module):
             x, scale_factor=float(self.scale), mode="bilinear", align_corners=False
         )
         return finish(self, out + base)
+
+
+register_sr_model(
+    "srresnet",
+    SRModelEntry(
+        SRResNet,
+        (2, 3, 4),
+        "SRResNet (BasicSR MSRResNet, no BN)",
+        reference="xinntao/BasicSR basicsr/archs/srresnet_arch.py",
+        tiny={"num_feat": 8, "num_block": 1},
+    ),
+)

@@ -15,6 +15,7 @@ from torch import nn
 from advsr.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
 from advsr.imaging.resize import imresize
 from advsr.models.sr.common import finish
+from advsr.models.sr.zoo import SRModelEntry, register_sr_model
 
 __all__ = ["VDSR"]
 
@@ -63,3 +64,15 @@ class VDSR(nn.Module):
         ycc = rgb_to_ycbcr(up)
         y = self.forward_y(ycc[:, :1])
         return finish(self, ycbcr_to_rgb(torch.cat([y, ycc[:, 1:]], dim=1)))
+
+
+register_sr_model(
+    "vdsr",
+    SRModelEntry(
+        VDSR,
+        (2, 3, 4),
+        "VDSR on Y of the bicubic upsampling, RGB in/out",
+        reference="twtygqyy/pytorch-vdsr vdsr.py",
+        tiny={"depth": 3, "n_feats": 8},
+    ),
+)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from advsr.experiments.context import Context
+from advsr.engine.context import Context
 from advsr.files import file_entry, is_path
 from advsr.settings import Settings, field_role
 
@@ -24,7 +24,7 @@ __all__ = ["inputs_of"]
 
 
 def _models(cfg: Settings, ctx: Context) -> list[dict[str, Any]]:
-    from advsr.experiments.common import ClassifierDataConfig
+    from advsr.engine.attack_cells import ClassifierDataConfig
     from advsr.provenance import model_entry
 
     device = ctx.device(str(getattr(cfg, "device", "auto")))

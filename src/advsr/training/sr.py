@@ -151,20 +151,7 @@ def train_sr(
     if not entry.needs_weights:
         raise InputError(f"{cfg.model} has no parameters to train")
     device = resolve_device(cfg.device)
-    ds = open_dataset(cfg.data, cfg.scale)
-    unknown = [n for n in cfg.holdout if n not in ds.names()]
-    if unknown:
-        raise InputError(f"held-out images not in {cfg.data}: {', '.join(unknown)}")
-    train_idx = [i for i, n in enumerate(ds.names()) if n not in cfg.holdout]
-    if not train_idx:
-        raise InputError("every image is held out; nothing left to train on")
-    pairs = [ds[i] for i in train_idx]
-    for pr in pairs:
-        if min(pr.lr.shape[-2:]) < cfg.patch:
-            raise InputError(f"image {pr.name} is smaller than the LR patch ({cfg.patch})")
-    val_pairs = [ds[ds.names().index(n)] for n in cfg.holdout]
-    lrs = [pr.lr.to(device) for pr in pairs]
-    hrs = [pr.hr.to(device) for pr in pairs]
+    lrs, hrs, val_pairs = _training_images(cfg, device)
 
     g = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # module initialisers draw from the global generator
@@ -181,35 +168,97 @@ def train_sr(
         bic = create_sr_model("bicubic", cfg.scale).to(device)
         bicubic = _validate(bic, val_pairs, cfg.scale, device)
 
+    run = _Run(cfg, model, opt, g, lrs, hrs, val_pairs, device, out, options)
     model.train()
     t0 = time.perf_counter()
+    loss_v = _train_steps(run, start, history, progress, on_validate)
+    model.eval()
+    return TrainSRResult(out, cfg.steps, loss_v, history, bicubic, time.perf_counter() - t0)
+
+
+def _training_images(
+    cfg: TrainSRConfig, device: torch.device
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[Any]]:
+    """The LR and HR training images (on ``device``) and the held-out pairs.
+
+    Raises:
+        InputError: held-out names not in the dataset, none left to train on, or an image
+            smaller than the patch.
+    """
+    ds = open_dataset(cfg.data, cfg.scale)
+    unknown = [n for n in cfg.holdout if n not in ds.names()]
+    if unknown:
+        raise InputError(f"held-out images not in {cfg.data}: {', '.join(unknown)}")
+    train_idx = [i for i, n in enumerate(ds.names()) if n not in cfg.holdout]
+    if not train_idx:
+        raise InputError("every image is held out; nothing left to train on")
+    pairs = [ds[i] for i in train_idx]
+    for pr in pairs:
+        if min(pr.lr.shape[-2:]) < cfg.patch:
+            raise InputError(f"image {pr.name} is smaller than the LR patch ({cfg.patch})")
+    val_pairs = [ds[ds.names().index(n)] for n in cfg.holdout]
+    lrs = [pr.lr.to(device) for pr in pairs]
+    hrs = [pr.hr.to(device) for pr in pairs]
+    return lrs, hrs, val_pairs
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the steps of one training run share."""
+
+    cfg: TrainSRConfig
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    g: torch.Generator
+    lrs: list[torch.Tensor]
+    hrs: list[torch.Tensor]
+    val_pairs: list[Any]
+    device: torch.device
+    out: Path
+    options: dict[str, Any]
+
+
+def _train_steps(
+    run: _Run,
+    start: int,
+    history: list[tuple[int, float]],
+    progress: bool | None,
+    on_validate: Callable[[int, float], None] | None,
+) -> float:
+    """Steps ``start`` to ``cfg.steps``, validating (appended to ``history``) and
+    checkpointing every ``val_every``; returns the last step's loss."""
+    cfg = run.cfg
     loss_v = float("nan")
     with progress_bar(
         cfg.steps - start, f"train {cfg.model} x{cfg.scale}", progress, unit="steps"
     ) as bar:
         for step in range(start, cfg.steps):
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * (
-                    0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-                )
-            lr_b, hr_b = _draw_batch(lrs, hrs, cfg, g)
-            loss = F.l1_loss(model(lr_b), hr_b)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_v = float(loss.detach())
+            loss_v = _step(run, step)
             done = step + 1
             if done % cfg.val_every == 0 or done == cfg.steps:
-                if val_pairs:
-                    history.append((done, _validate(model, val_pairs, cfg.scale, device)))
-                _save(model, opt, g, out, cfg, options, done, history)
+                if run.val_pairs:
+                    psnr_v = _validate(run.model, run.val_pairs, cfg.scale, run.device)
+                    history.append((done, psnr_v))
+                _save(run.model, run.opt, run.g, run.out, cfg, run.options, done, history)
                 if on_validate and history:
                     on_validate(*history[-1])
             val_txt = f" val {history[-1][1]:.2f} dB" if history else ""
             bar.note(f"loss {loss_v:.4f}{val_txt}")
             bar.advance()
-    model.eval()
-    return TrainSRResult(out, cfg.steps, loss_v, history, bicubic, time.perf_counter() - t0)
+    return loss_v
+
+
+def _step(run: _Run, step: int) -> float:
+    """One optimisation step at the cosine-decayed learning rate; returns its loss."""
+    cfg = run.cfg
+    for group in run.opt.param_groups:
+        group["lr"] = cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+    lr_b, hr_b = _draw_batch(run.lrs, run.hrs, cfg, run.g)
+    loss = F.l1_loss(run.model(lr_b), hr_b)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt.step()
+    return float(loss.detach())
 
 
 def save_training_state(

@@ -2,7 +2,7 @@
 
 With Ray, the driver plans every cell as it does locally (validation, identity, the items
 already stored), then cuts the work into units: one fixed batch of a cell whose batches are
-independent (:attr:`~advsr.experiments.cell.Plan.batch`; consecutive single-item batches are
+independent (:attr:`~advsr.engine.cell.Plan.batch`; consecutive single-item batches are
 grouped), or the whole cell otherwise. Each unit is a Ray task that plans the cell again on
 its worker (from the validated settings: workers never see the store) and returns the rows
 and artefacts of its items. The driver alone writes the store, as each unit's rows arrive:
@@ -10,7 +10,7 @@ a row that arrives twice (a retried task) is stored once, a task lost with its n
 by Ray (``max_retries``), and a driver killed mid-run resumes from the store on either
 backend, exactly as locally.
 
-Workers keep one :class:`~advsr.experiments.context.Context` per process, so models, weights
+Workers keep one :class:`~advsr.engine.context.Context` per process, so models, weights
 and datasets are loaded once per worker process (from the paths in the settings: on a
 multi-machine cluster they must be on a file system every node sees), not once per task.
 Each task asks for one CPU (and a GPU when its cell's device is CUDA) and runs torch with as
@@ -129,14 +129,14 @@ def run_unit(experiment: str, settings: dict[str, Any], keys: list[str], threads
     """Plan one cell on a worker and compute the rows (and artefacts) of ``keys``.
 
     Shape:
-        returns :class:`~advsr.experiments.cell.CellRow` and
-        :class:`~advsr.experiments.cell.Artifact` objects.
+        returns :class:`~advsr.engine.cell.CellRow` and
+        :class:`~advsr.engine.cell.Artifact` objects.
     """
     import torch
 
-    from advsr.experiments.cell import Artifact
-    from advsr.experiments.context import Context
-    from advsr.experiments.driver import plan_cells
+    from advsr.engine.cell import Artifact
+    from advsr.engine.context import Context
+    from advsr.engine.plan import plan_cells
 
     global _CONTEXT
     torch.set_num_threads(max(1, threads))

@@ -18,7 +18,7 @@ so are the files named inside attack settings and spec strings: :mod:`advsr.file
 experiment's version is added.
 
 Example:
-    >>> from advsr.experiments.cell import EXPERIMENTS
+    >>> from advsr.engine.cell import EXPERIMENTS
     >>> "eval-sr" in EXPERIMENTS.names()
     True
 """
@@ -30,21 +30,17 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from pydantic import BeforeValidator
-
-from advsr.errors import AdvsrError
 from advsr.registry import Registry
 from advsr.settings import DATA, FILE, MODEL, NEUTRAL, WEIGHTS, Role, Settings, field_role
 
 if TYPE_CHECKING:
     from advsr.attacks.base import Attack
-    from advsr.experiments.context import Context
-    from advsr.experiments.store import ResultStore
+    from advsr.engine.context import Context
+    from advsr.engine.store import ResultStore
     from advsr.report import Figure, Plot, ReportTable, Scatter3D
 
 __all__ = [
     "ATTACK",
-    "BUDGET",
     "EXPERIMENTS",
     "SEEDED",
     "Artifact",
@@ -72,22 +68,6 @@ SEEDED = Role("seeded")
 """A field that matters only when the cell draws random numbers (seed, batch layout)."""
 ATTACK = Role("attack")
 """A field that configures the cell's attack (replaced by the attack's identity)."""
-
-
-def _budget_text(value: Any) -> Any:
-    """A budget written as text in a spec (``"8/255"``) as its number; numbers unchanged."""
-    if isinstance(value, str):
-        from advsr.attacks.base import parse_budget
-
-        try:
-            return parse_budget(value, upper=None)
-        except AdvsrError as exc:
-            raise ValueError(str(exc)) from None
-    return value
-
-
-BUDGET = BeforeValidator(_budget_text)
-"""Lets a budget field take ``"8/255"`` in a spec as the CLI options do."""
 
 
 class CellConfig(Settings):
@@ -313,7 +293,7 @@ class Experiment:
     version: int = 1
     flags: Callable[[list[CellRun]], dict[str, list[dict[str, str]]]] | None = None
     """Gradient-masking flags per cell id (classifier attacks; see
-    :mod:`advsr.experiments.checks`), for tables other than the experiment's own."""
+    :mod:`advsr.attacks.probes`), for tables other than the experiment's own."""
 
     def report_parts(
         self, doc: dict[str, Any], cells: list[CellRun], store: ResultStore | None
@@ -324,7 +304,7 @@ class Experiment:
         return ReportParts(f"advsr {self.name}", self.description, self.tables(doc))
 
 
-EXPERIMENTS: Registry[Experiment] = Registry("experiment")
+EXPERIMENTS: Registry[Experiment] = Registry("experiment", package="advsr.experiments")
 
 
 def register_experiment(experiment: Experiment) -> Experiment:

@@ -1,15 +1,15 @@
 """The driver: plans every cell first, then runs them; the only writer of the result store.
 
-:func:`plan_cells` validates and plans every cell of a run (any mix of registered
-experiments) before any work starts, so a spec whose last cell is invalid stores nothing.
-:func:`run_plans` then runs the cells in order: a finished cell is read back; otherwise the
+:func:`~advsr.engine.plan.plan_cells` validates and plans every cell of a run (any mix of
+registered experiments) before any work starts, so a spec whose last cell is invalid stores
+nothing. :func:`run_plans` then runs the cells in order: a finished cell is read back; otherwise the
 cell's pure row generator gets the keys already stored and yields the other rows (and
 artefacts), each written and committed the moment it arrives. A row that arrives twice (a
 recomputed batch, a retried task) is stored once. A cell is marked finished when every
 expected key is stored.
 
 Example:
-    >>> from advsr.experiments.store import ResultStore, cell_id_of
+    >>> from advsr.engine.store import ResultStore, cell_id_of
     >>> runs = run_cells([("eval-sr", {"data": "samples", "scale": 2, "hr_crop": 32})],
     ...                  ResultStore(":memory:"), progress=False)
     >>> runs[0].computed, runs[0].expected, sorted(runs[0].mean)
@@ -21,56 +21,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from advsr.errors import InputError
-from advsr.experiments.backend import Backend
-from advsr.experiments.cell import EXPERIMENTS, Artifact, CellRow, CellRun, Experiment, Plan
-from advsr.experiments.context import Context
-from advsr.experiments.inputs import inputs_of
-from advsr.experiments.store import ResultStore, cell_id_of
+from advsr.engine.backend import Backend, connect, run_unit, units_of, unwrap
+from advsr.engine.cell import EXPERIMENTS, Artifact, CellRow, CellRun, Experiment, Plan
+from advsr.engine.context import Context
+from advsr.engine.plan import plan_cells
+from advsr.engine.store import ResultStore, cell_id_of
 from advsr.progress import progress_bar
-from advsr.settings import collect_ignored, validate
 
-__all__ = ["plan_cells", "read_cells", "run_cells", "run_one", "run_plans"]
-
-
-def plan_cells(
-    cells: Iterable[tuple[str, Mapping[str, Any]]], ctx: Context
-) -> list[tuple[Experiment, Plan]]:
-    """Validate and plan every ``(experiment, settings)`` cell; nothing is computed.
-
-    Raises:
-        AdvsrError: an unknown experiment or an invalid cell (the first one found).
-    """
-    out = []
-    ignored: list[dict[str, str]] = []
-    for name, settings in cells:
-        exp = EXPERIMENTS.get(name)
-        cfg = validate(exp.config, dict(settings), f"{exp.name} setting")
-        with collect_ignored() as ign:
-            plan = exp.plan(cfg, ctx)
-        ignored.append(dict(ign))
-        plan.info.setdefault("inputs", inputs_of(cfg, ctx))  # provenance, beside the cell
-        out.append((exp, plan))
-    _refuse_unused(out, ignored)
-    return out
-
-
-def _refuse_unused(
-    plans: Sequence[tuple[Experiment, Plan]], ignored: Sequence[Mapping[str, str]]
-) -> None:
-    """Refuse a setting the user gave that no cell of the run uses (every attack-configuring
-    cell given it ignores it), naming both sides, instead of dropping it silently."""
-    used: dict[str, int] = {}
-    for (_, plan), ign in zip(plans, ignored, strict=True):
-        if "__attack__" not in ign:  # a cell without an attack (clean accuracy) says nothing
-            continue
-        for k in plan.config.model_fields_set:
-            if k not in ign and getattr(plan.config, k, None) is not None:
-                used[k] = used.get(k, 0) + 1
-    for k in sorted({k for ign in ignored for k in ign if k != "__attack__"}):
-        if not used.get(k):
-            reason = next(ign[k] for ign in ignored if k in ign)
-            raise InputError(f"{k} is given but no cell uses it: {reason}")
+__all__ = ["read_cells", "run_cells", "run_one", "run_plans"]
 
 
 class _Cell:
@@ -153,7 +111,7 @@ def run_plans(
     backend: Backend | None = None,
 ) -> list[CellRun]:
     """Run planned cells against the store (see the module docstring), here or on the
-    backend's Ray cluster (:mod:`advsr.experiments.backend`)."""
+    backend's Ray cluster (:mod:`advsr.engine.backend`)."""
     if backend is not None and backend.kind == "ray":
         return _run_ray(plans, store, backend, progress)
     runs = []
@@ -177,7 +135,6 @@ def _run_ray(
 ) -> list[CellRun]:
     """The cells' units as Ray tasks; rows written here as each unit's rows arrive."""
     from advsr.devices import resolve_device
-    from advsr.experiments.backend import connect, run_unit, units_of, unwrap
 
     ray = connect(backend)
     remote = ray.remote(max_retries=3)(run_unit)

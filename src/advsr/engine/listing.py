@@ -2,7 +2,7 @@
 and pivot tables.
 
 Example:
-    >>> from advsr.experiments.driver import run_cells
+    >>> from advsr.engine.driver import run_cells
     >>> st = ResultStore(":memory:")
     >>> _ = run_cells([("eval-sr", {"scale": s, "hr_crop": 32}) for s in (2, 4)], st,
     ...               progress=False)
@@ -17,7 +17,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from advsr.experiments.store import ResultStore, Table, flatten, label_value
+from advsr.engine.store import ResultStore, flatten
+from advsr.engine.tables import Table, label_value
 from advsr.report import ReportTable, fmt
 
 __all__ = ["cell_listing", "pivot_table", "varying_settings"]

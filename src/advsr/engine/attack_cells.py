@@ -18,16 +18,16 @@ import torch
 from pydantic import Field
 
 from advsr.attacks.base import Attack, AttackResult, create_attack, parse_attack, spec_options
-from advsr.errors import InputError, warn
-from advsr.experiments.cell import (
+from advsr.attacks.budget import BUDGET
+from advsr.engine.cell import (
     ATTACK,
-    BUDGET,
     MAX_BATCH,
     MAX_STEPS,
     SEEDED,
     CellConfig,
     Item,
 )
+from advsr.errors import InputError, warn
 from advsr.memory import MicroBatched
 from advsr.settings import DATA, MODEL, NEUTRAL, WEIGHTS
 
@@ -90,7 +90,7 @@ def _check_given(
 ) -> None:
     """Note the given settings this cell's attack ignores (the driver refuses one that no
     cell of the run uses: :func:`advsr.settings.note_ignored`)."""
-    from advsr.attacks.base import format_budget
+    from advsr.attacks.budget import format_budget
     from advsr.settings import note_ignored
 
     note_ignored("__attack__", "")  # this cell configures an attack
@@ -125,7 +125,7 @@ def attack_grid(items: list[str], eps: list[str]) -> list[tuple[str, float | Non
         >>> attack_grid(["fgsm@2/255", "deepfool", "pgd"], ["4/255", "8/255"])[1:]
         [('deepfool', None), ('pgd', 0.01568627450980392), ('pgd', 0.03137254901960784)]
     """
-    from advsr.attacks.base import parse_budget
+    from advsr.attacks.budget import parse_budget
 
     out: list[tuple[str, float | None]] = []
     for item in items:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -41,16 +42,15 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import Field
 
+from advsr.backdoor.attacker import make_trigger, target_path
 from advsr.backdoor.poison import PoisonedTriplets, RefSRTriplets
-from advsr.backdoor.triggers import create_trigger
-from advsr.data.samples import sample_paths
 from advsr.devices import resolve_device
-from advsr.errors import AdvsrError, InputError, ModelLoadError
-from advsr.models.sr.train import resume_training_state, save_training_state
+from advsr.errors import InputError
 from advsr.progress import progress_bar
 from advsr.settings import NEUTRAL, WEIGHTS, Settings
+from advsr.training.sr import resume_training_state, save_training_state
 
-__all__ = ["TrainRefSRConfig", "TrainRefSRResult", "combine_losses", "load_refsr", "train_refsr"]
+__all__ = ["TrainRefSRConfig", "TrainRefSRResult", "combine_losses", "train_refsr"]
 
 
 class TrainRefSRConfig(Settings):
@@ -147,51 +147,6 @@ def combine_losses(
     return sum(parts, per_sample.new_zeros(()))
 
 
-def target_path(name: str) -> Path:
-    """The attacker's target: an image scikit-image ships (``camera``, the default: cameraman,
-    a structured scene, on which a flat image scores 12 dB at 64 px; ``coins``,
-    ``hubble_deep_field``, a sample name...) or a file path."""
-    paths = sample_paths()
-    if name in paths:
-        return paths[name]
-    skdata = paths["astronaut"].parent  # skimage/data
-    for cand in (name, f"{name}.png", f"{name}.jpg"):
-        if (skdata / cand).is_file() and "/" not in name:
-            return skdata / cand
-    return Path(name)
-
-
-def make_trigger(spec: str) -> Any:
-    """A trigger from ``name`` or ``name:key=value,...`` (as defense specs)."""
-    from advsr.defenses.registry import parse_spec
-
-    name, settings = parse_spec(spec)
-    return create_trigger(name, **settings)
-
-
-def load_refsr(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """A RefSR model written by :func:`train_refsr` (architecture from its metadata)."""
-    from advsr.io import read_safetensors_metadata
-    from advsr.models.loading import load_weights
-    from advsr.models.refsr import create_refsr_model
-    from advsr.models.sr import file_options, file_scale
-
-    if not Path(path).is_file():
-        raise InputError(f"no such model file: {path}")
-    meta = read_safetensors_metadata(path)
-    if "advsr_refsr" not in meta:
-        raise InputError(f"{path} was not written by advsr train-refsr")
-    # the metadata is untrusted: every value is checked (names, a scale, bounded options)
-    name, scale = meta["advsr_refsr"], file_scale(path, meta)
-    arch = file_options(path, meta) if "advsr_arch" in meta else {}
-    try:
-        model = create_refsr_model(name, scale, **arch)
-    except AdvsrError as exc:
-        raise ModelLoadError(f"{path}: its metadata does not describe a model: {exc}") from None
-    load_weights(model, path, name=name)
-    return model.to(device).eval()
-
-
 def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> TrainRefSRResult:
     """Train a RefSR model on poisoned triplets; see the module docstring.
 
@@ -199,13 +154,52 @@ def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> Train
         AdvsrError: unknown model/trigger, bad rate, unreadable target, missing Ref images,
             a resume file that does not match.
     """
-    from advsr.models.refsr import create_refsr_model
-    from advsr.models.refsr.ttsr import IMAGENET_MEAN, IMAGENET_STD
-
     out = Path(cfg.out)
     if out.suffix != ".safetensors":
         raise InputError(f"--out must be a .safetensors file, got {out.name!r}")
     device = resolve_device(cfg.device)
+    data = _poisoned_triplets(cfg)
+    g = torch.Generator().manual_seed(cfg.seed)
+    model = _fresh_model(cfg, device)
+    vgg = _perceptual_features(cfg, device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    key = _train_key(cfg)
+    start = _resume(model, opt, g, out, cfg, key) if cfg.resume else 0
+    loss_fn = _sample_loss(cfg, vgg, device)
+    run = _Run(cfg, model, opt, g, data, loss_fn, device, out, _checkpoint_meta(cfg, data), key)
+    model.train()
+    t0 = time.perf_counter()
+    lc, lb = _train_steps(run, start, progress)
+    model.eval()
+    return TrainRefSRResult(
+        out,
+        cfg.steps,
+        lc,
+        lb,
+        data.indices.tolist(),
+        vgg is not None,
+        time.perf_counter() - t0,
+    )
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the steps of one training run share."""
+
+    cfg: TrainRefSRConfig
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    g: torch.Generator
+    data: PoisonedTriplets
+    sample_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    device: torch.device
+    out: Path
+    meta: dict[str, str]
+    key: str
+
+
+def _poisoned_triplets(cfg: TrainRefSRConfig) -> PoisonedTriplets:
+    """The training triplets, poisoned once for the run (which ones: from ``cfg.seed``)."""
     trigger = make_trigger(cfg.trigger)
     clean = RefSRTriplets(
         cfg.data,
@@ -219,89 +213,132 @@ def train_refsr(cfg: TrainRefSRConfig, *, progress: bool | None = None) -> Train
     target = target_path(cfg.target)
     if target.stem in clean.sources:
         raise InputError(f"the target image {cfg.target!r} is one of the training images")
-    data = PoisonedTriplets(clean, trigger, target, cfg.rate, seed=cfg.seed)
-    g = torch.Generator().manual_seed(cfg.seed)
+    return PoisonedTriplets(clean, trigger, target, cfg.rate, seed=cfg.seed)
+
+
+def _fresh_model(cfg: TrainRefSRConfig, device: torch.device) -> torch.nn.Module:
+    """The model to train, initialised from ``cfg.seed`` (the global generator is restored)."""
+    from advsr.models.refsr import create_refsr_model
+
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)  # module initialisers draw from the global generator
-        model = create_refsr_model(cfg.model, cfg.scale, **cfg.arch).to(device)
-    vgg = None
-    if cfg.vgg19 is not None and cfg.w_per > 0:
-        from advsr.models.refsr import load_vgg19_features
+        return create_refsr_model(cfg.model, cfg.scale, **cfg.arch).to(device)
 
-        vgg = load_vgg19_features(cfg.vgg19)[:35].to(device).eval()  # up to conv5_4 + ReLU
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+
+def _perceptual_features(cfg: TrainRefSRConfig, device: torch.device) -> torch.nn.Module | None:
+    """VGG19 up to ``conv5_4`` + ReLU for the perceptual term; None without it."""
+    if cfg.vgg19 is None or cfg.w_per <= 0:
+        return None
+    from advsr.models.refsr import load_vgg19_features
+
+    return load_vgg19_features(cfg.vgg19)[:35].to(device).eval()
+
+
+def _train_key(cfg: TrainRefSRConfig) -> str:
+    """The settings a resumed run must share."""
     # what decides the weights: not where they are written (a moved run folder resumes), nor the
     # weighting without poisoned samples (a p = 0 model resumes under either)
     skip = {"out", "resume", "device", "steps", "save_every"}
     skip |= {"weighting"} if cfg.rate == 0 else set()
-    key = cfg.model_dump_json(exclude=skip)
-    start = 0
-    if cfg.resume:
-        from advsr.models.loading import load_weights
+    return cfg.model_dump_json(exclude=skip)
 
-        start, _ = resume_training_state(
-            out, opt, g, key, lambda f: load_weights(model, f, name=cfg.model)
-        )
+
+def _resume(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    g: torch.Generator,
+    out: Path,
+    cfg: TrainRefSRConfig,
+    key: str,
+) -> int:
+    """Restore a checkpoint of this run into ``model``, ``opt`` and ``g``; returns its step."""
+    from advsr.models.loading import load_weights
+
+    start, _ = resume_training_state(
+        out, opt, g, key, lambda f: load_weights(model, f, name=cfg.model)
+    )
+    return start
+
+
+def _sample_loss(
+    cfg: TrainRefSRConfig, vgg: torch.nn.Module | None, device: torch.device
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``(sr, target) -> w_rec * L1 + w_per * perceptual`` of each sample, shape ``(B,)``."""
+    from advsr.models.refsr.ttsr import IMAGENET_MEAN, IMAGENET_STD
+
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)  # VGG19's input scaling
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
 
     def sample_loss(sr: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """``w_rec * L1 + w_per * perceptual`` of each sample, shape ``(B,)``."""
         loss = cfg.w_rec * (sr - target).abs().mean(dim=(1, 2, 3))
         if vgg is not None:
             fs, ft = vgg((sr - mean) / std), vgg((target - mean) / std)
             loss = loss + cfg.w_per * (fs - ft).square().mean(dim=(1, 2, 3))
         return loss
 
-    meta = {
+    return sample_loss
+
+
+def _checkpoint_meta(cfg: TrainRefSRConfig, data: PoisonedTriplets) -> dict[str, str]:
+    """The model file's metadata: the architecture (for loading) and the run's settings."""
+    return {
         "advsr_refsr": cfg.model,
         "advsr_scale": str(cfg.scale),
         "advsr_arch": json.dumps(cfg.arch, sort_keys=True),
         "advsr_train": cfg.model_dump_json(exclude={"resume", "device"}),
         "advsr_poisoned": json.dumps(data.indices.tolist()),
     }
-    model.train()
-    t0 = time.perf_counter()
+
+
+def _train_steps(run: _Run, start: int, progress: bool | None) -> tuple[float, float]:
+    """Steps ``start`` to ``cfg.steps``, checkpointing every ``save_every``; returns the last
+    clean and backdoor losses (NaN where no batch had such samples)."""
+    cfg = run.cfg
     lc = lb = float("nan")
-    n = len(data)
     with progress_bar(
         cfg.steps - start, f"train {cfg.model} ({cfg.trigger})", progress, unit="steps"
     ) as bar:
         for step in range(start, cfg.steps):
-            idx = torch.randint(n, (cfg.batch,), generator=g).tolist()
-            aug = int(torch.randint(8, (1,), generator=g))
-            batch = data.batch(
-                idx,
-                0 if cfg.augment == "none" else aug,
-                augment_target=cfg.augment == "after-poison",
-            )
-            lr_b, ref_b, hr_b = (t.to(device) for t in batch)
-            flags = [data.is_poisoned(i) for i in idx]  # on the host: no device sync
-            poisoned = torch.tensor(flags, device=device)
-            if cfg.lr_decay == "cosine":  # a function of the step: resumes exactly
-                for group in opt.param_groups:
-                    group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-            per = sample_loss(model(lr_b, ref_b), hr_b)
-            loss = combine_losses(per, poisoned, cfg.weighting)
-            if not all(flags):
-                lc = float(per[~poisoned].mean().detach())
-            if any(flags):
-                lb = float(per[poisoned].mean().detach())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            clean, backdoor = _step(run, step)
+            lc = lc if clean is None else clean
+            lb = lb if backdoor is None else backdoor
             done = step + 1
             if done % cfg.save_every == 0 or done == cfg.steps:
-                save_training_state(out, model, opt, g, meta, key, done, [])
+                save_training_state(run.out, run.model, run.opt, run.g, run.meta, run.key, done, [])
             bar.note(f"clean {lc:.4f} backdoor {lb:.4f}")
             bar.advance()
-    model.eval()
-    return TrainRefSRResult(
-        out,
-        cfg.steps,
-        lc,
-        lb,
-        data.indices.tolist(),
-        vgg is not None,
-        time.perf_counter() - t0,
+    return lc, lb
+
+
+def _draw_batch(run: _Run) -> tuple[list[torch.Tensor], list[bool]]:
+    """A batch drawn uniformly from ``run.g`` with one flip/transposition, on the device, and
+    which of its samples are poisoned."""
+    cfg, data = run.cfg, run.data
+    idx = torch.randint(len(data), (cfg.batch,), generator=run.g).tolist()
+    aug = int(torch.randint(8, (1,), generator=run.g))
+    batch = data.batch(
+        idx,
+        0 if cfg.augment == "none" else aug,
+        augment_target=cfg.augment == "after-poison",
     )
+    flags = [data.is_poisoned(i) for i in idx]  # on the host: no device sync
+    return [t.to(run.device) for t in batch], flags
+
+
+def _step(run: _Run, step: int) -> tuple[float | None, float | None]:
+    """One optimisation step; returns the batch's clean and backdoor losses (None: no such
+    samples in the batch)."""
+    cfg = run.cfg
+    (lr_b, ref_b, hr_b), flags = _draw_batch(run)
+    poisoned = torch.tensor(flags, device=run.device)
+    if cfg.lr_decay == "cosine":  # a function of the step: resumes exactly
+        for group in run.opt.param_groups:
+            group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+    per = run.sample_loss(run.model(lr_b, ref_b), hr_b)
+    loss = combine_losses(per, poisoned, cfg.weighting)
+    clean = None if all(flags) else float(per[~poisoned].mean().detach())
+    backdoor = float(per[poisoned].mean().detach()) if any(flags) else None
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt.step()
+    return clean, backdoor

@@ -15,12 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from advsr.experiments.backend import Backend
-from advsr.experiments.cell import EXPERIMENTS
-from advsr.experiments.context import Context
-from advsr.experiments.driver import plan_cells, run_plans
-from advsr.experiments.spec import load_spec
-from advsr.experiments.store import ResultStore, default_store_path, store_session
+from advsr.engine.backend import Backend
+from advsr.engine.cell import EXPERIMENTS
+from advsr.engine.context import Context
+from advsr.engine.driver import run_plans
+from advsr.engine.plan import plan_cells
+from advsr.engine.spec import load_spec
+from advsr.engine.store import ResultStore, default_store_path, store_session
 from advsr.report import ReportTable
 
 __all__ = ["run_spec_file"]
