@@ -203,6 +203,23 @@ def _cases() -> list[Case]:
         for opt, values in opts:
             for v in values:
                 add(f"{cmd} {opt} {v}", lambda f, c=cmd, o=opt, v=v: _with_out(c, f) + [o, v])
+    weights = {  # the one --weights grammar (issue 28): wrong forms, names, scales
+        "eval-sr": ["=x", "imdn=", "carn-m=w.pth", "imdn@x1=w.pth", "imdn@x4=w.pth", "a b=c"],
+        "attack-sr": ["=x", "edsr=w.pth", "demo-edsr@x4=w.pth"],
+        "transfer": ["w.pth", "=x", "bicubic@x1=w.pth"],
+        "attack-clf": ["resnet20-cifar10=w.pth", "digits-cnn@x2=w.pth"],
+    }
+    pre = {"eval-sr": ["--model", "imdn"], "attack-sr": ["--model", "demo-edsr"],
+           "transfer": ["--model", "bicubic", "--model", "demo-edsr"], "attack-clf": []}  # fmt: skip
+    for cmd, values in weights.items():
+        for v in values:
+            add(
+                f"{cmd} --weights {v}",
+                lambda f, c=cmd, v=v: _with_out(c, f) + [*pre[c], "--weights", v],
+            )
+    for spec in ("apgd-ce@8/255:loss=dlr", "apgd-cee@8/255", "none@8/255"):  # aliases, none
+        add(f"attack-clf --attack {spec}", lambda f, a=spec: ["attack-clf", "--attack", a])
+    add("defend --attack none --eps", lambda f: ["defend", "--attack", "none", "--eps", "2/255"])
     specs = {
         "syntax": "experiment = [",
         "unknown experiment": 'experiment = "eval-rs"\n',

@@ -113,6 +113,10 @@ class Registry(Generic[T]):
         self._help[key] = help
         return obj
 
+    def registered(self, name: str) -> bool:
+        """Whether ``name`` is registered now (nothing is imported or loaded to find it)."""
+        return name.lower() in self._entries
+
     def decorator(self, name: str, help: str = "") -> Callable[[T], T]:
         """Decorator form of :meth:`register`."""
 

@@ -44,7 +44,7 @@ from torch import nn
 
 from advsr import progress
 from advsr.attacks._loop import ModelObjective, StepResult, input_grad, project
-from advsr.attacks.base import AttackSettings, Raw, register_attack
+from advsr.attacks.base import AttackSettings, Raw, register_alias, register_attack
 from advsr.attacks.classifier import at_most
 from advsr.memory import value_and_grad
 from advsr.types import Budget
@@ -402,3 +402,8 @@ for _name, _ball, _targeted, _settings, _help in (
         stochastic=True,
         reference="Croce and Hein 2020",
     )
+
+# AutoAttack's names (apgd-ce, apgd-dlr, apgd-t) and torchattacks' (APGD, APGDT)
+register_alias("apgd-ce", "apgd", source="AutoAttack", loss="ce")
+register_alias("apgd-dlr", "apgd", source="AutoAttack", loss="dlr")
+register_alias("apgdt", "apgd-t", source="torchattacks")

@@ -55,13 +55,16 @@ from advsr.registry import Registry
 from advsr.settings import NEUTRAL, Settings, field_role, validate
 
 __all__ = [
+    "ALIASES",
     "ATTACKS",
     "Attack",
+    "AttackAlias",
     "AttackEntry",
     "AttackResult",
     "AttackSettings",
     "Core",
     "Raw",
+    "aliases_of",
     "create_attack",
     "enforce_budget",
     "floor_eps",
@@ -69,6 +72,7 @@ __all__ = [
     "list_attacks",
     "parse_attack",
     "parse_budget",
+    "register_alias",
     "register_attack",
     "spec_options",
 ]
@@ -316,6 +320,51 @@ def _text(v: Any) -> str:
     return json.dumps(v) if not isinstance(v, str) else v
 
 
+@dataclass(frozen=True)
+class AttackAlias:
+    """Another name of a registered attack, as another tool spells it (AutoAttack's
+    ``apgd-ce``, torchattacks' ``MIFGSM``), with the settings that name implies."""
+
+    name: str
+    target: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+
+ALIASES: dict[str, AttackAlias] = {}
+"""Alias (lower-case) -> :class:`AttackAlias`; names are case-insensitive everywhere."""
+
+
+def register_alias(name: str, target: str, *, source: str = "", **settings: Any) -> AttackAlias:
+    """Let ``name`` (any case) stand for ``target`` with ``settings`` (one line per alias,
+    beside the attack). An alias names the same cell as the target written in full.
+
+    Raises:
+        InputError: the name is already an attack or an alias.
+    """
+    key = name.lower()
+    if key in ALIASES or ATTACKS.registered(key):
+        raise InputError(f"attack alias {name!r} is already a name")
+    alias = AttackAlias(key, target.lower(), dict(settings), source)
+    ALIASES[key] = alias
+    return alias
+
+
+def _head_name(spec: str) -> str:
+    return spec.strip().partition(":")[0].partition("@")[0].strip().lower()
+
+
+def aliases_of(name: str) -> list[str]:
+    """The aliases of an attack, sorted (with their implied settings, ``apgd-dlr (loss=dlr)``)."""
+    ATTACKS.names()  # every entry module (and its aliases) imported
+    out = []
+    for a in sorted(ALIASES.values(), key=lambda a: a.name):
+        if a.target == name:
+            implied = ",".join(f"{k}={_text(v)}" for k, v in a.settings.items())
+            out.append(a.name + (f" ({implied})" if implied else ""))
+    return out
+
+
 def spec_options(spec: str) -> dict[str, Any]:
     """The settings written after ``:`` in ``name[@budget]:key=value,key=value`` (values read
     as JSON where they parse, else as text).
@@ -323,18 +372,30 @@ def spec_options(spec: str) -> dict[str, Any]:
     Raises:
         InputError: an item without ``=``, or a key given twice.
 
+    An alias's implied settings come first (``apgd-dlr`` is ``apgd`` with ``loss=dlr``);
+    writing one of them again is refused.
+
     Example:
         >>> spec_options("pgd@8/255:steps=100,restarts=5,loss=cw")
         {'steps': 100, 'restarts': 5, 'loss': 'cw'}
+        >>> spec_options("APGD-DLR@8/255")
+        {'loss': 'dlr'}
     """
     _, colon, text = spec.strip().partition(":")
-    out: dict[str, Any] = {}
+    alias = ALIASES.get(_head_name(spec))
+    implied = dict(alias.settings) if alias is not None else {}
+    out: dict[str, Any] = dict(implied)
     if not colon:
         return out
     for item in text.split(","):
         k, eq, v = (p.strip() for p in item.partition("="))
         if not eq or not k:
             raise InputError(f"attack settings are key=value items, got {item!r} in {spec!r}")
+        if k in implied:
+            raise InputError(
+                f"{spec!r}: {alias.name if alias else ''} already means {k}={_text(implied[k])}"
+                f"; write {alias.target if alias else ''}:{k}=... instead"
+            )
         if k in out:
             raise InputError(f"{spec!r} gives {k!r} twice")
         try:
@@ -356,7 +417,11 @@ def parse_attack(spec: str) -> tuple[AttackEntry, float | None]:
         raise InputError(f"an attack name is required, got {spec!r}")
     head, _, _ = spec.strip().partition(":")
     name, at, text = head.partition("@")
-    entry = ATTACKS.get(name.strip())
+    key = name.strip().lower()
+    if key not in ATTACKS:
+        ATTACKS.names()  # the entry modules registered their aliases
+    alias = ALIASES.get(key)
+    entry = ATTACKS.get(alias.target if alias is not None and key not in ATTACKS else key)
     if not at:
         return entry, None
     if entry.norm == "none":
@@ -617,7 +682,15 @@ def create_attack(spec: str, *, eps: float | str | None = None, **settings: Any)
     if entry.norm == "ssim" and budget is not None and not 0.0 < budget < 1.0:
         raise InputError(f"the {what} must be in (0, 1), got {budget}")
     attack = Attack(entry, budget, validate(entry.settings, settings, f"{entry.name} setting"))
-    attack.written = {k: attack.settings.model_dump()[k] for k in given}
+    alias = ALIASES.get(_head_name(spec))
+    implied = alias.settings if alias is not None else {}
+    fields = entry.settings.model_fields
+    values = attack.settings.model_dump()
+    attack.written = {  # an alias's setting at its default is no setting (apgd-ce is apgd)
+        k: values[k]
+        for k in given
+        if not (k in implied and values[k] == fields[k].get_default(call_default_factory=True))
+    }
     return attack
 
 
@@ -639,6 +712,7 @@ def list_attacks() -> list[dict[str, Any]]:
                 "settings": defaults,
                 "description": e.description,
                 "reference": e.reference,
+                "aliases": aliases_of(name),
             }
         )
     return rows

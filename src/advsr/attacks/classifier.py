@@ -31,7 +31,7 @@ from pydantic import BeforeValidator, Field
 from torch import nn
 
 from advsr.attacks._loop import Objective, random_start, run_steps
-from advsr.attacks.base import AttackSettings, Raw, register_attack
+from advsr.attacks.base import AttackSettings, Raw, register_alias, register_attack
 from advsr.attacks.objectives import cross_entropy, cw_margin
 from advsr.errors import InputError
 from advsr.types import Budget
@@ -251,3 +251,9 @@ for _name, _norm, _settings, _rule, _rand, _stoch, _help, _paper in _TABLE:
         stochastic=_stoch,
         reference=_paper,
     )
+
+# torchattacks' names (FGSM, BIM and PGD are the names here already, in any case)
+register_alias("pgdl2", "pgd-l2", source="torchattacks")
+register_alias("mifgsm", "mi-fgsm", source="torchattacks")
+register_alias("difgsm", "di2-fgsm", source="torchattacks")
+register_alias("fgm", "fgm-l2", source="cleverhans")

@@ -24,7 +24,14 @@ from torch import nn
 
 from advsr import progress
 from advsr.attacks._loop import input_grad
-from advsr.attacks.base import AttackResult, AttackSettings, Raw, create_attack, register_attack
+from advsr.attacks.base import (
+    AttackResult,
+    AttackSettings,
+    Raw,
+    create_attack,
+    register_alias,
+    register_attack,
+)
 from advsr.attacks.classifier import at_most
 from advsr.attacks.objectives import _check_labels
 
@@ -236,3 +243,6 @@ def carlini_wagner_l2(
         ``(N, 3, H, W)``, labels ``(N,)`` -> :class:`AttackResult`.
     """
     return create_attack("cw-l2", **settings)(model, x, y)
+
+
+register_alias("cw", "cw-l2", source="torchattacks")

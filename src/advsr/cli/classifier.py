@@ -91,6 +91,7 @@ def defend(
 ) -> None:
     """Evaluate defenses: accuracy under attacks, non-adaptive and adaptive (BPDA + EOT)."""
     from advsr.engine.attack_cells import attack_grid, check_budgets_used
+    from advsr.errors import InputError
 
     said = (
         []
@@ -99,8 +100,14 @@ def defend(
     )
     if not defense:
         said.append(default_note("--defense", "the bare classifier", "measuring only"))
-    check_budgets_used(attack or ["fgsm"], eps)
-    attacks = [("none", None), *attack_grid(attack or ["fgsm"], eps or ["8/255"])]
+    named = [a for a in attack or [] if a.strip().lower() != "none"]  # none: the clean row
+    if attack and not named:  # --attack none alone: clean accuracy only, as specs allow
+        if eps:
+            raise InputError(f"--eps {', '.join(eps)} applies to no attack: --attack is none")
+        attacks: list[tuple[str, float | None]] = [("none", None)]
+    else:
+        check_budgets_used(named or ["fgsm"], eps)
+        attacks = [("none", None), *attack_grid(named or ["fgsm"], eps or ["8/255"])]
     specs = ["none", *(d for d in defense or [] if d != "none")]
     cells = [
         ("defend", {**settings, "attack": a, "eps": e, "defense": d, "mode": m})

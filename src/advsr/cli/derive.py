@@ -186,6 +186,23 @@ def _given(names: set[str]) -> set[str]:
     return {n for n in names if source(n) not in ("DEFAULT", "DEFAULT_MAP")}
 
 
+def _resolve_weights(config: type[BaseModel], settings: dict[str, Any]) -> None:
+    """``--weights`` of a one-model command in any form of the one grammar
+    (:mod:`advsr.weight_args`): ``FILE``, ``NAME=FILE`` or ``NAME@xS=FILE`` for its model."""
+    fields = config.model_fields
+    given = settings.get("weights")
+    if not isinstance(given, str) or "model" not in fields:
+        return
+    from advsr.weight_args import single_model_weights
+
+    def value(name: str) -> Any:
+        if name in settings:
+            return settings[name]
+        return fields[name].get_default(call_default_factory=True) if name in fields else None
+
+    settings["weights"] = single_model_weights(given, model=value("model"), scale=value("scale"))
+
+
 def config_command(
     config: type[BaseModel],
     *,
@@ -226,6 +243,7 @@ def config_command(
                         settings[k] = list(v)
                 else:  # budgets too: their text is parsed once, by the config
                     settings[k] = v
+            _resolve_weights(config, settings)
             fn(settings, **kwargs)
 
         params = [*fields, *extra]

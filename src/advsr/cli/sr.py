@@ -7,7 +7,6 @@ from typing import Any
 
 from advsr.cli.app import app
 from advsr.cli.derive import OUTPUT, config_command, extra_option
-from advsr.cli.options import parse_options
 from advsr.cli.output import run_and_show
 from advsr.experiments.attack_sr import AttackSRConfig
 from advsr.experiments.eval_sr import EvalSRConfig
@@ -105,8 +104,36 @@ TARGETS = extra_option(
     "target", list[str] | None, None, "--target", help="Target model (repeatable)."
 )
 WEIGHTS = extra_option(
-    "weights", list[str] | None, None, "--weights", help="NAME=FILE weights (repeatable)."
+    "weights",
+    list[str] | None,
+    None,
+    "--weights",
+    help="NAME=FILE or NAME@xS=FILE weights (repeatable); FILE alone with one model.",
 )
+
+
+def _named_weights(items: list[str] | None, models: list[str], scale: int) -> dict[str, str]:
+    """``--weights`` of a command with several models: model -> file, in the one grammar
+    (``FILE`` only when the run has one model; ``NAME@xS=FILE`` only at the run's scale)."""
+    from advsr.errors import InputError
+    from advsr.weight_args import WEIGHTS_GRAMMAR, parse_weight_arg
+
+    names = list(dict.fromkeys(models))
+    files: dict[str, str] = {}
+    for item in items or []:
+        arg = parse_weight_arg(item)
+        if arg.name is None and len(names) != 1:
+            raise InputError(
+                f"--weights {item!r}: this run has several models ({', '.join(names)}); "
+                f"expects {WEIGHTS_GRAMMAR}"
+            )
+        name = arg.name if arg.name is not None else names[0]
+        if arg.scale is not None and arg.scale != scale:
+            continue  # a file for another scale of the release: not this run's
+        if name in files:
+            raise InputError(f"--weights gives {name} twice")
+        files[name] = arg.path
+    return files
 
 
 @app.command()
@@ -131,8 +158,8 @@ def transfer(
     """Transferability: attacks crafted on each source, SR PSNR on every target."""
     from advsr.errors import InputError
 
-    files = {k: str(v) for k, v in parse_options(weights, "--weights").items()}
     targets = list(target or model)
+    files = _named_weights(weights, [*model, *targets], settings.get("scale", 2))
     unknown = sorted(set(files) - {*model, *targets})
     if unknown:
         raise InputError(f"--weights given for models not in the run: {', '.join(unknown)}")
