@@ -202,3 +202,26 @@ def test_attack_steps_fused_match_whole_batch(budget) -> None:
         attack = create_attack("ifgsm", eps=8 / 255, steps=3)
         outs.append(attack(clf, x, y, generator=torch.Generator().manual_seed(1)).x_adv)
     assert torch.allclose(outs[0], outs[1], atol=1e-6)
+
+
+def test_the_default_budget_runs_one_item_at_a_time_when_one_does_not_fit(monkeypatch) -> None:
+    """The default budget (no --max-memory, no $ADVSR_MAX_MEMORY) is a preference: a pass
+    whose one item exceeds it runs item by item while the item fits in 1/6 of the machine;
+    a budget the user gave stays a wall."""
+    import advsr.memory as mem
+
+    monkeypatch.delenv("ADVSR_MAX_MEMORY", raising=False)
+    mem.set_max_memory(None)
+    net = _net()
+    x = torch.rand(2, 3, 256, 256)
+    one = mem.SAFETY * mem.graph_bytes_per_item(lambda v, s: net(v), x, net)
+    monkeypatch.setattr(mem, "_machine_memory", lambda: int(one * 8))  # default: one / 2
+    assert mem.max_memory() < one
+    assert micro_batch_size(lambda v, s: net(v), x, "one-at-a-time", "the test net", net) == 1
+    monkeypatch.setattr(mem, "_machine_memory", lambda: int(one * 4))  # item > 1/6 machine
+    with pytest.raises(InputError, match="--max-memory"):
+        micro_batch_size(lambda v, s: net(v), x, "one-at-a-time", "the test net", net)
+    monkeypatch.setattr(mem, "_machine_memory", lambda: int(one * 8))
+    monkeypatch.setenv("ADVSR_MAX_MEMORY", "1M")  # the user's budget (below one item): a wall
+    with pytest.raises(InputError, match="--max-memory"):
+        micro_batch_size(lambda v, s: net(v), x, "one-at-a-time", "the test net", net)
