@@ -70,3 +70,25 @@ docs: $(DOCS_STAMP)
 
 docs-serve: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# a wheel and an sdist of advsr into $(DIST) with `python -m build` (the sdist first, the
+# wheel built from it, in an isolated build environment that pip fills from the index:
+# setuptools only, no torch). `make check-dist` then installs that wheel, not editable, in a
+# fresh venv outside the checkout (torch first, as above) and runs the demo from it.
+DIST ?= dist
+BUILD_STAMP := $(VENV)/.advsr-build-installed
+
+.PHONY: dist check-dist
+
+$(BUILD_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet "build>=1.0"
+	@touch $(BUILD_STAMP)
+
+dist: $(BUILD_STAMP)
+	rm -rf $(DIST)
+	$(BIN)/python -m build --outdir $(DIST) .
+	@ls -l $(DIST)
+
+check-dist: dist
+	PYTHON="$(PYTHON)" TORCH="$(TORCH)" TORCH_INDEX_URL="$(TORCH_INDEX_URL)" \
+		bash tools/check_wheel.sh $(DIST)

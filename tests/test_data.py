@@ -1,4 +1,4 @@
-"""Datasets: samples, HR folders, paired folders (SelfExSR and BasicSR layouts), errors."""
+"""Datasets: samples, HR folders, paired folders (SelfExSR, BasicSR and DIV2K layouts), errors."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from advsr.data import DATASETS, SamplesDataset, open_dataset
+from advsr.data.layouts import detect_layout
 from advsr.errors import DatasetError, InputError
 from advsr.imaging import imresize, quantize
 from tests.conftest import SET5, needs_shared
@@ -76,6 +77,39 @@ def test_selfexsr_and_basicsr_layouts(tmp_path: Path) -> None:
     assert d.kind == "paired-basicsr" and d[0].hr.shape == (1, 3, 24, 18)
     with pytest.raises(DatasetError, match="X2 is missing"):
         open_dataset(b, scale=2)
+
+
+def test_gtmod12_div2k_and_hr_only_layouts(tmp_path: Path) -> None:
+    g = tmp_path / "Set14"  # BasicSR's benchmark folders
+    _save(g / "GTmod12" / "a.png", 24, 12)
+    _save(g / "LRbicx4" / "a.png", 6, 3)
+    _save(g / "LRbicx2" / "ax2.png", 12, 6)
+    ds = open_dataset(g, scale=4)
+    assert ds.kind == "paired-basicsr" and ds.keys() == ["GTmod12/a.png"] and ds.lr_files
+    assert ds[0].lr.shape == (1, 3, 6, 3) and open_dataset(g, scale=2)[0].lr.shape[-2:] == (12, 6)
+    with pytest.raises(DatasetError, match=r"LRbicx3 is missing \(found LRbicx2, LRbicx4\)"):
+        open_dataset(g, scale=3)
+    d = tmp_path / "DIV2K"  # DIV2K's own names
+    _save(d / "DIV2K_valid_HR" / "0801.png", 16, 16)
+    _save(d / "DIV2K_valid_LR_bicubic" / "X2" / "0801x2.png", 8, 8)
+    assert open_dataset(d, scale=2).kind == "paired-basicsr"
+    with pytest.raises(DatasetError, match=r"X4 is missing \(found X2\)"):
+        open_dataset(d, scale=4)
+    h = tmp_path / "plain"  # HR/ with no LR folder beside it: LR by bicubic
+    _save(h / "HR" / "a.png", 16, 16)
+    only = open_dataset(h, scale=4)
+    assert only.kind == "hr-folder" and only.keys() == ["a.png"]
+    layouts = [detect_layout(p) for p in (g, d, h, tmp_path / "Set")]
+    assert [x.name if x else None for x in layouts] == ["basicsr", "div2k", "hr-folder", None]
+
+
+def test_wrong_size_lr_file_is_named(tmp_path: Path) -> None:
+    _save(tmp_path / "HR" / "a.png", 16, 16)
+    _save(tmp_path / "LR_bicubic" / "X2" / "ax2.png", 4, 4)
+    lr = tmp_path / "LR_bicubic" / "X2" / "ax2.png"
+    with pytest.raises(DatasetError, match="fit scale 4") as err:
+        open_dataset(tmp_path, scale=2)
+    assert str(err.value).startswith(f"scale 2 does not match {lr}: LR 4x4, HR 16x16")
 
 
 def test_dataset_errors(tmp_path: Path) -> None:

@@ -108,17 +108,25 @@ def _experiments() -> list[dict[str, Any]]:
 
 
 def _datasets() -> list[dict[str, Any]]:
+    """The SR datasets (the benchmark sets last, with where they were found and in which
+    layout), then the labelled ones."""
     from advsr.data import DATASETS
+    from advsr.data.benchmarks import BENCHMARK_SETS
 
-    rows = [
-        {
-            "name": n,
-            "kind": "sr",
-            "images": DATASETS.get(n).size,
-            "description": DATASETS.get(n).description,
-        }
-        for n in DATASETS.names()
-    ]
+    sets = [b.name.lower() for b in BENCHMARK_SETS]
+    names = [n for n in DATASETS.names() if n not in sets] + [n for n in sets if n in DATASETS]
+    rows = []
+    for n in names:
+        entry = DATASETS.get(n)
+        rows.append(
+            {
+                "name": entry.title or n,
+                "kind": "sr",
+                "images": entry.size,
+                "description": entry.description,
+                **(entry.where() if entry.where is not None else {}),
+            }
+        )
     for n, size in (("digits", 1797), ("digits-train", 1437), ("digits-test", 360)):
         rows.append(
             {

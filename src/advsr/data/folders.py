@@ -1,15 +1,21 @@
 """Image-folder SR datasets: HR-only (LR made on the fly) and paired LR/HR layouts.
 
-Supported layouts:
+Supported layouts (told apart by :func:`advsr.data.layouts.detect_layout`):
 
-* **HR folder** – any folder of images (or one image file). HR is mod-cropped to the scale,
-  LR is made with MATLAB-compatible bicubic (:func:`advsr.imaging.imresize`) and, by default,
-  rounded to 8 bits as a MATLAB-made LR file would be.
+* **HR folder** – any folder of images (or one image file), or a folder whose ``HR/``
+  (``GTmod12/``, ``DIV2K_valid_HR/``) has no LR folder beside it. HR is mod-cropped to the
+  scale, LR is made with MATLAB-compatible bicubic (:func:`advsr.imaging.imresize`) and, by
+  default, rounded to 8 bits as a MATLAB-made LR file would be.
 * **SelfExSR** – ``<stem>_HR.png`` / ``<stem>_LR.png`` side by side
   (e.g. ``Set5/image_SRF_4/img_001_SRF_4_HR.png``); a root holding ``image_SRF_<s>/``
   folders is resolved to the folder of the requested scale.
-* **BasicSR** – ``HR/<name>.png`` and ``LR_bicubic/X<s>/<name>.png`` or
-  ``LR_bicubic/X<s>/<name>x<s>.png`` (DIV2K naming).
+* **BasicSR** – ``GTmod12/<name>.png`` and ``LRbicx<s>/<name>.png`` (the benchmark sets of
+  XPixelGroup/BasicSR).
+* **DIV2K** – ``DIV2K_valid_HR/<name>.png`` and ``DIV2K_valid_LR_bicubic/X<s>/<name>x<s>.png``,
+  or ``HR/`` and ``LR_bicubic/X<s>/`` (``<name>.png`` or ``<name>x<s>.png``).
+
+LR files are read as they are: one whose size does not fit its HR at the scale is refused
+with one line naming it.
 
 Entries of an image folder that are neither files nor folders are never skipped silently
 (:func:`check_folder_entries`): a broken symbolic link, a FIFO, a socket or a device whose
@@ -20,7 +26,6 @@ in a warning. Nothing is opened to find out (a FIFO would block).
 from __future__ import annotations
 
 import os
-import re
 import stat
 from pathlib import Path
 
@@ -29,6 +34,7 @@ import torch
 from advsr.checks import check_scale
 from advsr.data.base import SRDataset, SRPair, pair_size, unique_names
 from advsr.data.conversions import Conversion
+from advsr.data.layouts import Layout, detect_layout
 from advsr.errors import DatasetError, ImageReadError, warn
 from advsr.imaging.quantize import quantize
 from advsr.imaging.resize import imresize, modcrop
@@ -241,7 +247,7 @@ class PairedFolderDataset(SRDataset):
             raise DatasetError(f"no LR/HR pairs found in {name}")
         self._pairs = pairs
         sizes = []
-        for stem, lr_p, hr_p in pairs:
+        for _, lr_p, hr_p in pairs:
             lr_info, hr_info = image_info(lr_p), image_info(hr_p)
             lh, lw = lr_info.height, lr_info.width
             hh, hw = hr_info.height, hr_info.width
@@ -251,7 +257,8 @@ class PairedFolderDataset(SRDataset):
                 fits = hh // lh if lh and hh // lh == hw // max(lw, 1) else None
                 hint = f" (the files fit scale {fits})" if fits else ""
                 raise DatasetError(
-                    f"scale {scale} does not match {stem}: LR {lh}x{lw}, HR {hh}x{hw}{hint}"
+                    f"scale {scale} does not match {lr_p}: LR {lh}x{lw}, HR {hh}x{hw}"
+                    f" ({hr_p.name}){hint}"
                 )
         warn_if_crop_has_no_effect(sizes, hr_crop)
         self._hr_sizes = [pair_size(h, w, scale, hr_crop) for h, w in sizes]
@@ -301,18 +308,20 @@ def _selfexsr_pairs(folder: Path) -> list[tuple[str, Path, Path]]:
     return pairs
 
 
-def _basicsr_pairs(root: Path, scale: int) -> list[tuple[str, Path, Path]]:
-    lr_root = root / "LR_bicubic"
-    lr_dir = lr_root / f"X{scale}"
-    if not lr_dir.is_dir():
-        have = sorted(d.name for d in lr_root.glob("X*") if d.is_dir()) if lr_root.is_dir() else []
+def _lr_pairs(layout: Layout, scale: int) -> list[tuple[str, Path, Path]]:
+    """The (stem, LR, HR) triples of a ``basicsr`` or ``div2k`` layout at ``scale``: each
+    HR file's partner in the scale's LR folder is named like it or ``<stem>x<s>``."""
+    if scale not in layout.lr:
+        have = ", ".join(p.name for _, p in sorted(layout.lr.items()))
         raise DatasetError(
-            f"no LR folder for scale {scale}: {lr_dir} is missing"
-            + (f" (found {', '.join(have)})" if have else "")
+            f"no LR folder for scale {scale}: {layout.lr_folder(scale)} is missing"
+            + (f" (found {have})" if have else "")
+            + f"; the HR folder {layout.hr} alone makes LR by MATLAB bicubic"
         )
+    lr_dir = layout.lr[scale]
     lr_by_stem = {p.stem: p for p in _images_in(lr_dir)}
     pairs = []
-    for hr in _images_in(root / "HR"):
+    for hr in _images_in(layout.hr):
         lr = lr_by_stem.get(hr.stem) or lr_by_stem.get(f"{hr.stem}x{scale}")
         if lr is None:
             raise DatasetError(f"{hr.name} has no LR partner in {lr_dir}")
@@ -320,13 +329,11 @@ def _basicsr_pairs(root: Path, scale: int) -> list[tuple[str, Path, Path]]:
     return pairs
 
 
-_SRF = re.compile(r"image_SRF_(\d+)$")
-
-
 def open_folder(
     path: str | Path, scale: int, *, hr_crop: int | None = None, lr_bits: int | None = 8
 ) -> SRDataset:
-    """Open a folder or image file, detecting its layout (see the module docstring).
+    """Open a folder or image file, detecting its layout (see the module docstring and
+    :mod:`advsr.data.layouts`).
 
     Raises:
         DatasetError: missing path, no images, missing partners, sizes that do not fit.
@@ -339,23 +346,27 @@ def open_folder(
         return HRFolderDataset(p, scale, hr_crop=hr_crop, lr_bits=lr_bits)
     if not p.is_dir():
         raise DatasetError(f"{p} is neither a folder nor an image file (a pipe or a device?)")
-    srf = {int(m.group(1)): d for d in p.iterdir() if d.is_dir() and (m := _SRF.match(d.name))}
-    if srf:
-        if scale not in srf:
-            have = ", ".join(str(s) for s in sorted(srf))
+    layout = detect_layout(p)
+    if layout is not None and layout.name == "selfexsr" and layout.lr:
+        if scale not in layout.lr:
+            have = ", ".join(str(s) for s in sorted(layout.lr))
             raise DatasetError(f"{p} has no image_SRF_{scale} folder (scales: {have})")
-        p = srf[scale]
-    if (p / "HR").is_dir():
+        p = layout.lr[scale]
+        layout = detect_layout(p)
+    if layout is None:
+        return HRFolderDataset(p, scale, hr_crop=hr_crop, lr_bits=lr_bits)  # no images: says so
+    if layout.name in ("basicsr", "div2k"):
+        pairs = _lr_pairs(layout, scale)
         return PairedFolderDataset(
-            _basicsr_pairs(p, scale), scale, kind="paired-basicsr", name=str(p), hr_crop=hr_crop
+            pairs, scale, kind="paired-basicsr", name=str(p), hr_crop=hr_crop
         )
-    try:
-        pairs = _selfexsr_pairs(p)
-    except ImageReadError as exc:
-        raise DatasetError(str(exc)) from None
-    if pairs:
+    if layout.name == "selfexsr":
+        try:
+            pairs = _selfexsr_pairs(p)
+        except ImageReadError as exc:
+            raise DatasetError(str(exc)) from None
         check_folder_entries(p)
         return PairedFolderDataset(
             pairs, scale, kind="paired-selfexsr", name=str(p), hr_crop=hr_crop
         )
-    return HRFolderDataset(p, scale, hr_crop=hr_crop, lr_bits=lr_bits)
+    return HRFolderDataset(layout.hr, scale, hr_crop=hr_crop, lr_bits=lr_bits)

@@ -19,13 +19,16 @@ def data_files(spec: str) -> tuple[str, list[tuple[str, Path]]]:
     """The files that make up a dataset, as ``(relative name, path)`` pairs, and its kind.
 
     Registered names resolve to the files they read (the ``samples`` photos inside the
-    scikit-image / scikit-learn wheels, scikit-learn's digits table); a path to itself (a
-    file) or to every file below it (a folder, recursively, hidden files skipped).
+    scikit-image / scikit-learn wheels, scikit-learn's digits table; a benchmark set, of
+    kind ``folder``, to the images its layout reads, named relative to its folder:
+    :meth:`advsr.data.benchmarks.BenchmarkSet.files`); a path to itself (a file) or to
+    every file below it (a folder, recursively, hidden files skipped).
 
     Raises:
+        DatasetNotFoundError: a benchmark set not under ``$ADVSR_DATA``.
         DatasetError: neither a registered name nor an existing path.
     """
-    from advsr.data import DATASETS
+    from advsr.data import DATASETS, registered_name
     from advsr.data.samples import sample_paths
 
     if spec == "samples":
@@ -35,8 +38,10 @@ def data_files(spec: str) -> tuple[str, list[tuple[str, Path]]]:
 
         root = Path(sklearn.datasets.__file__).parent / "data"
         return spec, [("digits.csv.gz", root / "digits.csv.gz")]
-    if spec in DATASETS:
-        return spec, []
+    name = registered_name(spec)
+    if name is not None:
+        entry = DATASETS.get(name)
+        return entry.files() if entry.files is not None else (spec, [])
     p = Path(spec)
     if p.is_file():
         return "file", [(p.name, p)]

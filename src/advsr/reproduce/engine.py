@@ -468,7 +468,7 @@ def check_resources(paper: PaperSpec, res: Resources) -> None:
             known = ", ".join(paper.data) or "none"
             raise InputError(f"{paper.key} has no data slot {slot!r}; its slots: {known}")
         folder, _ = split_glob(path)
-        if not Path(folder).exists():
+        if not Path(folder).exists() and not _named_set(folder):
             raise InputError(f"--data {slot}: no such file or folder: {folder}")
     names = _paper_names(paper)
     for key, path in res.weights.items():
@@ -485,6 +485,14 @@ def check_resources(paper: PaperSpec, res: Resources) -> None:
                 f"{paper.key} has no model {key!r} to give weights to; its models: {known}"
             )
         _check_sr_weights(key, name, scale, path)
+
+
+def _named_set(spec: str) -> bool:
+    """A registered dataset name (``Set5`` under ``$ADVSR_DATA``), which opens by name; a
+    named set that is missing is reported by the dataset itself, with where it looked."""
+    from advsr.data import benchmark_set, registered_name
+
+    return registered_name(spec) is not None or benchmark_set(spec) is not None
 
 
 def _is_sr_model(name: str) -> bool:
