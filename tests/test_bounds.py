@@ -370,3 +370,21 @@ def test_other_odd_entries_are_named_in_a_warning(tmp_path: Path) -> None:
     (message,) = [m for m in messages if m.startswith("skipped")]
     assert "skipped 2 entries" in message and "notes (a broken symbolic link" in message
     assert ".#good.png" in message
+
+
+def test_the_api_sets_threads_by_the_cli_rule_and_import_changes_nothing() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, advsr; assert 'torch' not in sys.modules, 'import advsr imported torch'\n"
+        "import torch; before = torch.get_num_threads()\n"
+        "assert advsr.set_threads(1) == 1 and torch.get_num_threads() == 1\n"
+        "print(before)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    import advsr
+
+    with pytest.raises(InputError, match="threads must be auto or a whole number"):
+        advsr.set_threads("many")
