@@ -203,18 +203,16 @@ wall."""
 
 
 def _default_budget() -> bool:
+    """No budget was given (--max-memory, set_max_memory, $ADVSR_MAX_MEMORY)."""
     return _OVERRIDE is None and not os.environ.get("ADVSR_MAX_MEMORY")
 
 
 def max_memory(device: torch.device | None = None) -> int:
     """The budget of one gradient pass in bytes: :func:`set_max_memory`, else
     ``$ADVSR_MAX_MEMORY``, else :func:`default_max_memory`."""
-    if _OVERRIDE is not None:
-        return _OVERRIDE
-    env = os.environ.get("ADVSR_MAX_MEMORY")
-    if env:
-        return parse_memory(env)
-    return default_max_memory(device)
+    if _default_budget():
+        return default_max_memory(device)
+    return _OVERRIDE if _OVERRIDE is not None else parse_memory(os.environ["ADVSR_MAX_MEMORY"])
 
 
 def graph_bytes_per_item(fn: ChunkFn, x: torch.Tensor, module: nn.Module | None = None) -> int:

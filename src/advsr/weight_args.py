@@ -28,7 +28,13 @@ from pathlib import Path
 
 from advsr.errors import InputError
 
-__all__ = ["WEIGHTS_GRAMMAR", "WeightArg", "parse_weight_arg", "single_model_weights"]
+__all__ = [
+    "WEIGHTS_GRAMMAR",
+    "WeightArg",
+    "parse_weight_arg",
+    "single_model_weights",
+    "split_weights_key",
+]
 
 WEIGHTS_GRAMMAR = (
     "FILE (the one model), NAME=FILE or NAME@xS=FILE "
@@ -37,6 +43,20 @@ WEIGHTS_GRAMMAR = (
 """What ``--weights`` accepts (one line, for errors)."""
 
 _KEY = re.compile(r"^([a-z0-9][a-z0-9._-]*)(?:@x([1-9][0-9]?))?$")
+
+
+def split_weights_key(key: str) -> tuple[str, int | None] | None:
+    """The left side of ``NAME=FILE`` / ``NAME@xS=FILE``: ``(name, scale)`` (lower-case; no
+    scale: None), or None when it is no such name.
+
+    Example:
+        >>> split_weights_key("IMDN@x3"), split_weights_key("carn-m"), split_weights_key("a b")
+        (('imdn', 3), ('carn-m', None), None)
+    """
+    m = _KEY.fullmatch(key.strip().lower())
+    if m is None:
+        return None
+    return m.group(1), int(m.group(2)) if m.group(2) else None
 
 
 @dataclass(frozen=True)
@@ -65,17 +85,17 @@ def parse_weight_arg(text: str, option: str = "--weights") -> WeightArg:
     key, eq, path = value.partition("=")
     if not eq:
         return WeightArg(None, None, value)
-    m = _KEY.fullmatch(key.strip().lower())
-    if m is None:
+    named = split_weights_key(key)
+    if named is None:
         if Path(value).exists():
             return WeightArg(None, None, value)
         raise InputError(f"{option} expects {WEIGHTS_GRAMMAR}, got {text!r}")
     if not path.strip():
         raise InputError(f"{option} {text!r}: no file after '='; expects {WEIGHTS_GRAMMAR}")
-    scale = int(m.group(2)) if m.group(2) else None
+    name, scale = named
     if scale is not None and scale < 2:
         raise InputError(f"{option}: the scale in {text!r} must be >= 2")
-    return WeightArg(m.group(1), scale, path.strip())
+    return WeightArg(name, scale, path.strip())
 
 
 def single_model_weights(

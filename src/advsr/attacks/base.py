@@ -418,10 +418,9 @@ def parse_attack(spec: str) -> tuple[AttackEntry, float | None]:
     head, _, _ = spec.strip().partition(":")
     name, at, text = head.partition("@")
     key = name.strip().lower()
-    if key not in ATTACKS:
-        ATTACKS.names()  # the entry modules registered their aliases
+    known = key in ATTACKS  # imports the entry modules (and plugins): their aliases too
     alias = ALIASES.get(key)
-    entry = ATTACKS.get(alias.target if alias is not None and key not in ATTACKS else key)
+    entry = ATTACKS.get(alias.target if alias is not None and not known else key)
     if not at:
         return entry, None
     if entry.norm == "none":

@@ -333,11 +333,10 @@ class Expansion(Settings):
 WEIGHTS_GRAMMAR = "NAME=FILE or SR_MODEL@xS=FILE (e.g. imdn=IMDN_x2.pth, imdn@x3=IMDN_x3.pth)"
 """What ``--weights`` accepts (one line, for errors)."""
 
-_WEIGHTS_KEY = re.compile(r"^([a-z0-9][a-z0-9._-]*)(?:@x([1-9][0-9]?))?$")
-
 
 def weights_key(key: str) -> tuple[str, int | None]:
-    """``"imdn@x3"`` -> ``("imdn", 3)``; ``"carn-m"`` -> ``("carn-m", None)``.
+    """``"imdn@x3"`` -> ``("imdn", 3)``; ``"carn-m"`` -> ``("carn-m", None)`` (the one
+    grammar of :func:`advsr.weight_args.split_weights_key`).
 
     Raises:
         InputError: any other form, naming the grammar.
@@ -346,10 +345,12 @@ def weights_key(key: str) -> tuple[str, int | None]:
         >>> weights_key("imdn@x3"), weights_key("resnet20-cifar10")
         (('imdn', 3), ('resnet20-cifar10', None))
     """
-    m = _WEIGHTS_KEY.fullmatch(key)
-    if m is None:
+    from advsr.weight_args import split_weights_key
+
+    named = split_weights_key(key)
+    if named is None or key != key.strip().lower():
         raise InputError(f"--weights expects {WEIGHTS_GRAMMAR}, got {key!r}")
-    return m.group(1), int(m.group(2)) if m.group(2) else None
+    return named
 
 
 class PaperSpec(Settings):
